@@ -1,0 +1,129 @@
+use std::io::Write;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::model::{Chunk, Metadata};
+
+/// Version 1 added `schema_version` and per-chunk `id` to the original (version 0) format.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One batch file. The field order is the seed format's, with `schema_version` first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Absent in version-0 files, which read as version 0.
+    #[serde(default)]
+    pub schema_version: u32,
+    /// `YYYYMMDD_HHMMSS_xxxx`: write time (UTC) and 4 hex digits; treat as opaque.
+    pub batch_id: String,
+    /// Write time, RFC 3339 in UTC.
+    #[serde(serialize_with = "rfc3339")]
+    pub timestamp: DateTime<Utc>,
+    pub source: String,
+    pub chunk_count: usize,
+    pub chunks: Vec<BatchChunk>,
+}
+
+/// One chunk in a batch file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchChunk {
+    /// Deterministic chunk id; absent in version-0 files (the reader derives one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    pub text: String,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Whether batch files are gzip-compressed (`.json.gz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    None,
+    Gzip,
+}
+
+impl Compression {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => ".json",
+            Compression::Gzip => ".json.gz",
+        }
+    }
+}
+
+impl Batch {
+    pub fn new(
+        batch_id: String,
+        timestamp: DateTime<Utc>,
+        source: &str,
+        chunks: Vec<Chunk>,
+    ) -> Self {
+        let chunks: Vec<BatchChunk> = chunks
+            .into_iter()
+            .map(|c| BatchChunk {
+                id: c.id,
+                text: c.text,
+                metadata: c.metadata,
+            })
+            .collect();
+        Self {
+            schema_version: SCHEMA_VERSION,
+            batch_id,
+            timestamp,
+            source: source.to_string(),
+            chunk_count: chunks.len(),
+            chunks,
+        }
+    }
+
+    /// The bytes written to the store.
+    pub fn encode(&self, compression: Compression) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("batches hold only JSON-safe values");
+        match compression {
+            Compression::None => json,
+            Compression::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(&json).expect("writing to a Vec cannot fail");
+                enc.finish().expect("writing to a Vec cannot fail")
+            }
+        }
+    }
+
+    /// Chunks as pipeline items again (the embed half's input).
+    pub fn into_chunks(self) -> Vec<Chunk> {
+        let source = self.source;
+        self.chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let document_id = c
+                    .metadata
+                    .get("document_id")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                let ordinal = c
+                    .metadata
+                    .get("chunk_index")
+                    .and_then(|v| v.as_i64())
+                    .map(|v| v as usize)
+                    .unwrap_or(i);
+                Chunk {
+                    id: c.id,
+                    source: source.clone(),
+                    document_id,
+                    ordinal,
+                    text: c.text,
+                    metadata: c.metadata,
+                }
+            })
+            .collect()
+    }
+}

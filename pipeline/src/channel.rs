@@ -1,0 +1,122 @@
+//! Bounded channels between stages. A full channel makes the sender wait, so a slow stage
+//! slows every stage before it and memory stays flat however large the input.
+//!
+//! `async-channel` is multi-producer multi-consumer: N workers of a stage share one [`Inlet`],
+//! and several sources share one [`Outlet`].
+
+use std::sync::Arc;
+
+use futures::Stream;
+
+use crate::model::PipelineItem;
+use crate::telemetry;
+
+/// Creates a channel carrying `producer`'s output to `consumer`.
+pub fn bounded<T>(producer: &str, consumer: &str, capacity: usize) -> (Outlet<T>, Inlet<T>) {
+    let (tx, rx) = async_channel::bounded(capacity.max(1));
+    let channel: Arc<str> = Arc::from(producer);
+    telemetry::channel_capacity(producer, capacity);
+    (
+        Outlet {
+            tx,
+            stage: channel.clone(),
+        },
+        Inlet {
+            rx,
+            stage: Arc::from(consumer),
+            channel,
+        },
+    )
+}
+
+/// The sending end a stage writes its output to.
+#[derive(Debug)]
+pub struct Outlet<T> {
+    tx: async_channel::Sender<T>,
+    stage: Arc<str>,
+}
+
+impl<T> Clone for Outlet<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            stage: self.stage.clone(),
+        }
+    }
+}
+
+/// Returned when nobody downstream is listening any more (it stopped on a fatal error).
+#[derive(Debug, thiserror::Error)]
+#[error("downstream of stage `{0}` has stopped")]
+pub struct DownstreamClosed(pub String);
+
+impl<T: PipelineItem> Outlet<T> {
+    /// Waits for room in the channel, then sends.
+    pub async fn send(&self, item: T) -> Result<(), DownstreamClosed> {
+        telemetry::items_sent(&self.stage, item.source());
+        self.tx
+            .send(item)
+            .await
+            .map_err(|_| DownstreamClosed(self.stage.to_string()))?;
+        telemetry::channel_depth(&self.stage, self.tx.len());
+        Ok(())
+    }
+
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+}
+
+/// The receiving end a stage reads its input from; also a [`Stream`].
+#[derive(Debug)]
+pub struct Inlet<T> {
+    rx: async_channel::Receiver<T>,
+    stage: Arc<str>,
+    channel: Arc<str>,
+}
+
+impl<T> Clone for Inlet<T> {
+    fn clone(&self) -> Self {
+        Self {
+            rx: self.rx.clone(),
+            stage: self.stage.clone(),
+            channel: self.channel.clone(),
+        }
+    }
+}
+
+impl<T: PipelineItem> Inlet<T> {
+    /// The next item, or `None` once every sender is gone and the channel is empty.
+    pub async fn recv(&self) -> Option<T> {
+        let item = self.rx.recv().await.ok()?;
+        telemetry::items_received(&self.stage, item.source());
+        telemetry::channel_depth(&self.channel, self.rx.len());
+        Some(item)
+    }
+
+    /// Consumes the inlet as a stream, for stages written with stream combinators.
+    pub fn into_stream(self) -> impl Stream<Item = T> + Send + Unpin {
+        Box::pin(futures::stream::unfold(self, |inlet| async move {
+            let item = inlet.recv().await?;
+            Some((item, inlet))
+        }))
+    }
+
+    /// The same channel, counted as the input of `stage`.
+    pub fn renamed(&self, stage: &str) -> Self {
+        Self {
+            rx: self.rx.clone(),
+            stage: Arc::from(stage),
+            channel: self.channel.clone(),
+        }
+    }
+
+    /// Items waiting right now.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}

@@ -1,0 +1,48 @@
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::shutdown::Shutdown;
+use crate::{telemetry, FatalError, ItemError};
+
+/// What the topology hands every stage: its name, the dead-letter queue and the shutdown flag.
+#[derive(Clone, Debug)]
+pub struct StageContext {
+    pub stage: Arc<str>,
+    pub shutdown: Shutdown,
+    dead_letters: DeadLetterQueue,
+}
+
+impl StageContext {
+    pub fn new(stage: &str, shutdown: Shutdown, dead_letters: DeadLetterQueue) -> Self {
+        Self {
+            stage: Arc::from(stage),
+            shutdown,
+            dead_letters,
+        }
+    }
+
+    /// Same context, named for another stage.
+    pub fn for_stage(&self, stage: &str) -> Self {
+        Self {
+            stage: Arc::from(stage),
+            ..self.clone()
+        }
+    }
+
+    /// Records that `item` failed here and why. Errors only if the dead-letter writer is gone,
+    /// which means the item would be lost: that is fatal.
+    pub async fn dead_letter<T: Serialize + ?Sized>(
+        &self,
+        source: &str,
+        item_id: &str,
+        item: &T,
+        error: &ItemError,
+    ) -> Result<(), FatalError> {
+        telemetry::stage_error(&self.stage, source, error.error_type);
+        tracing::warn!(stage = %self.stage, source, item_id, error_type = error.error_type, reason = %error.reason, "item dead-lettered");
+        let letter = DeadLetter::new(&self.stage, source, item_id, item, error);
+        self.dead_letters.send(letter).await
+    }
+}

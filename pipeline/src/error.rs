@@ -1,0 +1,40 @@
+//! The two kinds of failure a stage can have, and why they differ.
+//!
+//! An [`ItemError`] is about one item (a malformed record, a chunk that cannot be processed): the
+//! runner sends that item to the dead letters and carries on. A [`FatalError`] means the run cannot
+//! go on (bad configuration, the store unreachable after retries): the topology stops every stage
+//! and reports it.
+
+use crate::store::StoreError;
+
+/// One item could not be processed; it goes to the dead letters with this reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct ItemError {
+    /// A short machine-friendly class such as `malformed_json`, used as a metric label.
+    pub error_type: &'static str,
+    /// What went wrong, naming the file, key or field.
+    pub reason: String,
+}
+
+impl ItemError {
+    pub fn new(error_type: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            error_type,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The run cannot continue.
+#[derive(Debug, thiserror::Error)]
+pub enum FatalError {
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stage `{stage}` failed: {reason}")]
+    Stage { stage: String, reason: String },
+    #[error("stage `{0}` panicked")]
+    Panicked(String),
+}

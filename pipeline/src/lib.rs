@@ -1,0 +1,30 @@
+//! The kass core: everything the sources, stages and sinks agree on.
+//!
+//! - [`model`]: the items that flow (raw records, documents, chunks).
+//! - [`batch`]: the batch file, the contract between the fetch half and the embed half.
+//! - [`stage`], [`channel`], [`topology`]: how stages are written, joined and run.
+//! - [`dead_letter`]: where per-item failures go instead of stopping the run.
+//! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
+//! - [`telemetry`]: every metric kass emits, defined once.
+
+pub mod batch;
+pub mod channel;
+pub mod context;
+pub mod dead_letter;
+pub mod error;
+pub mod model;
+pub mod shutdown;
+pub mod stage;
+pub mod store;
+pub mod telemetry;
+pub mod tokenizer;
+pub mod topology;
+
+pub use channel::{Inlet, Outlet};
+pub use context::StageContext;
+pub use error::{FatalError, ItemError};
+pub use model::{
+    Chunk, Document, DocumentKind, Message, MetaValue, Metadata, PipelineItem, RawRecord,
+};
+pub use stage::{ItemStage, Source, StreamStage};
+pub use topology::{Flow, Topology, TopologyConfig};

@@ -1,0 +1,15 @@
+//! The items that flow through a pipeline, in the order they appear:
+//! [`RawRecord`] (what a source read) -> [`Document`] (one normalised format) -> [`Chunk`]
+//! (what gets embedded).
+
+mod chunk;
+mod document;
+mod item;
+mod metadata;
+mod raw_record;
+
+pub use chunk::{content_hash, Chunk};
+pub use document::{Document, DocumentKind, Message};
+pub use item::PipelineItem;
+pub use metadata::{MetaValue, Metadata};
+pub use raw_record::{ChatDirectory, RawChat, RawMessage, RawRecord};

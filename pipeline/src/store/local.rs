@@ -1,0 +1,198 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{validate_key, ObjectStore, StoreError};
+
+/// Objects as files under a root directory. Writes go to a temporary file in the same
+/// directory and are renamed into place, so a crash never leaves a half-written batch.
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+    tmp_counter: AtomicU64,
+}
+
+const TMP_MARKER: &str = ".kass-tmp-";
+
+impl LocalStore {
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = root.as_ref().to_path_buf();
+        std::fs::create_dir_all(&root).map_err(|e| StoreError::Io {
+            op: "create",
+            location: format!("file://{}", root.display()),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            root,
+            tmp_counter: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn io(&self, op: &'static str, key: &str, e: std::io::Error) -> StoreError {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound {
+                location: self.location(key),
+            }
+        } else {
+            StoreError::Io {
+                op,
+                location: self.location(key),
+                reason: e.to_string(),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn location(&self, key: &str) -> String {
+        format!("file://{}", self.root.join(key).display())
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        validate_key(key)?;
+        let path = self.root.join(key);
+        let dir = path
+            .parent()
+            .expect("validated keys have a parent")
+            .to_path_buf();
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{TMP_MARKER}{}-{n}", std::process::id()));
+        let result = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(&tmp, &body).await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(self.io("write", key, e));
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        validate_key(key)?;
+        tokio::fs::read(self.root.join(key))
+            .await
+            .map_err(|e| self.io("read", key, e))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let root = self.root.clone();
+        let prefix_for_err = prefix.to_string();
+        let prefix = prefix.to_string();
+        let walk = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            // Only descend into the directory the prefix names, not the whole store.
+            let start_rel = match prefix.rfind('/') {
+                Some(i) => &prefix[..i],
+                None => "",
+            };
+            let mut keys = Vec::new();
+            let mut stack = vec![root.join(start_rel)];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let path = entry.path();
+                    if entry.file_type()?.is_dir() {
+                        stack.push(path);
+                        continue;
+                    }
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let key = rel.to_string_lossy().replace('\\', "/");
+                    if key.starts_with(&prefix)
+                        && !entry.file_name().to_string_lossy().starts_with(TMP_MARKER)
+                    {
+                        keys.push(key);
+                    }
+                }
+            }
+            keys.sort();
+            Ok(keys)
+        });
+        walk.await
+            .map_err(|e| StoreError::Io {
+                op: "list",
+                location: self.location(&prefix_for_err),
+                reason: e.to_string(),
+            })?
+            .map_err(|e| StoreError::Io {
+                op: "list",
+                location: self.location(&prefix_for_err),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        match tokio::fs::remove_file(self.root.join(key)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io("delete", key, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_list_delete_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        store
+            .put("slack/chunked/a.json", b"1".to_vec())
+            .await
+            .unwrap();
+        store
+            .put("slack/chunked/b.json", b"2".to_vec())
+            .await
+            .unwrap();
+        store
+            .put("gitlab/chunked/c.json", b"3".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(store.get("slack/chunked/b.json").await.unwrap(), b"2");
+        assert_eq!(
+            store.list("slack/").await.unwrap(),
+            vec!["slack/chunked/a.json", "slack/chunked/b.json"]
+        );
+        assert_eq!(
+            store.list("slack/chunked/b").await.unwrap(),
+            vec!["slack/chunked/b.json"]
+        );
+        assert_eq!(store.list("").await.unwrap().len(), 3);
+        store.delete("slack/chunked/a.json").await.unwrap();
+        assert!(matches!(
+            store.get("slack/chunked/a.json").await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn keys_cannot_escape_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        for key in ["../x", "/etc/passwd", "a//b", "a/./b", ""] {
+            assert!(
+                matches!(
+                    store.put(key, vec![]).await,
+                    Err(StoreError::InvalidKey { .. })
+                ),
+                "{key}"
+            );
+        }
+    }
+}

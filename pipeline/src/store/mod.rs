@@ -1,0 +1,66 @@
+//! Where batch files, dead letters and cursors live: a local directory (the embedded default)
+//! or an S3 bucket (AWS, or any S3 API: moto, MinIO, LocalStack).
+
+mod config;
+mod local;
+mod s3;
+
+use async_trait::async_trait;
+
+pub use config::{build_store, S3StoreConfig, StoreConfig};
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+/// A flat key/value store of byte objects with `/`-separated keys.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// Where an object would be, for messages: `file:///data/slack/...`, `s3://bucket/slack/...`.
+    fn location(&self, key: &str) -> String;
+
+    /// Writes the whole object; readers never see a partial one.
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+
+    /// Every key starting with `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{location}: not found")]
+    NotFound { location: String },
+    #[error("cannot {op} {location}: {reason}")]
+    Io {
+        op: &'static str,
+        location: String,
+        reason: String,
+    },
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+}
+
+/// Keys are relative, `/`-separated, and never escape the store root.
+pub(crate) fn validate_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.starts_with('/') || key.contains('\\') {
+        return bad("must be relative and use `/`");
+    }
+    if key
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return bad("empty, `.` or `..` path segment");
+    }
+    Ok(())
+}

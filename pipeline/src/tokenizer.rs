@@ -1,0 +1,70 @@
+//! Token counting with the embedding model's own tokenizer, so a chunk's token bound is the
+//! model's, not a guess.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokenizers::Tokenizer;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot load tokenizer {path}: {reason} (run scripts/fetch-model.sh, or set [tokenizer] path / KASS_TOKENIZER)")]
+pub struct TokenizerError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A loaded `tokenizer.json`, with its built-in truncation and padding switched off (the
+/// MiniLM file pads every input to 128, which would make every count 128).
+#[derive(Clone)]
+pub struct TokenCounter {
+    tokenizer: Arc<Tokenizer>,
+    special_tokens: usize,
+}
+
+impl std::fmt::Debug for TokenCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCounter")
+            .field("special_tokens", &self.special_tokens)
+            .finish()
+    }
+}
+
+impl TokenCounter {
+    pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
+        let err = |reason: String| TokenizerError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| err(e.to_string()))?;
+        tokenizer.with_padding(None);
+        let special_tokens = tokenizer
+            .encode("", true)
+            .map(|e| e.len())
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            tokenizer: Arc::new(tokenizer),
+            special_tokens,
+        })
+    }
+
+    /// Tokens of `text` without the model's special tokens.
+    pub fn count(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode_fast(text, false)
+            .map(|e| e.len())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Tokens the model adds around every input ([CLS] and [SEP] for BERT): a chunk of
+    /// `max_tokens` must leave room for them.
+    pub fn special_tokens(&self) -> usize {
+        self.special_tokens
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+}

@@ -1,0 +1,271 @@
+//! The topology builder: joins stages with bounded channels and runs them.
+//!
+//! A pipeline reads top to bottom as the data flows:
+//!
+//! ```ignore
+//! let report = Topology::new(config, store, shutdown)
+//!     .sources(sources)          // Flow<RawRecord>
+//!     .then(Transform::new(..))  // Flow<Document>
+//!     .then(ChunkRouter::new(..))// Flow<Chunk>
+//!     .then_stream(BatchWriter::new(..)) // Flow<BatchRef>
+//!     .run(|batch| println!("{}", batch.key))
+//!     .await?;
+//! ```
+//!
+//! A stage never knows who is upstream or downstream of it; the builder decides, which is what
+//! lets the same stages run in one process or split across the S3 boundary.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::channel::{self, Inlet};
+use crate::dead_letter::{self, DeadLetterQueue};
+use crate::shutdown::Shutdown;
+use crate::store::ObjectStore;
+use crate::{telemetry, FatalError, ItemStage, PipelineItem, Source, StageContext, StreamStage};
+
+/// Settings shared by every channel of a topology.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyConfig {
+    /// Items each inter-stage channel holds before the sender waits.
+    #[serde(default = "default_channel_capacity")]
+    pub channel_capacity: usize,
+}
+
+fn default_channel_capacity() -> usize {
+    64
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            channel_capacity: default_channel_capacity(),
+        }
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Items that came out of the last stage.
+    pub outputs: u64,
+    /// Items sent to the dead letters.
+    pub dead_letters: u64,
+}
+
+/// The running tasks of a pipeline under construction.
+pub struct Topology {
+    config: TopologyConfig,
+    tasks: JoinSet<(String, Result<(), FatalError>)>,
+    dead_letters: DeadLetterQueue,
+    dead_letter_writer: JoinHandle<Result<u64, FatalError>>,
+    shutdown: Shutdown,
+}
+
+impl Topology {
+    /// Starts the dead-letter writer on `store`; stages are added with [`Topology::sources`].
+    pub fn new(config: TopologyConfig, store: Arc<dyn ObjectStore>, shutdown: Shutdown) -> Self {
+        let (dead_letters, dead_letter_writer) = dead_letter::spawn_writer(store);
+        Self {
+            config,
+            tasks: JoinSet::new(),
+            dead_letters,
+            dead_letter_writer,
+            shutdown,
+        }
+    }
+
+    fn context(&self, stage: &str) -> StageContext {
+        StageContext::new(stage, self.shutdown.clone(), self.dead_letters.clone())
+    }
+
+    fn spawn<F>(&mut self, stage: &str, fut: F)
+    where
+        F: Future<Output = Result<(), FatalError>> + Send + 'static,
+    {
+        let stage = stage.to_string();
+        self.tasks.spawn(async move { (stage, fut.await) });
+    }
+
+    /// Starts every source, all writing into one channel.
+    pub fn sources<T: PipelineItem>(
+        mut self,
+        sources: Vec<Box<dyn Source<Output = T>>>,
+    ) -> Flow<T> {
+        let (outlet, inlet) = channel::bounded::<T>("sources", "", self.config.channel_capacity);
+        for source in sources {
+            let name = source.name().to_string();
+            let ctx = self.context(&name);
+            let out = outlet.clone();
+            self.spawn(&name, async move { source.run(out, ctx).await });
+        }
+        Flow {
+            topology: self,
+            rx: inlet,
+            upstream: "sources".into(),
+        }
+    }
+
+    /// Feeds a ready-made stream (keys to replay, items from a test) into the pipeline.
+    pub fn from_stream<T, S>(mut self, name: &str, items: S) -> Flow<T>
+    where
+        T: PipelineItem,
+        S: Stream<Item = T> + Send + 'static,
+    {
+        let (outlet, inlet) = channel::bounded::<T>(name, "", self.config.channel_capacity);
+        let shutdown = self.shutdown.clone();
+        self.spawn(name, async move {
+            let mut items = Box::pin(items);
+            while let Some(item) = items.next().await {
+                if shutdown.is_triggered() || outlet.send(item).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        Flow {
+            topology: self,
+            rx: inlet,
+            upstream: name.into(),
+        }
+    }
+}
+
+/// A topology whose last stage produces `T`.
+pub struct Flow<T> {
+    topology: Topology,
+    rx: Inlet<T>,
+    upstream: String,
+}
+
+impl<T: PipelineItem> Flow<T> {
+    fn inlet_for(&self, stage: &str) -> Inlet<T> {
+        self.rx.renamed(stage)
+    }
+
+    /// Adds a per-item stage with `stage.concurrency()` workers sharing its input channel.
+    pub fn then<S>(mut self, stage: S) -> Flow<S::Output>
+    where
+        S: ItemStage<Input = T>,
+    {
+        let name = stage.name();
+        let inlet = self.inlet_for(name);
+        let (outlet, next) =
+            channel::bounded::<S::Output>(name, "", self.topology.config.channel_capacity);
+        let stage = Arc::new(stage);
+        for _ in 0..stage.concurrency().max(1) {
+            let (stage, inlet, outlet) = (stage.clone(), inlet.clone(), outlet.clone());
+            let ctx = self.topology.context(name);
+            self.topology.spawn(name, async move {
+                while let Some(item) = inlet.recv().await {
+                    let started = Instant::now();
+                    let result = stage.process(&item, &ctx).await;
+                    telemetry::processing_time(name, started.elapsed().as_secs_f64());
+                    match result {
+                        Ok(outputs) => {
+                            for output in outputs {
+                                if outlet.send(output).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        Err(error) => {
+                            ctx.dead_letter(item.source(), &item.item_id(), &item, &error)
+                                .await?
+                        }
+                    }
+                }
+                Ok(())
+            });
+        }
+        Flow {
+            topology: self.topology,
+            rx: next,
+            upstream: name.into(),
+        }
+    }
+
+    /// Adds a stage that consumes the whole stream (stateful: batching, windows over items).
+    pub fn then_stream<S>(mut self, stage: S) -> Flow<S::Output>
+    where
+        S: StreamStage<Input = T>,
+    {
+        let name = stage.name();
+        let inlet = self.inlet_for(name);
+        let (outlet, next) =
+            channel::bounded::<S::Output>(name, "", self.topology.config.channel_capacity);
+        let ctx = self.topology.context(name);
+        self.topology.spawn(name, async move {
+            Box::new(stage).run(inlet, outlet, ctx).await
+        });
+        Flow {
+            topology: self.topology,
+            rx: next,
+            upstream: name.into(),
+        }
+    }
+
+    /// Name of the stage whose output this flow carries.
+    pub fn upstream(&self) -> &str {
+        &self.upstream
+    }
+
+    /// Runs the pipeline to its end, handing each output of the last stage to `on_output`.
+    ///
+    /// Returns the first fatal error of any stage (after letting the others stop), or a report.
+    pub async fn run<F>(self, mut on_output: F) -> Result<RunReport, FatalError>
+    where
+        F: FnMut(T) + Send,
+    {
+        let Flow { topology, rx, .. } = self;
+        let Topology {
+            mut tasks,
+            dead_letters,
+            dead_letter_writer,
+            shutdown,
+            ..
+        } = topology;
+        let rx = rx.renamed("output");
+        let mut outputs = 0u64;
+        let drain = async {
+            while let Some(item) = rx.recv().await {
+                outputs += 1;
+                on_output(item);
+            }
+        };
+        let supervise = async {
+            let mut first_error: Option<FatalError> = None;
+            while let Some(joined) = tasks.join_next().await {
+                let error = match joined {
+                    Ok((_, Ok(()))) => continue,
+                    Ok((stage, Err(error))) => {
+                        tracing::error!(stage, %error, "stage failed; stopping the pipeline");
+                        error
+                    }
+                    Err(join_error) => FatalError::Panicked(join_error.to_string()),
+                };
+                shutdown.trigger();
+                first_error.get_or_insert(error);
+            }
+            first_error
+        };
+        let ((), first_error) = tokio::join!(drain, supervise);
+        drop(dead_letters);
+        let written = dead_letter_writer
+            .await
+            .map_err(|e| FatalError::Panicked(format!("dead_letter_writer: {e}")))??;
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(RunReport {
+                outputs,
+                dead_letters: written,
+            }),
+        }
+    }
+}
