@@ -1,1 +1,67 @@
-fn main() {}
+//! `kass`: keeps a vector store filled with a team's chat, issue and document history.
+
+mod commands;
+mod progress;
+
+use kass::telemetry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kass", version, about = "Knowledge-base ingestion: sources -> chunks -> batches -> vectors")]
+struct Cli {
+    /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9464).
+    #[arg(long, global = true, env = "KASS_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process: sources -> batches -> embed half.
+    Run(commands::run::RunArgs),
+    /// Run only the fetch half: sources -> transform -> chunk router -> batch files.
+    Fetch(commands::run::RunArgs),
+    /// Print a summary of one batch file (a path on disk, or a key in the configured store).
+    Inspect(commands::inspect::InspectArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    if let Some(addr) = cli.metrics_addr {
+        if let Err(e) = telemetry::serve_metrics(addr) {
+            eprintln!("Error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args, commands::run::Mode::Whole).await,
+        Command::Fetch(args) => commands::run::run(args, commands::run::Mode::FetchHalf).await,
+        Command::Inspect(args) => commands::inspect::inspect(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--config` shared by the commands that read kass.toml.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Path to kass.toml.
+    #[arg(short, long, env = "KASS_CONFIG", default_value = "kass.toml")]
+    pub config: PathBuf,
+}

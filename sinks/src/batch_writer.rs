@@ -1,0 +1,182 @@
+//! The batch writer: the fetch half's sink. Groups chunks per source into batch files and
+//! writes them to the store, emitting a [`BatchRef`] per file once it is durably written.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use kass_pipeline::batch::{batch_id, batch_key, Batch, BatchChunk, BatchRef, Compression};
+use kass_pipeline::store::ObjectStore;
+use kass_pipeline::{telemetry, Chunk, FatalError, Inlet, Outlet, StageContext, StreamStage};
+
+/// `[batch]` in kass.toml: when a batch file is cut.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchWriterConfig {
+    /// Most chunks in one file.
+    #[serde(default = "default_max_chunks")]
+    pub max_chunks: usize,
+    /// Most bytes of (uncompressed) JSON in one file; a single larger chunk gets a file alone.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Longest a chunk waits for its batch to fill before the batch is written anyway, so a
+    /// trickle of new messages still reaches the embed half promptly.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// `none` (`.json`) or `gzip` (`.json.gz`).
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+fn default_max_chunks() -> usize {
+    100
+}
+fn default_max_bytes() -> usize {
+    4 * 1024 * 1024
+}
+fn default_max_wait_ms() -> u64 {
+    5_000
+}
+
+impl Default for BatchWriterConfig {
+    fn default() -> Self {
+        Self {
+            max_chunks: default_max_chunks(),
+            max_bytes: default_max_bytes(),
+            max_wait_ms: default_max_wait_ms(),
+            compression: Compression::default(),
+        }
+    }
+}
+
+/// Chunks of one source waiting for their batch.
+struct Pending {
+    chunks: Vec<Chunk>,
+    bytes: usize,
+    deadline: Instant,
+}
+
+pub struct BatchWriter {
+    config: BatchWriterConfig,
+    store: Arc<dyn ObjectStore>,
+    /// Batch ids used in the current second: a repeat gets a new salt instead of overwriting.
+    used_ids: HashSet<String>,
+    used_second: i64,
+}
+
+impl BatchWriter {
+    pub fn new(config: BatchWriterConfig, store: Arc<dyn ObjectStore>) -> Self {
+        Self { config, store, used_ids: HashSet::new(), used_second: 0 }
+    }
+
+    fn unique_batch_id(&mut self, now: DateTime<Utc>, chunks: &[Chunk]) -> String {
+        if now.timestamp() != self.used_second {
+            self.used_ids.clear();
+            self.used_second = now.timestamp();
+        }
+        let mut salt = 0;
+        loop {
+            let id = batch_id(now, chunks.iter().map(|c| c.id.as_str()), salt);
+            if self.used_ids.insert(id.clone()) {
+                return id;
+            }
+            salt += 1;
+        }
+    }
+
+    async fn write(&mut self, source: &str, chunks: Vec<Chunk>) -> Result<BatchRef, FatalError> {
+        let now = Utc::now();
+        let id = self.unique_batch_id(now, &chunks);
+        let key = batch_key(source, now, &id, self.config.compression);
+        let batch = Batch::new(id, now, source, chunks);
+        let chunk_count = batch.chunk_count;
+        let body = batch.encode(self.config.compression);
+        let bytes = body.len();
+        self.store.put(&key, body).await?;
+        telemetry::batch_written(source, bytes);
+        tracing::debug!(key, chunk_count, bytes, "batch written");
+        Ok(BatchRef { key, source: source.to_string(), chunk_count, bytes })
+    }
+}
+
+/// Bytes a chunk adds to its batch file, as serialised.
+fn encoded_len(chunk: &Chunk) -> usize {
+    let view = BatchChunk { id: chunk.id.clone(), text: chunk.text.clone(), metadata: chunk.metadata.clone() };
+    serde_json::to_vec(&view).map(|v| v.len() + 1).unwrap_or(chunk.text.len())
+}
+
+#[async_trait]
+impl StreamStage for BatchWriter {
+    type Input = Chunk;
+    type Output = BatchRef;
+
+    fn name(&self) -> &'static str {
+        "batch_writer"
+    }
+
+    async fn run(mut self: Box<Self>, input: Inlet<Chunk>, out: Outlet<BatchRef>, _ctx: StageContext) -> Result<(), FatalError> {
+        let max_wait = Duration::from_millis(self.config.max_wait_ms);
+        let mut pending: HashMap<String, Pending> = HashMap::new();
+        loop {
+            let next_deadline = pending.values().map(|p| p.deadline).min();
+            let timer = async {
+                match next_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ready: Vec<(String, Vec<Chunk>)> = tokio::select! {
+                item = input.recv() => match item {
+                    Some(chunk) => {
+                        let size = encoded_len(&chunk);
+                        let entry = pending.entry(chunk.source.clone()).or_insert_with(|| Pending {
+                            chunks: Vec::new(),
+                            bytes: 0,
+                            deadline: Instant::now() + max_wait,
+                        });
+                        let mut ready = Vec::new();
+                        if !entry.chunks.is_empty() && entry.bytes + size > self.config.max_bytes {
+                            ready.push((chunk.source.clone(), std::mem::take(&mut entry.chunks)));
+                            entry.bytes = 0;
+                            entry.deadline = Instant::now() + max_wait;
+                        }
+                        entry.bytes += size;
+                        entry.chunks.push(chunk);
+                        if entry.chunks.len() >= self.config.max_chunks || entry.bytes >= self.config.max_bytes {
+                            let source = entry.chunks[0].source.clone();
+                            ready.push((source.clone(), std::mem::take(&mut entry.chunks)));
+                            pending.remove(&source);
+                        }
+                        ready
+                    }
+                    None => {
+                        let all: Vec<(String, Vec<Chunk>)> = pending.drain().map(|(s, p)| (s, p.chunks)).collect();
+                        for (source, chunks) in all.into_iter().filter(|(_, c)| !c.is_empty()) {
+                            let written = self.write(&source, chunks).await?;
+                            if out.send(written).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        return Ok(());
+                    }
+                },
+                () = timer => {
+                    let now = Instant::now();
+                    let expired: Vec<String> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| s.clone()).collect();
+                    expired.into_iter().filter_map(|s| pending.remove(&s).map(|p| (s, p.chunks))).collect()
+                }
+            };
+            for (source, chunks) in ready.into_iter().filter(|(_, c)| !c.is_empty()) {
+                let written = self.write(&source, chunks).await?;
+                if out.send(written).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

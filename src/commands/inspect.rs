@@ -1,0 +1,70 @@
+//! `kass inspect`: what is in a batch file, validated exactly as the embed half reads it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use kass_pipeline::batch::read_batch;
+use kass_pipeline::store::build_store;
+
+use kass::config::KassConfig;
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// A batch file on disk, or a key in the store configured by --config.
+    pub target: String,
+    /// Path to kass.toml (used when TARGET is a store key).
+    #[arg(short, long, env = "KASS_CONFIG", default_value = "kass.toml")]
+    pub config: std::path::PathBuf,
+    /// Also print the first N chunks.
+    #[arg(long, default_value_t = 0)]
+    pub chunks: usize,
+}
+
+pub async fn inspect(args: InspectArgs) -> Result<()> {
+    let (name, bytes) = if Path::new(&args.target).is_file() {
+        (args.target.clone(), std::fs::read(&args.target).with_context(|| format!("cannot read {}", args.target))?)
+    } else {
+        let config = KassConfig::load(&args.config)?;
+        let store = build_store(&config.store).await?;
+        (store.location(&args.target), store.get(&args.target).await?)
+    };
+    let key = strip_to_key(&args.target);
+    let batch = read_batch(key, &bytes)?;
+    let documents: BTreeSet<&str> =
+        batch.chunks.iter().filter_map(|c| c.metadata.get("document_id").and_then(|v| v.as_str())).collect();
+    let mut metadata_keys: BTreeMap<&str, usize> = BTreeMap::new();
+    for chunk in &batch.chunks {
+        for k in chunk.metadata.keys() {
+            *metadata_keys.entry(k).or_default() += 1;
+        }
+    }
+    let text_bytes: usize = batch.chunks.iter().map(|c| c.text.len()).sum();
+    println!("batch         {name}");
+    println!("schema        {}", batch.schema_version);
+    println!("batch_id      {}", batch.batch_id);
+    println!("timestamp     {}", batch.timestamp.to_rfc3339());
+    println!("source        {}", batch.source);
+    println!("chunk_count   {}", batch.chunk_count);
+    println!("documents     {}", documents.len());
+    println!("file bytes    {}", bytes.len());
+    println!("text bytes    {text_bytes}");
+    let keys: Vec<String> = metadata_keys.iter().map(|(k, n)| format!("{k}({n})")).collect();
+    println!("metadata      {}", keys.join(" "));
+    for chunk in batch.chunks.iter().take(args.chunks) {
+        println!("\n--- {} ---\n{}", chunk.id, chunk.text);
+    }
+    Ok(())
+}
+
+/// A path like `/data/.kass-data/slack/chunked/...` names the key `slack/chunked/...`: keep the
+/// part the source check in `read_batch` understands.
+fn strip_to_key(path: &str) -> &str {
+    match path.find("/chunked/") {
+        Some(idx) => {
+            let start = path[..idx].rfind('/').map(|i| i + 1).unwrap_or(0);
+            &path[start..]
+        }
+        None => path,
+    }
+}

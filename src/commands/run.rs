@@ -1,0 +1,85 @@
+//! `kass run` and `kass fetch`.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use kass_pipeline::shutdown::Shutdown;
+use kass_pipeline::store::build_store;
+
+use kass::config::KassConfig;
+use crate::progress::Progress;
+use kass::topology::{embed_half, fetch_half};
+use crate::ConfigArg;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Both halves in this process.
+    Whole,
+    /// Stop at the batch files.
+    FetchHalf,
+}
+
+pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
+    let config = KassConfig::load(&args.config.config)?;
+    let store = build_store(&config.store).await?;
+    let shutdown = Shutdown::default();
+    watch_ctrl_c(shutdown.clone());
+    let started = Instant::now();
+    let progress = Progress::start();
+    let batches = fetch_half(&config, store.clone(), shutdown)?;
+    let (outputs, chunks) = match mode {
+        Mode::FetchHalf => {
+            let mut chunks = 0usize;
+            let report = batches
+                .run(|batch| {
+                    chunks += batch.chunk_count;
+                    progress.batch_written(&batch);
+                })
+                .await?;
+            (report, chunks)
+        }
+        Mode::Whole => {
+            let mut chunks = 0usize;
+            let report = embed_half(batches, store.clone())
+                .run(|_chunk| {
+                    chunks += 1;
+                    progress.chunk_done();
+                })
+                .await?;
+            (report, chunks)
+        }
+    };
+    progress.finish();
+    let what = match mode {
+        Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
+        Mode::Whole => format!("{chunks} chunks through both halves"),
+    };
+    println!(
+        "kass {}: {what} in {:.1}s; store {}; {} dead letter(s){}",
+        if mode == Mode::Whole { "run" } else { "fetch" },
+        started.elapsed().as_secs_f64(),
+        store.location(""),
+        outputs.dead_letters,
+        if outputs.dead_letters > 0 { " under _dead_letter/" } else { "" }
+    );
+    Ok(())
+}
+
+/// First Ctrl-C: stop reading sources and let in-flight work drain. Second: exit at once.
+fn watch_ctrl_c(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupt: finishing in-flight work (Ctrl-C again to abort)");
+            shutdown.trigger();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}

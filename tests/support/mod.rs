@@ -1,0 +1,138 @@
+//! Shared set-up for the end-to-end tests: real servers on loopback, started by the test.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real exports the project leads keep beside the repository. Tests that use them fail
+/// loudly when they are missing: CI always has them.
+pub fn shared_data(rel: &str) -> PathBuf {
+    let path = repo_root().join("..").join("shared").join("data").join(rel);
+    assert!(path.exists(), "{} is missing: tests need ../shared/data beside the repository", path.display());
+    path
+}
+
+/// The `kass` binary under test.
+pub fn kass() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kass"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before listening: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port} within 60 s");
+}
+
+/// A moto server (S3 + SQS API) on a free loopback port, killed on drop.
+pub struct MotoServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl MotoServer {
+    /// Starts `$KASS_MOTO_SERVER` (set by scripts/test.sh), else `moto_server` from PATH.
+    pub fn start() -> Self {
+        let bin = std::env::var("KASS_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start moto server {bin:?}: {e}. Run the tests with scripts/test.sh, which installs it")
+            });
+        wait_for_port(port, &mut child, "moto_server");
+        Self { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A kass.toml over the shipped example data, storing into `store_dir`.
+pub fn example_config(store_dir: &Path, slack_dir: &Path, docs_dir: &Path) -> String {
+    format!(
+        r#"
+[store]
+type = "local"
+path = "{}"
+
+[batch]
+max_chunks = 4
+max_wait_ms = 200
+
+[[sources]]
+type = "slack_export"
+name = "slack"
+path = "{}"
+
+[[sources]]
+type = "files"
+name = "docs"
+path = "{}"
+"#,
+        store_dir.display(),
+        slack_dir.display(),
+        docs_dir.display()
+    )
+}
