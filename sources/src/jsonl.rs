@@ -1,1 +1,290 @@
-//! Placeholder; being written.
+//! The `jsonl` source: documents one per line, from a file or a directory of `*.jsonl` files.
+//!
+//! A line is either
+//! - a kass [`Document`] as JSON (it has `id` and `kind`; a missing `source` becomes the
+//!   configured name), which is how documents from another system or an earlier run come in; or
+//! - a BEIR corpus record, `{"_id": "...", "title": "...", "text": "...", ...}`, which becomes a
+//!   `text` document keeping the title, with the record's other scalar fields (and those of a
+//!   nested `metadata` object) as metadata. This reads benchmark corpora as they are published.
+//!
+//! Files are read line by line, never whole. A line that is neither goes to the dead letters as
+//! `file:line` with the parser's reason, and the rest of the file is read.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use kass_pipeline::{
+    telemetry, Document, DocumentKind, FatalError, ItemError, MetaValue, Outlet, RawRecord, Source,
+    StageContext,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Reads documents from JSON Lines files.
+///
+/// ```toml
+/// [[sources]]
+/// type = "jsonl"
+/// name = "scifact"
+/// path = "/data/beir/scifact/corpus.jsonl"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlConfig {
+    /// The `source` label on documents whose line does not carry one; also names this source's
+    /// batches and metrics.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// A `.jsonl` file, or a directory whose `*.jsonl` files are read in name order (not
+    /// recursively).
+    pub path: PathBuf,
+}
+
+fn default_name() -> String {
+    "jsonl".to_string()
+}
+
+impl JsonlConfig {
+    /// A config reading `path`, named `jsonl`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: default_name(),
+            path: path.into(),
+        }
+    }
+
+    /// Checks that the path exists.
+    pub fn build(self) -> Result<JsonlSource, FatalError> {
+        if !self.path.exists() {
+            return Err(FatalError::Config(format!(
+                "jsonl source `{}`: {} does not exist",
+                self.name,
+                self.path.display()
+            )));
+        }
+        Ok(JsonlSource { config: self })
+    }
+}
+
+/// The running source; build it from a [`JsonlConfig`].
+#[derive(Debug)]
+pub struct JsonlSource {
+    config: JsonlConfig,
+}
+
+#[async_trait]
+impl Source for JsonlSource {
+    type Output = RawRecord;
+
+    fn name(&self) -> &str {
+        "jsonl"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: Outlet<RawRecord>,
+        ctx: StageContext,
+    ) -> Result<(), FatalError> {
+        for file in self.files().await? {
+            if !self.read_file(&file, &out, &ctx).await? {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JsonlSource {
+    async fn files(&self) -> Result<Vec<PathBuf>, FatalError> {
+        let path = &self.config.path;
+        let unreadable = |e: std::io::Error| {
+            FatalError::Config(format!(
+                "jsonl source `{}`: cannot read {}: {e}",
+                self.config.name,
+                path.display()
+            ))
+        };
+        if !tokio::fs::metadata(path)
+            .await
+            .map_err(unreadable)?
+            .is_dir()
+        {
+            return Ok(vec![path.clone()]);
+        }
+        let mut entries = tokio::fs::read_dir(path).await.map_err(unreadable)?;
+        let mut files = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(unreadable)? {
+            let file = entry.path();
+            if file.extension().is_some_and(|e| e == "jsonl") && file.is_file() {
+                files.push(file);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Sends every good line of `file`; `false` once the run should stop.
+    async fn read_file(
+        &self,
+        file: &Path,
+        out: &kass_pipeline::Outlet<RawRecord>,
+        ctx: &StageContext,
+    ) -> Result<bool, FatalError> {
+        let source = &self.config.name;
+        let opened = tokio::fs::File::open(file).await.map_err(|e| {
+            FatalError::Config(format!(
+                "jsonl source `{source}`: cannot open {}: {e}",
+                file.display()
+            ))
+        })?;
+        let mut reader = BufReader::new(opened);
+        let mut line = Vec::new();
+        let mut number = 0usize;
+        loop {
+            if ctx.shutdown.is_triggered() {
+                return Ok(false);
+            }
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).await.map_err(|e| {
+                FatalError::Config(format!(
+                    "jsonl source `{source}`: reading {}: {e}",
+                    file.display()
+                ))
+            })?;
+            if read == 0 {
+                return Ok(true);
+            }
+            number += 1;
+            telemetry::source_bytes(source, read);
+            let at = format!("{}:{number}", file.display());
+            match parse_line(&line, source) {
+                Ok(None) => {}
+                Ok(Some(document)) => {
+                    if out.send(RawRecord::Document(document)).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                Err(error) => {
+                    let error = ItemError::new(error.error_type, format!("{at}: {}", error.reason));
+                    let item = serde_json::json!({
+                        "path": file.display().to_string(),
+                        "line": number,
+                        "text": String::from_utf8_lossy(&line).trim_end(),
+                    });
+                    ctx.dead_letter(source, &at, &item, &error).await?;
+                }
+            }
+        }
+    }
+}
+
+/// One line as a document; `None` for a blank line.
+fn parse_line(line: &[u8], source: &str) -> Result<Option<Document>, ItemError> {
+    let text = std::str::from_utf8(line)
+        .map_err(|e| ItemError::new("invalid_utf8", e.to_string()))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| ItemError::new("malformed_json", e.to_string()))?;
+    let Value::Object(mut record) = value else {
+        return Err(ItemError::new(
+            "malformed_record",
+            "not a JSON object".to_string(),
+        ));
+    };
+    if record.contains_key("id") && record.contains_key("kind") {
+        record
+            .entry("source")
+            .or_insert_with(|| Value::String(source.to_string()));
+        return serde_json::from_value(Value::Object(record))
+            .map(Some)
+            .map_err(|e| ItemError::new("malformed_document", format!("document: {e}")));
+    }
+    if record.contains_key("_id") {
+        return beir_document(record, source).map(Some);
+    }
+    Err(ItemError::new(
+        "malformed_record",
+        "neither a document (`id`, `kind`) nor a BEIR record (`_id`, `text`)",
+    ))
+}
+
+/// A BEIR corpus record as a text document.
+fn beir_document(mut record: Map<String, Value>, source: &str) -> Result<Document, ItemError> {
+    let id = match record.remove("_id") {
+        Some(Value::String(id)) => id,
+        Some(Value::Number(id)) => id.to_string(),
+        _ => {
+            return Err(ItemError::new(
+                "malformed_record",
+                "BEIR record: field `_id` must be a string or number",
+            ))
+        }
+    };
+    let Some(Value::String(text)) = record.remove("text") else {
+        return Err(ItemError::new(
+            "malformed_record",
+            format!("BEIR record {id:?}: field `text` must be a string"),
+        ));
+    };
+    let title = match record.remove("title") {
+        Some(Value::String(title)) if !title.trim().is_empty() => Some(title),
+        _ => None,
+    };
+    let mut document = Document::text(source, id, DocumentKind::Text, text);
+    document.title = title;
+    if let Some(Value::Object(nested)) = record.remove("metadata") {
+        record.extend(nested);
+    }
+    for (key, value) in record {
+        if let Some(value) = scalar(value) {
+            document.metadata.insert(key, value);
+        }
+    }
+    Ok(document)
+}
+
+fn scalar(value: Value) -> Option<MetaValue> {
+    match value {
+        Value::String(s) => Some(MetaValue::Str(s)),
+        Value::Bool(b) => Some(MetaValue::Bool(b)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(MetaValue::Int)
+            .or_else(|| n.as_f64().map(MetaValue::Float)),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        assert!(parse_line(b"  \n", "s").unwrap().is_none());
+    }
+
+    #[test]
+    fn beir_numeric_id_and_nested_metadata_are_kept() {
+        let d = parse_line(
+            br#"{"_id": 42, "title": "", "text": "t", "metadata": {"year": 2020, "tags": ["x"]}}"#,
+            "s",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(d.id, "42");
+        assert_eq!(d.title, None);
+        assert_eq!(d.metadata.get("year"), Some(&MetaValue::Int(2020)));
+        assert!(!d.metadata.contains_key("tags"));
+    }
+
+    #[test]
+    fn beir_record_without_text_names_the_field() {
+        let e = parse_line(br#"{"_id": "a", "title": "t"}"#, "s").unwrap_err();
+        assert!(e.reason.contains("`text`"), "{}", e.reason);
+    }
+}
