@@ -14,19 +14,25 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::tokenizer::{default_tokenizer_path, TokenCounter};
 use kass_pipeline::{
-    Chunk, Document, DocumentKind, ItemStage, MetaValue, RawRecord, Source, StageContext, Topology, TopologyConfig,
+    Chunk, Document, DocumentKind, ItemStage, MetaValue, RawRecord, Source, StageContext, Topology,
+    TopologyConfig,
 };
 use kass_sinks::batch_writer::{BatchWriter, BatchWriterConfig};
 use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::chunking::ChunkingConfig;
-use kass_stages::transform::{Transform, TransformConfig};
+use kass_stages::transform::TransformConfig;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn slack_documents(rt: &tokio::runtime::Runtime) -> Vec<Document> {
-    let export = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/slack-export-sample");
+    let export =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/slack-export-sample");
     assert!(export.exists(), "{} missing", export.display());
     let config = KassConfig::parse(&format!(
         "[[sources]]\ntype = \"slack_export\"\nname = \"slack\"\npath = \"{}\"\n",
@@ -35,13 +41,17 @@ fn slack_documents(rt: &tokio::runtime::Runtime) -> Vec<Document> {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
-    let sources: Vec<Box<dyn Source<Output = RawRecord>>> =
-        config.sources.iter().cloned().map(|s| s.build().unwrap()).collect();
+    let sources: Vec<Box<dyn Source<Output = RawRecord>>> = config
+        .sources
+        .iter()
+        .cloned()
+        .map(|s| s.build().unwrap())
+        .collect();
     rt.block_on(async {
         let mut docs = Vec::new();
         Topology::new(TopologyConfig::default(), store, Shutdown::default())
             .sources(sources)
-            .then(Transform::new(TransformConfig::default()))
+            .then(TransformConfig::default().build().unwrap())
             .run(|d| docs.push(d))
             .await
             .unwrap();
@@ -60,7 +70,9 @@ fn code_documents(total: usize) -> Vec<Document> {
             for f in 0..(5 + i % 7) {
                 s.push_str(&format!("/// Computes value {f} of file {i}.\npub fn compute_{f}(input: &[u64]) -> u64 {{\n"));
                 for l in 0..(3 + (i * 7 + f) % 25) {
-                    s.push_str(&format!("    let v{l} = input.iter().map(|x| x.wrapping_mul({l})).sum::<u64>();\n"));
+                    s.push_str(&format!(
+                        "    let v{l} = input.iter().map(|x| x.wrapping_mul({l})).sum::<u64>();\n"
+                    ));
                 }
                 s.push_str("    input.len() as u64\n}\n\n");
             }
@@ -70,15 +82,23 @@ fn code_documents(total: usize) -> Vec<Document> {
             for f in 0..(5 + i % 5) {
                 s.push_str(&format!("def compute_{f}(values):\n    \"\"\"Value {f} of file {i}.\"\"\"\n    total = 0\n"));
                 for l in 0..(3 + (i * 3 + f) % 30) {
-                    s.push_str(&format!("    total += sum(math.sqrt(v) * {l} for v in values)\n"));
+                    s.push_str(&format!(
+                        "    total += sum(math.sqrt(v) * {l} for v in values)\n"
+                    ));
                 }
                 s.push_str("    return total\n\n\n");
             }
             ("py", s)
         };
         bytes += text.len();
-        let mut doc = Document::text("code", format!("src/file_{i}.{ext}"), DocumentKind::CodeFile, text);
-        doc.metadata.insert("path".into(), MetaValue::Str(format!("src/file_{i}.{ext}")));
+        let mut doc = Document::text(
+            "code",
+            format!("src/file_{i}.{ext}"),
+            DocumentKind::CodeFile,
+            text,
+        );
+        doc.metadata
+            .insert("path".into(), MetaValue::Str(format!("src/file_{i}.{ext}")));
         docs.push(doc);
         i += 1;
     }
@@ -87,16 +107,32 @@ fn code_documents(total: usize) -> Vec<Document> {
 
 fn text_bytes(docs: &[Document]) -> u64 {
     docs.iter()
-        .map(|d| d.text.as_ref().map_or(0, |t| t.len()) + d.messages.iter().map(|m| m.text.len()).sum::<usize>())
+        .map(|d| {
+            d.text.as_ref().map_or(0, |t| t.len())
+                + d.messages.iter().map(|m| m.text.len()).sum::<usize>()
+        })
         .sum::<usize>() as u64
 }
 
-fn context(store: Arc<dyn ObjectStore>) -> (StageContext, tokio::task::JoinHandle<Result<u64, kass_pipeline::FatalError>>) {
+fn context(
+    store: Arc<dyn ObjectStore>,
+) -> (
+    StageContext,
+    tokio::task::JoinHandle<Result<u64, kass_pipeline::FatalError>>,
+) {
     let (queue, writer) = kass_pipeline::dead_letter::spawn_writer(store);
-    (StageContext::new("bench", Shutdown::default(), queue), writer)
+    (
+        StageContext::new("bench", Shutdown::default(), queue),
+        writer,
+    )
 }
 
-fn chunk_all(rt: &tokio::runtime::Runtime, router: &ChunkRouter, docs: &[Document], ctx: &StageContext) -> Vec<Chunk> {
+fn chunk_all(
+    rt: &tokio::runtime::Runtime,
+    router: &ChunkRouter,
+    docs: &[Document],
+    ctx: &StageContext,
+) -> Vec<Chunk> {
     rt.block_on(async {
         let mut out = Vec::new();
         for d in docs {
@@ -108,7 +144,8 @@ fn chunk_all(rt: &tokio::runtime::Runtime, router: &ChunkRouter, docs: &[Documen
 
 fn benches(c: &mut Criterion) {
     let rt = runtime();
-    let counter = TokenCounter::from_file(&default_tokenizer_path()).expect("run scripts/fetch-model.sh first");
+    let counter = TokenCounter::from_file(&default_tokenizer_path())
+        .expect("run scripts/fetch-model.sh first");
     let router = ChunkRouter::new(ChunkingConfig::default(), counter);
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
@@ -136,12 +173,16 @@ fn benches(c: &mut Criterion) {
                 let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(out.path()).unwrap());
                 let chunks = chunks.clone();
                 rt.block_on(async {
-                    Topology::new(TopologyConfig::default(), store.clone(), Shutdown::default())
-                        .from_stream("chunks", futures::stream::iter(chunks))
-                        .then_stream(BatchWriter::new(BatchWriterConfig::default(), store))
-                        .run(|_| {})
-                        .await
-                        .unwrap()
+                    Topology::new(
+                        TopologyConfig::default(),
+                        store.clone(),
+                        Shutdown::default(),
+                    )
+                    .from_stream("chunks", futures::stream::iter(chunks))
+                    .then_stream(BatchWriter::new(BatchWriterConfig::default(), store))
+                    .run(|_| {})
+                    .await
+                    .unwrap()
                 })
             })
         });

@@ -48,13 +48,16 @@ pub struct TokenizerConfig {
 
 impl TokenizerConfig {
     pub fn resolved_path(&self) -> PathBuf {
-        self.path.clone().unwrap_or_else(kass_pipeline::tokenizer::default_tokenizer_path)
+        self.path
+            .clone()
+            .unwrap_or_else(kass_pipeline::tokenizer::default_tokenizer_path)
     }
 }
 
 impl KassConfig {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -78,12 +81,17 @@ impl KassConfig {
         if let Some(bucket) = var("KASS_S3_BUCKET").or_else(|| var("S3_BUCKET_NAME")) {
             let previous = match &self.store {
                 StoreConfig::S3(s3) => s3.clone(),
-                StoreConfig::Local { .. } => S3StoreConfig { max_attempts: 5, ..Default::default() },
+                StoreConfig::Local { .. } => S3StoreConfig {
+                    max_attempts: 5,
+                    ..Default::default()
+                },
             };
             self.store = StoreConfig::S3(S3StoreConfig { bucket, ..previous });
         }
         if let StoreConfig::S3(s3) = &mut self.store {
-            if let Some(endpoint) = var("KASS_S3_ENDPOINT_URL").or_else(|| var("AWS_ENDPOINT_URL_S3")) {
+            if let Some(endpoint) =
+                var("KASS_S3_ENDPOINT_URL").or_else(|| var("AWS_ENDPOINT_URL_S3"))
+            {
                 s3.endpoint_url = Some(endpoint);
             }
             if let Some(v) = var("KASS_S3_FORCE_PATH_STYLE") {
@@ -115,7 +123,9 @@ mod tests {
             _ => None,
         };
         config.apply_env(env);
-        let StoreConfig::S3(s3) = &config.store else { panic!("expected s3") };
+        let StoreConfig::S3(s3) = &config.store else {
+            panic!("expected s3")
+        };
         assert_eq!(s3.bucket, "from-env");
         assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         assert!(s3.force_path_style);
@@ -123,13 +133,17 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_their_name() {
-        let err = toml::from_str::<KassConfig>("[batch]\nmax_chunk = 3\n").unwrap_err().to_string();
+        let err = toml::from_str::<KassConfig>("[batch]\nmax_chunk = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_chunk"), "{err}");
     }
 
     #[test]
     fn shipped_example_config_parses() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kass.toml")).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/kass.toml"))
+                .unwrap();
         let config: KassConfig = toml::from_str(&text).unwrap();
         assert!(!config.sources.is_empty());
     }

@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kass", version, about = "Knowledge-base ingestion: sources -> chunks -> batches -> vectors")]
+#[command(
+    name = "kass",
+    version,
+    about = "Knowledge-base ingestion: sources -> chunks -> batches -> vectors"
+)]
 struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9464).
     #[arg(long, global = true, env = "KASS_METRICS_ADDR")]

@@ -13,7 +13,10 @@ impl Progress {
     pub fn start() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed} {pos} {msg}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed} {pos} {msg}")
+                    .expect("valid template"),
+            );
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
         });
@@ -23,7 +26,10 @@ impl Progress {
     pub fn batch_written(&self, batch: &BatchRef) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
-            bar.set_message(format!("batch files; last {} ({} chunks)", batch.key, batch.chunk_count));
+            bar.set_message(format!(
+                "batch files; last {} ({} chunks)",
+                batch.key, batch.chunk_count
+            ));
         }
     }
 

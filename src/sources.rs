@@ -10,9 +10,9 @@ use kass_sources::{files, jsonl, slack_export};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SourceConfig {
     /// A directory of text, markdown and code files.
-    Files(files::FilesSourceConfig),
+    Files(files::FilesConfig),
     /// One document (or BEIR `{"_id","title","text"}` record) per line.
-    Jsonl(jsonl::JsonlSourceConfig),
+    Jsonl(jsonl::JsonlConfig),
     /// An official Slack workspace export directory.
     SlackExport(slack_export::SlackExportConfig),
 }

@@ -14,17 +14,25 @@ use kass_pipeline::{Chunk, Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
 use kass_stages::batch_loader::BatchLoader;
 use kass_stages::chunk_router::ChunkRouter;
-use kass_stages::transform::Transform;
 
 use crate::config::KassConfig;
 
 /// sources -> transform -> chunk_router -> batch_writer.
-pub fn fetch_half(config: &KassConfig, store: Arc<dyn ObjectStore>, shutdown: Shutdown) -> Result<Flow<BatchRef>> {
+pub fn fetch_half(
+    config: &KassConfig,
+    store: Arc<dyn ObjectStore>,
+    shutdown: Shutdown,
+) -> Result<Flow<BatchRef>> {
     if config.sources.is_empty() {
         anyhow::bail!("configuration error: no [[sources]] configured");
     }
     let tokenizer_path = config.tokenizer.resolved_path();
     let counter = TokenCounter::from_file(&tokenizer_path)?;
+    config
+        .chunking
+        .validate(counter.special_tokens())
+        .map_err(|e| anyhow::anyhow!("configuration error: [chunking] {e}"))?;
+    let transform = config.transform.clone().build()?;
     let sources = config
         .sources
         .iter()
@@ -32,11 +40,13 @@ pub fn fetch_half(config: &KassConfig, store: Arc<dyn ObjectStore>, shutdown: Sh
         .map(|s| s.build())
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start sources")?;
-    Ok(Topology::new(config.pipeline.clone(), store.clone(), shutdown)
-        .sources(sources)
-        .then(Transform::new(config.transform.clone()))
-        .then(ChunkRouter::new(config.chunking.clone(), counter))
-        .then_stream(BatchWriter::new(config.batch.clone(), store)))
+    Ok(
+        Topology::new(config.pipeline.clone(), store.clone(), shutdown)
+            .sources(sources)
+            .then(transform)
+            .then(ChunkRouter::new(config.chunking.clone(), counter))
+            .then_stream(BatchWriter::new(config.batch.clone(), store)),
+    )
 }
 
 /// batch_loader -> (embed -> sink, added by the embed stage).

@@ -5,7 +5,7 @@ mod support;
 
 use chrono::{TimeZone, Utc};
 use kass_pipeline::batch::{batch_key, read_batch, Batch, Compression, SCHEMA_VERSION};
-use kass_pipeline::{Chunk, Metadata, MetaValue};
+use kass_pipeline::{Chunk, MetaValue, Metadata};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(support::repo_root().join("tests/fixtures").join(name)).unwrap()
@@ -17,8 +17,20 @@ fn sample_batch() -> Batch {
     meta.insert("message_count".into(), MetaValue::Int(2));
     meta.insert("start_time".into(), "2025-10-06T09:01:00Z".into());
     let chunks = vec![
-        Chunk::new("slack", "C0GENERAL/2025-10-06", 0, "ana: Welcome!\nCho Min-jun: Thanks!".into(), meta.clone()),
-        Chunk::new("slack", "C0GENERAL/2025-10-06", 1, "Ben: Code freeze is Thursday.".into(), meta),
+        Chunk::new(
+            "slack",
+            "C0GENERAL/2025-10-06",
+            0,
+            "ana: Welcome!\nCho Min-jun: Thanks!".into(),
+            meta.clone(),
+        ),
+        Chunk::new(
+            "slack",
+            "C0GENERAL/2025-10-06",
+            1,
+            "Ben: Code freeze is Thursday.".into(),
+            meta,
+        ),
     ];
     let at = Utc.with_ymd_and_hms(2025, 10, 6, 12, 0, 0).unwrap();
     Batch::new("20251006_120000_a1b2".into(), at, "slack", chunks)
@@ -27,6 +39,10 @@ fn sample_batch() -> Batch {
 #[test]
 fn written_batch_matches_the_golden_file_byte_for_byte() {
     let encoded = sample_batch().encode(Compression::None);
+    if std::env::var_os("KASS_UPDATE_GOLDEN").is_some() {
+        let path = support::repo_root().join("tests/fixtures/golden_batch_v1.json");
+        std::fs::write(path, [&encoded[..], b"\n"].concat()).unwrap();
+    }
     let golden = fixture("golden_batch_v1.json");
     assert_eq!(
         String::from_utf8(encoded).unwrap(),
@@ -37,16 +53,25 @@ fn written_batch_matches_the_golden_file_byte_for_byte() {
 
 #[test]
 fn written_batch_keeps_every_seed_field_with_its_meaning() {
-    let value: serde_json::Value = serde_json::from_slice(&sample_batch().encode(Compression::None)).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_slice(&sample_batch().encode(Compression::None)).unwrap();
     let seed: serde_json::Value = serde_json::from_slice(&fixture("seed_batch_v0.json")).unwrap();
     for field in seed.as_object().unwrap().keys() {
-        assert!(value.get(field).is_some(), "seed field `{field}` missing from the written batch");
+        assert!(
+            value.get(field).is_some(),
+            "seed field `{field}` missing from the written batch"
+        );
     }
     assert_eq!(value["schema_version"], SCHEMA_VERSION);
     assert_eq!(value["timestamp"], "2025-10-06T12:00:00Z");
-    assert_eq!(value["chunk_count"], value["chunks"].as_array().unwrap().len());
+    assert_eq!(
+        value["chunk_count"],
+        value["chunks"].as_array().unwrap().len()
+    );
     for chunk in value["chunks"].as_array().unwrap() {
-        assert!(chunk["text"].is_string() && chunk["metadata"].is_object() && chunk["id"].is_string());
+        assert!(
+            chunk["text"].is_string() && chunk["metadata"].is_object() && chunk["id"].is_string()
+        );
     }
 }
 
@@ -73,7 +98,8 @@ fn gzip_batches_round_trip() {
 }
 
 fn mutated(f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
-    let mut value: serde_json::Value = serde_json::from_slice(&sample_batch().encode(Compression::None)).unwrap();
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&sample_batch().encode(Compression::None)).unwrap();
     f(&mut value);
     serde_json::to_vec(&value).unwrap()
 }
@@ -82,18 +108,56 @@ fn mutated(f: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
 fn reader_errors_name_the_key_and_the_field() {
     let key = "slack/chunked/year=2025/month=10/day=06/batch_x.json";
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (mutated(|v| v["chunks"][1].as_object_mut().unwrap().remove("text").map(|_| ()).unwrap()), "chunks[1]"),
-        (mutated(|v| v["chunks"][0]["text"] = serde_json::json!(42)), "chunks[0].text"),
-        (mutated(|v| v["chunk_count"] = serde_json::json!(3)), "chunk_count"),
-        (mutated(|v| v["schema_version"] = serde_json::json!(99)), "schema_version"),
-        (mutated(|v| v["source"] = serde_json::json!("gitlab")), "source"),
-        (mutated(|v| v["chunks"][0].as_object_mut().unwrap().remove("id").map(|_| ()).unwrap()), "chunks[0].id"),
-        (mutated(|v| v["timestamp"] = serde_json::json!("yesterday")), "timestamp"),
+        (
+            mutated(|v| {
+                v["chunks"][1]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("text")
+                    .map(|_| ())
+                    .unwrap()
+            }),
+            "chunks[1]",
+        ),
+        (
+            mutated(|v| v["chunks"][0]["text"] = serde_json::json!(42)),
+            "chunks[0].text",
+        ),
+        (
+            mutated(|v| v["chunk_count"] = serde_json::json!(3)),
+            "chunk_count",
+        ),
+        (
+            mutated(|v| v["schema_version"] = serde_json::json!(99)),
+            "schema_version",
+        ),
+        (
+            mutated(|v| v["source"] = serde_json::json!("gitlab")),
+            "source",
+        ),
+        (
+            mutated(|v| {
+                v["chunks"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("id")
+                    .map(|_| ())
+                    .unwrap()
+            }),
+            "chunks[0].id",
+        ),
+        (
+            mutated(|v| v["timestamp"] = serde_json::json!("yesterday")),
+            "timestamp",
+        ),
         (b"{\"batch_id\": ".to_vec(), "EOF"),
     ];
     for (bytes, expected) in cases {
         let err = read_batch(key, &bytes).unwrap_err().to_string();
         assert!(err.contains(key), "error does not name the key: {err}");
-        assert!(err.contains(expected), "error does not name `{expected}`: {err}");
+        assert!(
+            err.contains(expected),
+            "error does not name `{expected}`: {err}"
+        );
     }
 }

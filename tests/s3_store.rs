@@ -32,24 +32,48 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
         max_attempts: 3,
     };
     let store = S3Store::connect(&config).await;
-    store.client().create_bucket().bucket(BUCKET).send().await.expect("create bucket on moto");
+    store
+        .client()
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("create bucket on moto");
 
     // Objects round-trip byte for byte, including keys with spaces and non-ASCII characters.
-    store.put("a/b/one.json", b"{\"x\":1}".to_vec()).await.unwrap();
-    store.put("a/b/two words é.json", vec![0, 159, 146, 150]).await.unwrap();
+    store
+        .put("a/b/one.json", b"{\"x\":1}".to_vec())
+        .await
+        .unwrap();
+    store
+        .put("a/b/two words é.json", vec![0, 159, 146, 150])
+        .await
+        .unwrap();
     assert_eq!(store.get("a/b/one.json").await.unwrap(), b"{\"x\":1}");
-    assert_eq!(store.get("a/b/two words é.json").await.unwrap(), vec![0, 159, 146, 150]);
-    assert!(matches!(store.get("a/b/missing.json").await, Err(StoreError::NotFound { .. })));
+    assert_eq!(
+        store.get("a/b/two words é.json").await.unwrap(),
+        vec![0, 159, 146, 150]
+    );
+    assert!(matches!(
+        store.get("a/b/missing.json").await,
+        Err(StoreError::NotFound { .. })
+    ));
 
     // Listing follows continuation tokens past S3's 1,000-key page.
     for i in 0..1005 {
-        store.put(&format!("many/{i:05}.json"), vec![b'x']).await.unwrap();
+        store
+            .put(&format!("many/{i:05}.json"), vec![b'x'])
+            .await
+            .unwrap();
     }
     let listed = store.list("many/").await.unwrap();
     assert_eq!(listed.len(), 1005);
     assert_eq!(listed[0], "many/00000.json");
     store.delete("a/b/one.json").await.unwrap();
-    assert_eq!(store.list("a/").await.unwrap(), vec!["a/b/two words é.json"]);
+    assert_eq!(
+        store.list("a/").await.unwrap(),
+        vec!["a/b/two words é.json"]
+    );
 
     // `kass fetch` with the store switched to S3 by the environment.
     let dir = tempfile::tempdir().unwrap();
@@ -57,14 +81,22 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
     let examples = repo_root().join("examples/data");
     std::fs::write(
         &config_path,
-        example_config(&dir.path().join("unused"), &examples.join("slack-export"), &examples.join("docs")),
+        example_config(
+            &dir.path().join("unused"),
+            &examples.join("slack-export"),
+            &examples.join("docs"),
+        ),
     )
     .unwrap();
     let mut cmd = kass();
     cmd.args(["fetch", "--config"]).arg(&config_path);
     aws_env(&mut cmd, &moto);
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "kass fetch failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kass fetch failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let keys = store.list("slack/chunked/").await.unwrap();
     assert!(!keys.is_empty(), "no batch written to the bucket");
@@ -74,18 +106,29 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
         let batch = read_batch(key, &store.get(key).await.unwrap()).unwrap();
         chunks += batch.chunk_count;
     }
-    assert!(chunks >= 3, "expected the example conversations, got {chunks} chunks");
+    assert!(
+        chunks >= 3,
+        "expected the example conversations, got {chunks} chunks"
+    );
     assert!(!store.list("docs/chunked/").await.unwrap().is_empty());
     assert!(store.list("_dead_letter/").await.unwrap().is_empty());
 
     // `kass inspect` reads a key from the bucket.
     let mut cmd = kass();
-    cmd.args(["inspect", &keys[0], "--config"]).arg(&config_path);
+    cmd.args(["inspect", &keys[0], "--config"])
+        .arg(&config_path);
     aws_env(&mut cmd, &moto);
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("source        slack") && stdout.contains(&format!("s3://{BUCKET}/")), "{stdout}");
+    assert!(
+        stdout.contains("source        slack") && stdout.contains(&format!("s3://{BUCKET}/")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -95,7 +138,11 @@ fn unreachable_store_stops_the_run_with_a_message_naming_it() {
     let examples = repo_root().join("examples/data");
     std::fs::write(
         &config_path,
-        example_config(&dir.path().join("unused"), &examples.join("slack-export"), &examples.join("docs")),
+        example_config(
+            &dir.path().join("unused"),
+            &examples.join("slack-export"),
+            &examples.join("docs"),
+        ),
     )
     .unwrap();
     let closed_port = support::free_port();
@@ -106,11 +153,17 @@ fn unreachable_store_stops_the_run_with_a_message_naming_it() {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", "us-east-1")
         .env("KASS_S3_BUCKET", "nowhere")
-        .env("KASS_S3_ENDPOINT_URL", format!("http://127.0.0.1:{closed_port}"))
+        .env(
+            "KASS_S3_ENDPOINT_URL",
+            format!("http://127.0.0.1:{closed_port}"),
+        )
         .env("KASS_S3_FORCE_PATH_STYLE", "1")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Error:") && stderr.contains("s3://nowhere/"), "{stderr}");
+    assert!(
+        stderr.contains("Error:") && stderr.contains("s3://nowhere/"),
+        "{stderr}"
+    );
 }

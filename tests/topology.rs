@@ -13,8 +13,8 @@ use kass_pipeline::dead_letter;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{
-    Chunk, FatalError, Inlet, ItemError, ItemStage, Metadata, Outlet, PipelineItem, Source, StageContext, StreamStage,
-    Topology, TopologyConfig,
+    Chunk, FatalError, Inlet, ItemError, ItemStage, Metadata, Outlet, PipelineItem, Source,
+    StageContext, StreamStage, Topology, TopologyConfig,
 };
 use kass_stages::batch_loader::BatchLoader;
 
@@ -87,7 +87,12 @@ impl StreamStage for SlowSink {
     fn name(&self) -> &'static str {
         "slow_sink"
     }
-    async fn run(self: Box<Self>, input: Inlet<Item>, out: Outlet<Item>, _ctx: StageContext) -> Result<(), FatalError> {
+    async fn run(
+        self: Box<Self>,
+        input: Inlet<Item>,
+        out: Outlet<Item>,
+        _ctx: StageContext,
+    ) -> Result<(), FatalError> {
         while let Some(item) = input.recv().await {
             tokio::time::sleep(Duration::from_millis(1)).await;
             self.consumed.fetch_add(1, Ordering::SeqCst);
@@ -105,11 +110,23 @@ fn store() -> (tempfile::TempDir, Arc<dyn ObjectStore>) {
     (dir, store)
 }
 
-fn counting(count: Option<usize>) -> (Counting, Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+fn counting(
+    count: Option<usize>,
+) -> (
+    Counting,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+) {
     let produced = Arc::new(AtomicUsize::new(0));
     let consumed = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
-    let source = Counting { count, produced: produced.clone(), consumed: consumed.clone(), max_in_flight: max.clone() };
+    let source = Counting {
+        count,
+        produced: produced.clone(),
+        consumed: consumed.clone(),
+        max_in_flight: max.clone(),
+    };
     (source, produced, consumed, max)
 }
 
@@ -119,21 +136,37 @@ async fn slow_sink_bounds_in_flight_items_to_the_channel_capacities() {
     let total = 600;
     let (_dir, store) = store();
     let (source, produced, consumed, max_in_flight) = counting(Some(total));
-    let report = Topology::new(TopologyConfig { channel_capacity: capacity }, store, Shutdown::default())
-        .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
-        .then(Passthrough)
-        .then_stream(SlowSink { consumed: consumed.clone() })
-        .run(|_| {})
-        .await
-        .unwrap();
+    let report = Topology::new(
+        TopologyConfig {
+            channel_capacity: capacity,
+        },
+        store,
+        Shutdown::default(),
+    )
+    .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
+    .then(Passthrough)
+    .then_stream(SlowSink {
+        consumed: consumed.clone(),
+    })
+    .run(|_| {})
+    .await
+    .unwrap();
     assert_eq!(report.outputs, total as u64);
     assert_eq!(produced.load(Ordering::SeqCst), total);
     let max = max_in_flight.load(Ordering::SeqCst);
     // Two channels before the slow sink, plus one item held by each of the two stages' workers.
     let bound = 2 * capacity + 2;
-    eprintln!("max in flight: {max} (capacity {capacity} per channel, bound {bound}, total {total})");
-    assert!(max <= bound, "{max} items in flight exceeds the bound {bound}: backpressure is broken");
-    assert!(max >= capacity, "{max} in flight: the channels never filled, so this test measured nothing");
+    eprintln!(
+        "max in flight: {max} (capacity {capacity} per channel, bound {bound}, total {total})"
+    );
+    assert!(
+        max <= bound,
+        "{max} items in flight exceeds the bound {bound}: backpressure is broken"
+    );
+    assert!(
+        max >= capacity,
+        "{max} in flight: the channels never filled, so this test measured nothing"
+    );
 }
 
 struct FailsEveryTenth;
@@ -150,7 +183,10 @@ impl ItemStage for FailsEveryTenth {
     }
     async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, ItemError> {
         if item.n % 10 == 3 {
-            return Err(ItemError::new("test_failure", format!("item {} is cursed", item.n)));
+            return Err(ItemError::new(
+                "test_failure",
+                format!("item {} is cursed", item.n),
+            ));
         }
         Ok(vec![item.clone()])
     }
@@ -160,17 +196,24 @@ impl ItemStage for FailsEveryTenth {
 async fn failing_items_go_to_dead_letters_and_the_rest_completes() {
     let (_dir, store) = store();
     let (source, ..) = counting(Some(100));
-    let report = Topology::new(TopologyConfig::default(), store.clone(), Shutdown::default())
-        .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
-        .then(FailsEveryTenth)
-        .run(|_| {})
-        .await
-        .unwrap();
+    let report = Topology::new(
+        TopologyConfig::default(),
+        store.clone(),
+        Shutdown::default(),
+    )
+    .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
+    .then(FailsEveryTenth)
+    .run(|_| {})
+    .await
+    .unwrap();
     assert_eq!(report.outputs, 90);
     assert_eq!(report.dead_letters, 10);
     let letters = dead_letter::list(store.as_ref()).await.unwrap();
     assert_eq!(letters.len(), 10);
-    let mut failed: Vec<usize> = letters.iter().map(|(_, l)| l.item["n"].as_u64().unwrap() as usize).collect();
+    let mut failed: Vec<usize> = letters
+        .iter()
+        .map(|(_, l)| l.item["n"].as_u64().unwrap() as usize)
+        .collect();
     failed.sort();
     assert_eq!(failed, (0..10).map(|i| i * 10 + 3).collect::<Vec<_>>());
     for (key, letter) in &letters {
@@ -190,12 +233,20 @@ impl StreamStage for BreaksAfterFive {
     fn name(&self) -> &'static str {
         "breaks_after_five"
     }
-    async fn run(self: Box<Self>, input: Inlet<Item>, out: Outlet<Item>, _ctx: StageContext) -> Result<(), FatalError> {
+    async fn run(
+        self: Box<Self>,
+        input: Inlet<Item>,
+        out: Outlet<Item>,
+        _ctx: StageContext,
+    ) -> Result<(), FatalError> {
         let mut seen = 0;
         while let Some(item) = input.recv().await {
             seen += 1;
             if seen > 5 {
-                return Err(FatalError::Stage { stage: "breaks_after_five".into(), reason: "store unreachable".into() });
+                return Err(FatalError::Stage {
+                    stage: "breaks_after_five".into(),
+                    reason: "store unreachable".into(),
+                });
             }
             let _ = out.send(item).await;
         }
@@ -218,7 +269,10 @@ async fn fatal_error_stops_an_endless_pipeline_with_the_cause() {
     .await
     .expect("a fatal error must stop the pipeline, not hang it");
     let err = result.unwrap_err().to_string();
-    assert!(err.contains("breaks_after_five") && err.contains("store unreachable"), "{err}");
+    assert!(
+        err.contains("breaks_after_five") && err.contains("store unreachable"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -230,52 +284,92 @@ async fn shutdown_stops_sources_and_drains_everything_in_flight() {
     let mut seen = 0u64;
     let report = tokio::time::timeout(
         Duration::from_secs(20),
-        Topology::new(TopologyConfig { channel_capacity: 16 }, store, shutdown)
-            .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
-            .then(Passthrough)
-            .run(|_| {
-                seen += 1;
-                if seen == 100 {
-                    trigger.trigger();
-                }
-            }),
+        Topology::new(
+            TopologyConfig {
+                channel_capacity: 16,
+            },
+            store,
+            shutdown,
+        )
+        .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
+        .then(Passthrough)
+        .run(|_| {
+            seen += 1;
+            if seen == 100 {
+                trigger.trigger();
+            }
+        }),
     )
     .await
     .expect("shutdown must end the run")
     .unwrap();
     assert!(report.outputs >= 100);
-    assert_eq!(report.outputs as usize, produced.load(Ordering::SeqCst), "items accepted before shutdown were lost");
+    assert_eq!(
+        report.outputs as usize,
+        produced.load(Ordering::SeqCst),
+        "items accepted before shutdown were lost"
+    );
 }
 
 #[tokio::test]
 async fn malformed_batch_is_dead_lettered_while_other_batches_load() {
     let (_dir, store) = store();
     let chunk = |i: usize| Chunk::new("slack", "doc", i, format!("text {i}"), Metadata::new());
-    let good = Batch::new("20250101_000000_0001".into(), chrono::Utc::now(), "slack", vec![chunk(0), chunk(1)]);
+    let good = Batch::new(
+        "20250101_000000_0001".into(),
+        chrono::Utc::now(),
+        "slack",
+        vec![chunk(0), chunk(1)],
+    );
     let good_key = "slack/chunked/year=2025/month=01/day=01/batch_20250101_000000_0001.json";
     let bad_key = "slack/chunked/year=2025/month=01/day=01/batch_20250101_000000_0002.json";
     let missing_key = "slack/chunked/year=2025/month=01/day=01/batch_20250101_000000_0003.json";
-    store.put(good_key, good.encode(Compression::None)).await.unwrap();
-    let mut broken: serde_json::Value = serde_json::from_slice(&good.encode(Compression::None)).unwrap();
+    store
+        .put(good_key, good.encode(Compression::None))
+        .await
+        .unwrap();
+    let mut broken: serde_json::Value =
+        serde_json::from_slice(&good.encode(Compression::None)).unwrap();
     broken["chunks"][1]["text"] = serde_json::Value::Null;
-    store.put(bad_key, serde_json::to_vec(&broken).unwrap()).await.unwrap();
+    store
+        .put(bad_key, serde_json::to_vec(&broken).unwrap())
+        .await
+        .unwrap();
 
     let refs: Vec<BatchRef> = [bad_key, good_key, missing_key]
         .iter()
-        .map(|k| BatchRef { key: k.to_string(), source: "slack".into(), chunk_count: 2, bytes: 0 })
+        .map(|k| BatchRef {
+            key: k.to_string(),
+            source: "slack".into(),
+            chunk_count: 2,
+            bytes: 0,
+        })
         .collect();
     let mut loaded = Vec::new();
-    let report = Topology::new(TopologyConfig::default(), store.clone(), Shutdown::default())
-        .from_stream("batch_keys", futures::stream::iter(refs))
-        .then(BatchLoader::new(store.clone()))
-        .run(|c: Chunk| loaded.push(c.id))
-        .await
-        .unwrap();
+    let report = Topology::new(
+        TopologyConfig::default(),
+        store.clone(),
+        Shutdown::default(),
+    )
+    .from_stream("batch_keys", futures::stream::iter(refs))
+    .then(BatchLoader::new(store.clone()))
+    .run(|c: Chunk| loaded.push(c.id))
+    .await
+    .unwrap();
     assert_eq!(loaded.len(), 2, "the good batch's chunks must come through");
     assert_eq!(report.dead_letters, 2);
     let letters = dead_letter::list(store.as_ref()).await.unwrap();
-    let reason_for = |key: &str| letters.iter().find(|(_, l)| l.item_id == key).map(|(_, l)| l.reason.clone()).unwrap();
+    let reason_for = |key: &str| {
+        letters
+            .iter()
+            .find(|(_, l)| l.item_id == key)
+            .map(|(_, l)| l.reason.clone())
+            .unwrap()
+    };
     let bad = reason_for(bad_key);
-    assert!(bad.contains(bad_key) && bad.contains("chunks[1].text"), "{bad}");
+    assert!(
+        bad.contains(bad_key) && bad.contains("chunks[1].text"),
+        "{bad}"
+    );
     assert!(reason_for(missing_key).contains("not found"));
 }

@@ -75,14 +75,20 @@ pub fn default_model_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KASS_MODEL_DIR") {
         return PathBuf::from(dir);
     }
-    let cache = std::env::var_os("KASS_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-        home.join(".cache").join("kass")
-    });
+    let cache = std::env::var_os("KASS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."));
+            home.join(".cache").join("kass")
+        });
     cache.join("models").join("all-MiniLM-L6-v2")
 }
 
 /// `$KASS_TOKENIZER`, else `tokenizer.json` in [`default_model_dir`].
 pub fn default_tokenizer_path() -> PathBuf {
-    std::env::var_os("KASS_TOKENIZER").map(PathBuf::from).unwrap_or_else(|| default_model_dir().join("tokenizer.json"))
+    std::env::var_os("KASS_TOKENIZER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| default_model_dir().join("tokenizer.json"))
 }

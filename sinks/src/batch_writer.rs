@@ -71,7 +71,12 @@ pub struct BatchWriter {
 
 impl BatchWriter {
     pub fn new(config: BatchWriterConfig, store: Arc<dyn ObjectStore>) -> Self {
-        Self { config, store, used_ids: HashSet::new(), used_second: 0 }
+        Self {
+            config,
+            store,
+            used_ids: HashSet::new(),
+            used_second: 0,
+        }
     }
 
     fn unique_batch_id(&mut self, now: DateTime<Utc>, chunks: &[Chunk]) -> String {
@@ -100,14 +105,25 @@ impl BatchWriter {
         self.store.put(&key, body).await?;
         telemetry::batch_written(source, bytes);
         tracing::debug!(key, chunk_count, bytes, "batch written");
-        Ok(BatchRef { key, source: source.to_string(), chunk_count, bytes })
+        Ok(BatchRef {
+            key,
+            source: source.to_string(),
+            chunk_count,
+            bytes,
+        })
     }
 }
 
 /// Bytes a chunk adds to its batch file, as serialised.
 fn encoded_len(chunk: &Chunk) -> usize {
-    let view = BatchChunk { id: chunk.id.clone(), text: chunk.text.clone(), metadata: chunk.metadata.clone() };
-    serde_json::to_vec(&view).map(|v| v.len() + 1).unwrap_or(chunk.text.len())
+    let view = BatchChunk {
+        id: chunk.id.clone(),
+        text: chunk.text.clone(),
+        metadata: chunk.metadata.clone(),
+    };
+    serde_json::to_vec(&view)
+        .map(|v| v.len() + 1)
+        .unwrap_or(chunk.text.len())
 }
 
 #[async_trait]
@@ -119,7 +135,12 @@ impl StreamStage for BatchWriter {
         "batch_writer"
     }
 
-    async fn run(mut self: Box<Self>, input: Inlet<Chunk>, out: Outlet<BatchRef>, _ctx: StageContext) -> Result<(), FatalError> {
+    async fn run(
+        mut self: Box<Self>,
+        input: Inlet<Chunk>,
+        out: Outlet<BatchRef>,
+        _ctx: StageContext,
+    ) -> Result<(), FatalError> {
         let max_wait = Duration::from_millis(self.config.max_wait_ms);
         let mut pending: HashMap<String, Pending> = HashMap::new();
         loop {

@@ -23,7 +23,10 @@ pub struct InspectArgs {
 
 pub async fn inspect(args: InspectArgs) -> Result<()> {
     let (name, bytes) = if Path::new(&args.target).is_file() {
-        (args.target.clone(), std::fs::read(&args.target).with_context(|| format!("cannot read {}", args.target))?)
+        (
+            args.target.clone(),
+            std::fs::read(&args.target).with_context(|| format!("cannot read {}", args.target))?,
+        )
     } else {
         let config = KassConfig::load(&args.config)?;
         let store = build_store(&config.store).await?;
@@ -31,8 +34,11 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     };
     let key = strip_to_key(&args.target);
     let batch = read_batch(key, &bytes)?;
-    let documents: BTreeSet<&str> =
-        batch.chunks.iter().filter_map(|c| c.metadata.get("document_id").and_then(|v| v.as_str())).collect();
+    let documents: BTreeSet<&str> = batch
+        .chunks
+        .iter()
+        .filter_map(|c| c.metadata.get("document_id").and_then(|v| v.as_str()))
+        .collect();
     let mut metadata_keys: BTreeMap<&str, usize> = BTreeMap::new();
     for chunk in &batch.chunks {
         for k in chunk.metadata.keys() {
@@ -49,7 +55,10 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     println!("documents     {}", documents.len());
     println!("file bytes    {}", bytes.len());
     println!("text bytes    {text_bytes}");
-    let keys: Vec<String> = metadata_keys.iter().map(|(k, n)| format!("{k}({n})")).collect();
+    let keys: Vec<String> = metadata_keys
+        .iter()
+        .map(|(k, n)| format!("{k}({n})"))
+        .collect();
     println!("metadata      {}", keys.join(" "));
     for chunk in batch.chunks.iter().take(args.chunks) {
         println!("\n--- {} ---\n{}", chunk.id, chunk.text);

@@ -6,10 +6,10 @@ use anyhow::Result;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::build_store;
 
-use kass::config::KassConfig;
 use crate::progress::Progress;
-use kass::topology::{embed_half, fetch_half};
 use crate::ConfigArg;
+use kass::config::KassConfig;
+use kass::topology::{embed_half, fetch_half};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -66,7 +66,11 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
         started.elapsed().as_secs_f64(),
         store.location(""),
         outputs.dead_letters,
-        if outputs.dead_letters > 0 { " under _dead_letter/" } else { "" }
+        if outputs.dead_letters > 0 {
+            " under _dead_letter/"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

@@ -35,12 +35,17 @@ impl ItemStage for BatchLoader {
         4
     }
 
-    async fn process(&self, batch: &BatchRef, _ctx: &StageContext) -> Result<Vec<Chunk>, ItemError> {
+    async fn process(
+        &self,
+        batch: &BatchRef,
+        _ctx: &StageContext,
+    ) -> Result<Vec<Chunk>, ItemError> {
         let bytes = self.store.get(&batch.key).await.map_err(|e| match e {
             StoreError::NotFound { .. } => ItemError::new("missing_batch", e.to_string()),
             other => ItemError::new("store_read", other.to_string()),
         })?;
-        let parsed = read_batch(&batch.key, &bytes).map_err(|e| ItemError::new("malformed_batch", e.to_string()))?;
+        let parsed = read_batch(&batch.key, &bytes)
+            .map_err(|e| ItemError::new("malformed_batch", e.to_string()))?;
         Ok(parsed.into_chunks())
     }
 }

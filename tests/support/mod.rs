@@ -15,7 +15,11 @@ pub fn repo_root() -> PathBuf {
 /// loudly when they are missing: CI always has them.
 pub fn shared_data(rel: &str) -> PathBuf {
     let path = repo_root().join("..").join("shared").join("data").join(rel);
-    assert!(path.exists(), "{} is missing: tests need ../shared/data beside the repository", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: tests need ../shared/data beside the repository",
+        path.display()
+    );
     path
 }
 
@@ -25,7 +29,11 @@ pub fn kass() -> Command {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -82,13 +90,20 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    p.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
