@@ -65,7 +65,7 @@ fn code_documents(total: usize) -> Vec<Document> {
     let mut bytes = 0;
     let mut i = 0usize;
     while bytes < total {
-        let (ext, text) = if i % 2 == 0 {
+        let (ext, text) = if i.is_multiple_of(2) {
             let mut s = String::from("use std::collections::HashMap;\n\n");
             for f in 0..(5 + i % 7) {
                 s.push_str(&format!("/// Computes value {f} of file {i}.\npub fn compute_{f}(input: &[u64]) -> u64 {{\n"));
