@@ -64,7 +64,31 @@ impl KassConfig {
     pub fn parse(text: &str) -> Result<Self> {
         let mut config: KassConfig = toml::from_str(text)?;
         config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Source names become key prefixes (`{name}/chunked/...`) and chunk-id inputs: they must be
+    /// safe path segments, and unique, or two sources would mix their batches and ids.
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for source in &self.sources {
+            let name = source.name();
+            let valid = !name.is_empty()
+                && !name.starts_with('_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            anyhow::ensure!(
+                valid,
+                "[[sources]] name {name:?}: use letters, digits, `-` and `_`, not starting with `_`"
+            );
+            anyhow::ensure!(
+                seen.insert(name),
+                "[[sources]] name {name:?} is used twice: give each source its own name"
+            );
+        }
+        Ok(())
     }
 
     /// Overrides from the environment:
@@ -129,6 +153,16 @@ mod tests {
         assert_eq!(s3.bucket, "from-env");
         assert_eq!(s3.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
         assert!(s3.force_path_style);
+    }
+
+    #[test]
+    fn source_names_must_be_safe_and_unique() {
+        let two = "[[sources]]\ntype = \"files\"\npath = \".\"\n[[sources]]\ntype = \"files\"\npath = \"src\"\n";
+        let err = KassConfig::parse(two).unwrap_err().to_string();
+        assert!(err.contains("\"files\" is used twice"), "{err}");
+        let bad = "[[sources]]\ntype = \"files\"\nname = \"a/b\"\npath = \".\"\n";
+        let err = KassConfig::parse(bad).unwrap_err().to_string();
+        assert!(err.contains("\"a/b\""), "{err}");
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub enum SourceConfig {
 }
 
 impl SourceConfig {
+    /// The `source` label: first segment of batch keys, metric label, part of chunk ids.
+    pub fn name(&self) -> &str {
+        match self {
+            SourceConfig::Files(c) => &c.name,
+            SourceConfig::Jsonl(c) => &c.name,
+            SourceConfig::SlackExport(c) => &c.name,
+        }
+    }
+
     pub fn build(self) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
         Ok(match self {
             SourceConfig::Files(c) => Box::new(c.build()?),

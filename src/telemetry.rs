@@ -27,8 +27,14 @@ pub fn init_logging(format: LogFormat) {
 
 /// Serves every `kass_*` metric at `http://ADDR/metrics` for as long as the process runs.
 pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
+    use metrics_exporter_prometheus::Matcher;
+    let seconds = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
+        .with_context(|| "invalid histogram buckets".to_string())?
         .install()
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
     kass_pipeline::telemetry::describe();

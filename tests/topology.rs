@@ -14,7 +14,7 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{
     Chunk, FatalError, Inlet, ItemError, ItemStage, Metadata, Outlet, PipelineItem, Source,
-    StageContext, StreamStage, Topology, TopologyConfig,
+    StageContext, StageError, StreamStage, Topology, TopologyConfig,
 };
 use kass_stages::batch_loader::BatchLoader;
 
@@ -70,7 +70,7 @@ impl ItemStage for Passthrough {
     fn name(&self) -> &'static str {
         "passthrough"
     }
-    async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, ItemError> {
+    async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, StageError> {
         Ok(vec![item.clone()])
     }
 }
@@ -181,12 +181,11 @@ impl ItemStage for FailsEveryTenth {
     fn concurrency(&self) -> usize {
         3
     }
-    async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, ItemError> {
+    async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, StageError> {
         if item.n % 10 == 3 {
-            return Err(ItemError::new(
-                "test_failure",
-                format!("item {} is cursed", item.n),
-            ));
+            return Err(
+                ItemError::new("test_failure", format!("item {} is cursed", item.n)).into(),
+            );
         }
         Ok(vec![item.clone()])
     }

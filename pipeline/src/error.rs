@@ -26,6 +26,16 @@ impl ItemError {
     }
 }
 
+/// What an [`crate::ItemStage`] returns on failure: this item is bad (dead-letter it, go on),
+/// or the run cannot go on (the store is unreachable after retries).
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    #[error(transparent)]
+    Fatal(#[from] FatalError),
+}
+
 /// The run cannot continue.
 #[derive(Debug, thiserror::Error)]
 pub enum FatalError {

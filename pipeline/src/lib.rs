@@ -22,7 +22,7 @@ pub mod topology;
 
 pub use channel::{Inlet, Outlet};
 pub use context::StageContext;
-pub use error::{FatalError, ItemError};
+pub use error::{FatalError, ItemError, StageError};
 pub use model::{
     Chunk, Document, DocumentKind, Message, MetaValue, Metadata, PipelineItem, RawRecord,
 };

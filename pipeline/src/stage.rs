@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::{FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext};
+use crate::{FatalError, Inlet, Outlet, PipelineItem, StageContext, StageError};
 
 /// Produces items: reads a directory, an export, an API, a queue of batch keys.
 ///
@@ -26,7 +26,9 @@ pub trait Source: Send + 'static {
 /// Turns each input item into zero or more outputs, independently of other items, so the
 /// runner can put `concurrency()` workers on the same input channel.
 ///
-/// Returning `Err` sends the input item to the dead letters; the run continues.
+/// Returning `Err(StageError::Item)` sends the input item to the dead letters and the run
+/// continues; `Err(StageError::Fatal)` stops the run. CPU-heavy work belongs in
+/// `tokio::task::spawn_blocking`, so timers and I/O of other stages keep running.
 #[async_trait]
 pub trait ItemStage: Send + Sync + 'static {
     type Input: PipelineItem;
@@ -43,7 +45,7 @@ pub trait ItemStage: Send + Sync + 'static {
         &self,
         item: &Self::Input,
         ctx: &StageContext,
-    ) -> Result<Vec<Self::Output>, ItemError>;
+    ) -> Result<Vec<Self::Output>, StageError>;
 }
 
 /// Consumes its whole input stream, for stages that keep state across items (batching with a

@@ -27,7 +27,9 @@ use crate::channel::{self, Inlet};
 use crate::dead_letter::{self, DeadLetterQueue};
 use crate::shutdown::Shutdown;
 use crate::store::ObjectStore;
-use crate::{telemetry, FatalError, ItemStage, PipelineItem, Source, StageContext, StreamStage};
+use crate::{
+    telemetry, FatalError, ItemStage, PipelineItem, Source, StageContext, StageError, StreamStage,
+};
 
 /// Settings shared by every channel of a topology.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,9 +124,18 @@ impl Topology {
         let shutdown = self.shutdown.clone();
         self.spawn(name, async move {
             let mut items = Box::pin(items);
-            while let Some(item) = items.next().await {
-                if shutdown.is_triggered() || outlet.send(item).await.is_err() {
-                    break;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.requested() => break,
+                    item = items.next() => match item {
+                        Some(item) => {
+                            if outlet.send(item).await.is_err() {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
                 }
             }
             Ok(())
@@ -175,10 +186,11 @@ impl<T: PipelineItem> Flow<T> {
                                 }
                             }
                         }
-                        Err(error) => {
+                        Err(StageError::Item(error)) => {
                             ctx.dead_letter(item.source(), &item.item_id(), &item, &error)
                                 .await?
                         }
+                        Err(StageError::Fatal(error)) => return Err(error),
                     }
                 }
                 Ok(())

@@ -49,7 +49,12 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     println!("batch         {name}");
     println!("schema        {}", batch.schema_version);
     println!("batch_id      {}", batch.batch_id);
-    println!("timestamp     {}", batch.timestamp.to_rfc3339());
+    println!(
+        "timestamp     {}",
+        batch
+            .timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
     println!("source        {}", batch.source);
     println!("chunk_count   {}", batch.chunk_count);
     println!("documents     {}", documents.len());

@@ -30,6 +30,7 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let store = build_store(&config.store).await?;
     let shutdown = Shutdown::default();
     watch_ctrl_c(shutdown.clone());
+    let interrupted = shutdown.clone();
     let started = Instant::now();
     let progress = Progress::start();
     let batches = fetch_half(&config, store.clone(), shutdown)?;
@@ -56,6 +57,7 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
         }
     };
     progress.finish();
+    let interrupted = interrupted.is_triggered();
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
         Mode::Whole => format!("{chunks} chunks through both halves"),
@@ -72,6 +74,12 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
             ""
         }
     );
+    if interrupted {
+        // Everything read was written; the sources did not finish. Say so, and exit like a
+        // program stopped by SIGINT, so scripts do not take this for a complete run.
+        eprintln!("interrupted: sources stopped early; run again to fetch the rest");
+        std::process::exit(130);
+    }
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 
 use kass_pipeline::batch::{read_batch, BatchRef};
 use kass_pipeline::store::{ObjectStore, StoreError};
-use kass_pipeline::{Chunk, ItemError, ItemStage, StageContext};
+use kass_pipeline::{Chunk, FatalError, ItemError, ItemStage, StageContext, StageError};
 
 pub struct BatchLoader {
     store: Arc<dyn ObjectStore>,
@@ -39,12 +39,19 @@ impl ItemStage for BatchLoader {
         &self,
         batch: &BatchRef,
         _ctx: &StageContext,
-    ) -> Result<Vec<Chunk>, ItemError> {
+    ) -> Result<Vec<Chunk>, StageError> {
         let bytes = self.store.get(&batch.key).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => ItemError::new("missing_batch", e.to_string()),
-            other => ItemError::new("store_read", other.to_string()),
+            // Announced but absent: this batch is unusable, others may be fine.
+            StoreError::NotFound { .. } => {
+                StageError::Item(ItemError::new("missing_batch", e.to_string()))
+            }
+            // Unreachable after the store's retries: every other batch would fail the same way.
+            other => StageError::Fatal(other.into()),
         })?;
-        let parsed = read_batch(&batch.key, &bytes)
+        let key = batch.key.clone();
+        let parsed = tokio::task::spawn_blocking(move || read_batch(&key, &bytes))
+            .await
+            .map_err(|e| FatalError::Panicked(format!("batch_loader: {e}")))?
             .map_err(|e| ItemError::new("malformed_batch", e.to_string()))?;
         Ok(parsed.into_chunks())
     }

@@ -9,7 +9,10 @@
 
 use async_trait::async_trait;
 use kass_pipeline::tokenizer::TokenCounter;
-use kass_pipeline::{telemetry, Chunk, Document, DocumentKind, ItemError, ItemStage, StageContext};
+use kass_pipeline::{
+    telemetry, Chunk, Document, DocumentKind, FatalError, ItemError, ItemStage, StageContext,
+    StageError,
+};
 
 use crate::chunking::{self, ChunkingConfig, Sizer, MIN_BUDGET};
 
@@ -101,8 +104,18 @@ impl ItemStage for ChunkRouter {
         })
     }
 
-    async fn process(&self, item: &Document, _ctx: &StageContext) -> Result<Vec<Chunk>, ItemError> {
-        self.chunk(item)
+    /// Tokenizing is CPU-bound: it runs on the blocking pool so that it never stalls the
+    /// runtime threads driving timers, store I/O and the other stages.
+    async fn process(
+        &self,
+        item: &Document,
+        _ctx: &StageContext,
+    ) -> Result<Vec<Chunk>, StageError> {
+        let (router, doc) = (self.clone(), item.clone());
+        let chunks = tokio::task::spawn_blocking(move || router.chunk(&doc))
+            .await
+            .map_err(|e| FatalError::Panicked(format!("chunk_router: {e}")))??;
+        Ok(chunks)
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
 use kass_pipeline::{
     telemetry, Document, DocumentKind, FatalError, ItemError, ItemStage, Message, Metadata,
-    RawRecord, StageContext,
+    RawRecord, StageContext, StageError,
 };
 use serde::Deserialize;
 
@@ -117,7 +117,7 @@ impl ItemStage for Transform {
         &self,
         item: &RawRecord,
         _ctx: &StageContext,
-    ) -> Result<Vec<Document>, ItemError> {
+    ) -> Result<Vec<Document>, StageError> {
         match item {
             RawRecord::Document(document) => Ok(vec![document.clone()]),
             RawRecord::Chat(chat) => Ok(self.chat_document(chat)?.into_iter().collect()),

@@ -223,7 +223,10 @@ async fn unparseable_ts_is_an_item_error_naming_origin_and_ts() {
         "C1/2021-10-27",
         vec![message("yesterday", "U1", "hi")],
     );
-    let err = stage.process(&record, &ctx).await.unwrap_err();
+    let err = match stage.process(&record, &ctx).await.unwrap_err() {
+        kass_pipeline::StageError::Item(err) => err,
+        other => panic!("expected a per-item error, got {other}"),
+    };
     assert_eq!(err.error_type, "invalid_timestamp");
     assert!(
         err.reason.contains("export/general/2021-10-27.json"),

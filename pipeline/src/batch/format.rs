@@ -113,7 +113,7 @@ impl Batch {
                     .metadata
                     .get("chunk_index")
                     .and_then(|v| v.as_i64())
-                    .map(|v| v as usize)
+                    .and_then(|v| usize::try_from(v).ok())
                     .unwrap_or(i);
                 Chunk {
                     id: c.id,

@@ -82,7 +82,18 @@ pub fn read_batch(key: &str, bytes: &[u8]) -> Result<Batch, BatchFormatError> {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{}#{i}", batch.batch_id));
-            chunk.id = Chunk::derive_id(&batch.source, &document_id, i, &content_hash(&chunk.text));
+            let ordinal = chunk
+                .metadata
+                .get("chunk_index")
+                .and_then(|v| v.as_i64())
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(i);
+            chunk.id = Chunk::derive_id(
+                &batch.source,
+                &document_id,
+                ordinal,
+                &content_hash(&chunk.text),
+            );
         }
     }
     Ok(batch)

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,8 +11,10 @@ use super::{validate_key, ObjectStore, StoreError};
 #[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
-    tmp_counter: AtomicU64,
 }
+
+/// Process-wide, so two stores on the same root never share a temporary file name.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 const TMP_MARKER: &str = ".kass-tmp-";
 
@@ -23,10 +26,7 @@ impl LocalStore {
             location: format!("file://{}", root.display()),
             reason: e.to_string(),
         })?;
-        Ok(Self {
-            root,
-            tmp_counter: AtomicU64::new(0),
-        })
+        Ok(Self { root })
     }
 
     pub fn root(&self) -> &Path {
@@ -61,14 +61,21 @@ impl ObjectStore for LocalStore {
             .parent()
             .expect("validated keys have a parent")
             .to_path_buf();
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!("{TMP_MARKER}{}-{n}", std::process::id()));
-        let result = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(&tmp, &body).await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
+        // Write, fsync, rename, fsync the directory: once `put` returns, the object survives a
+        // crash or power loss, which is what "durably written" promises the embed half.
+        let (tmp_path, final_path) = (tmp.clone(), path.clone());
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut file = std::fs::File::create(&tmp_path)?;
+            file.write_all(&body)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp_path, &final_path)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         if let Err(e) = result {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(self.io("write", key, e));

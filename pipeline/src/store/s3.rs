@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
@@ -24,6 +26,14 @@ impl S3Store {
         let shared = loader.load().await;
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.force_path_style)
+            // Without timeouts a stalled endpoint would hang a put forever, and with it the run.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(60))
+                    .operation_timeout(Duration::from_secs(300))
+                    .build(),
+            )
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(config.max_attempts.max(1)),
@@ -52,11 +62,6 @@ impl S3Store {
     where
         E: std::error::Error + 'static,
     {
-        if e.raw_response().map(|r| r.status().as_u16()) == Some(404) {
-            return StoreError::NotFound {
-                location: self.location(key),
-            };
-        }
         StoreError::Io {
             op,
             location: self.location(key),
