@@ -26,23 +26,6 @@ const CHANNELS: [(&str, &str); 4] = [
     ("C01TB88G56J", "bug-reporting"),
 ];
 
-const DROPPED_SUBTYPES: [&str; 14] = [
-    "channel_join",
-    "channel_leave",
-    "channel_topic",
-    "channel_purpose",
-    "channel_name",
-    "channel_archive",
-    "channel_unarchive",
-    "group_join",
-    "group_leave",
-    "bot_add",
-    "bot_remove",
-    "pinned_item",
-    "welcome_party",
-    "tombstone",
-];
-
 fn sample() -> PathBuf {
     let path = PathBuf::from(SAMPLE);
     assert!(
@@ -76,7 +59,12 @@ fn str_field<'a>(m: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn is_dropped(m: &Value) -> bool {
-    str_field(m, "subtype").is_some_and(|s| DROPPED_SUBTYPES.contains(&s))
+    str_field(m, "subtype").is_some_and(|s| {
+        TransformConfig::default()
+            .drop_subtypes
+            .iter()
+            .any(|d| d == s)
+    })
 }
 
 fn is_top_level(m: &Value) -> bool {
