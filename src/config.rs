@@ -71,6 +71,18 @@ impl KassConfig {
     /// Source names become key prefixes (`{name}/chunked/...`) and chunk-id inputs: they must be
     /// safe path segments, and unique, or two sources would mix their batches and ids.
     pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(
+            self.batch.max_chunks >= 1,
+            "[batch] max_chunks must be at least 1"
+        );
+        anyhow::ensure!(
+            self.batch.max_bytes >= 1024,
+            "[batch] max_bytes must be at least 1024"
+        );
+        anyhow::ensure!(
+            self.pipeline.channel_capacity >= 1,
+            "[pipeline] channel_capacity must be at least 1"
+        );
         let mut seen = std::collections::HashSet::new();
         for source in &self.sources {
             let name = source.name();

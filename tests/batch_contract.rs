@@ -161,3 +161,23 @@ fn reader_errors_name_the_key_and_the_field() {
         );
     }
 }
+
+#[test]
+fn a_gzip_bomb_is_refused_not_inflated() {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![b' '; 1024 * 1024];
+    for _ in 0..(kass_pipeline::batch::MAX_BATCH_BYTES / (1024 * 1024) + 1) {
+        enc.write_all(&zeros).unwrap();
+    }
+    let bomb = enc.finish().unwrap();
+    let err = read_batch(
+        "slack/chunked/year=2025/month=01/day=01/batch_b.json.gz",
+        &bomb,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("decompresses to more than"),
+        "{err}"
+    );
+}

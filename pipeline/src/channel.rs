@@ -53,11 +53,12 @@ pub struct DownstreamClosed(pub String);
 impl<T: PipelineItem> Outlet<T> {
     /// Waits for room in the channel, then sends.
     pub async fn send(&self, item: T) -> Result<(), DownstreamClosed> {
-        telemetry::items_sent(&self.stage, item.source());
+        let source = item.source().to_string();
         self.tx
             .send(item)
             .await
             .map_err(|_| DownstreamClosed(self.stage.to_string()))?;
+        telemetry::items_sent(&self.stage, &source);
         telemetry::channel_depth(&self.stage, self.tx.len());
         Ok(())
     }

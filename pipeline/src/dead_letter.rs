@@ -50,7 +50,8 @@ impl DeadLetter {
         }
     }
 
-    /// The store key; the same item failing the same way twice lands on the same key.
+    /// The store key: stage, day and time of the failure, and a hash of (source, item, reason),
+    /// so letters sort by time and the same failure within one second is written once.
     pub fn key(&self) -> String {
         let mut h = Sha256::new();
         for part in [&self.source, &self.item_id, &self.reason] {

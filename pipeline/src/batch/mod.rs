@@ -23,4 +23,4 @@ mod reader;
 pub use batch_ref::BatchRef;
 pub use format::{Batch, BatchChunk, Compression, SCHEMA_VERSION};
 pub use key::{batch_id, batch_key, parse_batch_key, BatchKeyParts};
-pub use reader::{read_batch, BatchFormatError};
+pub use reader::{read_batch, BatchFormatError, MAX_BATCH_BYTES};

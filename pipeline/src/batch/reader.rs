@@ -12,6 +12,10 @@ pub struct BatchFormatError {
     pub reason: String,
 }
 
+/// Largest decompressed batch accepted: far above what the writer produces (`max_bytes`,
+/// default 4 MiB), small enough that a hostile `.json.gz` cannot exhaust memory.
+pub const MAX_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Decodes and validates a batch file. Accepts every schema version up to [`SCHEMA_VERSION`];
 /// version-0 chunks without an `id` get the id the writer would have given them.
 pub fn read_batch(key: &str, bytes: &[u8]) -> Result<Batch, BatchFormatError> {
@@ -23,8 +27,15 @@ pub fn read_batch(key: &str, bytes: &[u8]) -> Result<Batch, BatchFormatError> {
     let mut json = Vec::new();
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
         flate2::read::GzDecoder::new(bytes)
+            .take(MAX_BATCH_BYTES + 1)
             .read_to_end(&mut json)
             .map_err(|e| err(None, format!("bad gzip: {e}")))?;
+        if json.len() as u64 > MAX_BATCH_BYTES {
+            return Err(err(
+                None,
+                format!("decompresses to more than {MAX_BATCH_BYTES} bytes"),
+            ));
+        }
         &json[..]
     } else {
         bytes

@@ -55,9 +55,9 @@ impl<'a> Sizer<'a> {
     }
 }
 
-/// text-splitter's sizer for the model's tokenizer. text-splitter 0.33 implements `ChunkSizer`
-/// for tokenizers 0.23's `Tokenizer`, not the 0.22 one [`TokenCounter`] holds, so the counter is
-/// wrapped instead; it counts exactly as every other count here does.
+/// text-splitter's sizer for the model's tokenizer, through [`TokenCounter`] rather than the raw
+/// `Tokenizer`: the counter has the file's padding (MiniLM pads to 128) switched off and counts
+/// without special tokens, exactly as every other count here does.
 struct ModelTokens<'a>(&'a TokenCounter);
 
 impl ChunkSizer for ModelTokens<'_> {
