@@ -372,3 +372,89 @@ async fn malformed_batch_is_dead_lettered_while_other_batches_load() {
     );
     assert!(reason_for(missing_key).contains("not found"));
 }
+
+struct PanicsOnFive;
+
+#[async_trait]
+impl ItemStage for PanicsOnFive {
+    type Input = Item;
+    type Output = Item;
+    fn name(&self) -> &'static str {
+        "panics_on_five"
+    }
+    async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, StageError> {
+        assert!(item.n != 5, "boom");
+        Ok(vec![item.clone()])
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_stage_stops_the_run_and_is_named() {
+    let (_dir, store) = store();
+    let (source, ..) = counting(None);
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        Topology::new(TopologyConfig::default(), store, Shutdown::default())
+            .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
+            .then(PanicsOnFive)
+            .run(|_| {}),
+    )
+    .await
+    .expect("a panic must stop the pipeline")
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("panics_on_five"), "{err}");
+}
+
+/// A store whose dead-letter writes fail, as an unreachable bucket's would.
+#[derive(Debug)]
+struct DeadLettersUnwritable(LocalStore);
+
+#[async_trait]
+impl ObjectStore for DeadLettersUnwritable {
+    fn location(&self, key: &str) -> String {
+        self.0.location(key)
+    }
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), kass_pipeline::store::StoreError> {
+        if key.starts_with("_dead_letter/") {
+            return Err(kass_pipeline::store::StoreError::Io {
+                op: "write",
+                location: self.location(key),
+                reason: "connection refused".into(),
+            });
+        }
+        self.0.put(key, body).await
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, kass_pipeline::store::StoreError> {
+        self.0.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, kass_pipeline::store::StoreError> {
+        self.0.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), kass_pipeline::store::StoreError> {
+        self.0.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_failing_dead_letter_writer_stops_an_endless_run_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(DeadLettersUnwritable(LocalStore::new(dir.path()).unwrap()));
+    let (source, ..) = counting(None);
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        Topology::new(TopologyConfig::default(), store, Shutdown::default())
+            .sources(vec![Box::new(source) as Box<dyn Source<Output = Item>>])
+            .then(FailsEveryTenth)
+            .run(|_| {}),
+    )
+    .await
+    .expect("a dead-letter writer failure must stop the pipeline")
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("_dead_letter/") && err.contains("connection refused"),
+        "{err}"
+    );
+}

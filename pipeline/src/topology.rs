@@ -15,6 +15,7 @@
 //! A stage never knows who is upstream or downstream of it; the builder decides, which is what
 //! lets the same stages run in one process or split across the S3 boundary.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +66,8 @@ pub struct RunReport {
 pub struct Topology {
     config: TopologyConfig,
     tasks: JoinSet<(String, Result<(), FatalError>)>,
+    /// Stage name of each task, to name a stage that panicked.
+    names: HashMap<tokio::task::Id, String>,
     dead_letters: DeadLetterQueue,
     dead_letter_writer: JoinHandle<Result<u64, FatalError>>,
     shutdown: Shutdown,
@@ -77,6 +80,7 @@ impl Topology {
         Self {
             config,
             tasks: JoinSet::new(),
+            names: HashMap::new(),
             dead_letters,
             dead_letter_writer,
             shutdown,
@@ -92,7 +96,9 @@ impl Topology {
         F: Future<Output = Result<(), FatalError>> + Send + 'static,
     {
         let stage = stage.to_string();
-        self.tasks.spawn(async move { (stage, fut.await) });
+        let name = stage.clone();
+        let handle = self.tasks.spawn(async move { (stage, fut.await) });
+        self.names.insert(handle.id(), name);
     }
 
     /// Starts every source, all writing into one channel.
@@ -238,11 +244,14 @@ impl<T: PipelineItem> Flow<T> {
         let Flow { topology, rx, .. } = self;
         let Topology {
             mut tasks,
+            names,
             dead_letters,
             dead_letter_writer,
             shutdown,
             ..
         } = topology;
+        // Stages hold their own queue handles; the writer ends once the last stage is done.
+        drop(dead_letters);
         let rx = rx.renamed("output");
         let mut outputs = 0u64;
         let drain = async {
@@ -253,25 +262,52 @@ impl<T: PipelineItem> Flow<T> {
         };
         let supervise = async {
             let mut first_error: Option<FatalError> = None;
-            while let Some(joined) = tasks.join_next().await {
-                let error = match joined {
-                    Ok((_, Ok(()))) => continue,
-                    Ok((stage, Err(error))) => {
-                        tracing::error!(stage, %error, "stage failed; stopping the pipeline");
-                        error
-                    }
-                    Err(join_error) => FatalError::Panicked(join_error.to_string()),
-                };
+            let mut writer = Some(dead_letter_writer);
+            let mut written = 0u64;
+            let fail = |error: FatalError, first_error: &mut Option<FatalError>| {
                 shutdown.trigger();
                 first_error.get_or_insert(error);
+            };
+            loop {
+                tokio::select! {
+                    joined = tasks.join_next_with_id() => match joined {
+                        None => break,
+                        Some(Ok((_, (_, Ok(()))))) => {}
+                        Some(Ok((_, (stage, Err(error))))) => {
+                            tracing::error!(stage, %error, "stage failed; stopping the pipeline");
+                            fail(error, &mut first_error);
+                        }
+                        Some(Err(join_error)) => {
+                            let stage = names.get(&join_error.id()).cloned().unwrap_or_default();
+                            tracing::error!(stage, %join_error, "stage panicked; stopping the pipeline");
+                            fail(FatalError::Panicked(stage), &mut first_error);
+                        }
+                    },
+                    // A dead-letter writer that fails must stop the run at once: letters handed
+                    // to it would otherwise be lost while the stages carry on.
+                    result = async { writer.as_mut().expect("guarded").await }, if writer.is_some() => {
+                        writer = None;
+                        match result {
+                            Ok(Ok(n)) => written = n,
+                            Ok(Err(error)) => fail(error, &mut first_error),
+                            Err(e) => fail(FatalError::Panicked(format!("dead_letter_writer: {e}")), &mut first_error),
+                        }
+                    }
+                }
             }
-            first_error
+            if let Some(writer) = writer {
+                match writer.await {
+                    Ok(Ok(n)) => written = n,
+                    Ok(Err(error)) => fail(error, &mut first_error),
+                    Err(e) => fail(
+                        FatalError::Panicked(format!("dead_letter_writer: {e}")),
+                        &mut first_error,
+                    ),
+                }
+            }
+            (first_error, written)
         };
-        let ((), first_error) = tokio::join!(drain, supervise);
-        drop(dead_letters);
-        let written = dead_letter_writer
-            .await
-            .map_err(|e| FatalError::Panicked(format!("dead_letter_writer: {e}")))??;
+        let ((), (first_error, written)) = tokio::join!(drain, supervise);
         match first_error {
             Some(error) => Err(error),
             None => Ok(RunReport {
