@@ -19,7 +19,7 @@ use kass_pipeline::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// Reads documents from JSON Lines files.
 ///
@@ -29,6 +29,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// name = "scifact"
 /// path = "/data/beir/scifact/corpus.jsonl"
 /// ```
+/// Longest line read; a longer one is dead-lettered (its first 200 bytes kept).
+const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlConfig {
@@ -146,19 +149,50 @@ impl JsonlSource {
                 return Ok(false);
             }
             line.clear();
-            let read = reader.read_until(b'\n', &mut line).await.map_err(|e| {
+            let read_error = |e: std::io::Error| {
                 FatalError::Config(format!(
                     "jsonl source `{source}`: reading {}: {e}",
                     file.display()
                 ))
-            })?;
+            };
+            // Bounded: one runaway line must not take all memory.
+            let read = (&mut reader)
+                .take(MAX_LINE_BYTES + 1)
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(read_error)?;
             if read == 0 {
                 return Ok(true);
             }
             number += 1;
             telemetry::source_bytes(source, read);
             let at = format!("{}:{number}", file.display());
-            match parse_line(&line, source) {
+            let too_long = line.len() as u64 > MAX_LINE_BYTES;
+            if too_long {
+                // Skip the rest of the line, still bounded, then report it.
+                let mut rest = Vec::new();
+                while !line.ends_with(b"\n") && !rest.ends_with(b"\n") {
+                    rest.clear();
+                    let n = (&mut reader)
+                        .take(MAX_LINE_BYTES)
+                        .read_until(b'\n', &mut rest)
+                        .await
+                        .map_err(read_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                line.truncate(200);
+            }
+            let parsed = if too_long {
+                Err(ItemError::new(
+                    "line_too_long",
+                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                ))
+            } else {
+                parse_line(&line, source)
+            };
+            match parsed {
                 Ok(None) => {}
                 Ok(Some(document)) => {
                     if out.send(RawRecord::Document(document)).await.is_err() {

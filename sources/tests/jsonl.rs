@@ -115,3 +115,34 @@ fn missing_path_is_a_config_error_naming_it() {
     let err = JsonlConfig::new("/no/such.jsonl").build().unwrap_err();
     assert!(err.to_string().contains("/no/such.jsonl"), "{err}");
 }
+
+#[tokio::test]
+async fn an_overlong_line_is_dead_lettered_and_the_next_lines_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.jsonl");
+    let huge = format!(
+        "{{\"_id\": \"huge\", \"text\": \"{}\"}}",
+        "x".repeat(17 * 1024 * 1024)
+    );
+    std::fs::write(
+        &file,
+        format!("{{\"_id\": \"a\", \"text\": \"first\"}}\n{huge}\n{{\"_id\": \"b\", \"text\": \"after\"}}\n"),
+    )
+    .unwrap();
+    let run = common::run_source(JsonlConfig::new(&file).build().unwrap(), "jsonl").await;
+    let ids: Vec<&str> = common::documents(&run.records)
+        .iter()
+        .map(|d| d.id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(run.dead_letters.len(), 1);
+    let letter = &run.dead_letters[0].1;
+    assert_eq!(letter.error_type, "line_too_long");
+    assert!(
+        letter
+            .reason
+            .starts_with(&format!("{}:2: ", file.display())),
+        "{}",
+        letter.reason
+    );
+}
