@@ -5,14 +5,7 @@ mod support;
 use std::path::Path;
 
 use kass_pipeline::batch::read_batch;
-use support::{copy_dir, example_config, files_under, kass, repo_root};
-
-fn write_config(dir: &Path, slack: &Path) -> std::path::PathBuf {
-    let path = dir.join("kass.toml");
-    let docs = repo_root().join("examples/data/docs");
-    std::fs::write(&path, example_config(&dir.join("store"), slack, &docs)).unwrap();
-    path
-}
+use support::{copy_dir, files_under, kass, repo_root, run_ok, write_example_config};
 
 fn batch_chunk_ids(store: &Path) -> Vec<String> {
     let mut ids = Vec::new();
@@ -30,17 +23,8 @@ fn batch_chunk_ids(store: &Path) -> Vec<String> {
 #[test]
 fn fetch_writes_valid_batches_and_refetching_gives_the_same_chunk_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &repo_root().join("examples/data/slack-export"));
-    let out = kass()
-        .args(["fetch", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let config = write_example_config(dir.path(), &repo_root().join("examples/data/slack-export"));
+    run_ok(kass().args(["fetch", "--config"]).arg(&config));
     let first = batch_chunk_ids(&dir.path().join("store"));
     assert!(first.len() >= 5, "{first:?}");
     let files = files_under(&dir.path().join("store"));
@@ -95,7 +79,7 @@ fn malformed_day_file_is_dead_lettered_and_everything_else_is_fetched() {
         "[{\"type\": \"message\", \"ts\": ",
     )
     .unwrap();
-    let config = write_config(dir.path(), &slack);
+    let config = write_example_config(dir.path(), &slack);
     let out = kass()
         .args(["run", "--config"])
         .arg(&config)
@@ -143,7 +127,7 @@ fn malformed_day_file_is_dead_lettered_and_everything_else_is_fetched() {
 #[test]
 fn inspect_summarises_a_batch_file_and_names_the_field_of_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &repo_root().join("examples/data/slack-export"));
+    let config = write_example_config(dir.path(), &repo_root().join("examples/data/slack-export"));
     assert!(kass()
         .args(["fetch", "--config"])
         .arg(&config)

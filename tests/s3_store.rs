@@ -5,7 +5,7 @@ mod support;
 
 use kass_pipeline::batch::{parse_batch_key, read_batch};
 use kass_pipeline::store::{ObjectStore, S3Store, S3StoreConfig, StoreError};
-use support::{example_config, kass, repo_root, MotoServer};
+use support::{kass, repo_root, run_ok, write_example_config, MotoServer};
 
 const BUCKET: &str = "kass-test";
 
@@ -77,26 +77,12 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
 
     // `kass fetch` with the store switched to S3 by the environment.
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("kass.toml");
-    let examples = repo_root().join("examples/data");
-    std::fs::write(
-        &config_path,
-        example_config(
-            &dir.path().join("unused"),
-            &examples.join("slack-export"),
-            &examples.join("docs"),
-        ),
-    )
-    .unwrap();
+    let config_path =
+        write_example_config(dir.path(), &repo_root().join("examples/data/slack-export"));
     let mut cmd = kass();
     cmd.args(["fetch", "--config"]).arg(&config_path);
     aws_env(&mut cmd, &moto);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "kass fetch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut cmd);
 
     let keys = store.list("slack/chunked/").await.unwrap();
     assert!(!keys.is_empty(), "no batch written to the bucket");
@@ -118,12 +104,7 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
     cmd.args(["inspect", &keys[0], "--config"])
         .arg(&config_path);
     aws_env(&mut cmd, &moto);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&mut cmd);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("source        slack") && stdout.contains(&format!("s3://{BUCKET}/")),
@@ -134,17 +115,8 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
 #[test]
 fn unreachable_store_stops_the_run_with_a_message_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("kass.toml");
-    let examples = repo_root().join("examples/data");
-    std::fs::write(
-        &config_path,
-        example_config(
-            &dir.path().join("unused"),
-            &examples.join("slack-export"),
-            &examples.join("docs"),
-        ),
-    )
-    .unwrap();
+    let config_path =
+        write_example_config(dir.path(), &repo_root().join("examples/data/slack-export"));
     let closed_port = support::free_port();
     let out = kass()
         .args(["fetch", "--config"])

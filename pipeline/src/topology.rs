@@ -264,6 +264,9 @@ impl<T: PipelineItem> Flow<T> {
             let mut first_error: Option<FatalError> = None;
             let mut writer = Some(dead_letter_writer);
             let mut written = 0u64;
+            // The writer's own failure is the root cause: stages that then fail to hand over
+            // their letters only report its consequence.
+            let mut writer_error: Option<FatalError> = None;
             let fail = |error: FatalError, first_error: &mut Option<FatalError>| {
                 shutdown.trigger();
                 first_error.get_or_insert(error);
@@ -289,8 +292,8 @@ impl<T: PipelineItem> Flow<T> {
                         writer = None;
                         match result {
                             Ok(Ok(n)) => written = n,
-                            Ok(Err(error)) => fail(error, &mut first_error),
-                            Err(e) => fail(FatalError::Panicked(format!("dead_letter_writer: {e}")), &mut first_error),
+                            Ok(Err(error)) => fail(error, &mut writer_error),
+                            Err(e) => fail(FatalError::Panicked(format!("dead_letter_writer: {e}")), &mut writer_error),
                         }
                     }
                 }
@@ -298,14 +301,14 @@ impl<T: PipelineItem> Flow<T> {
             if let Some(writer) = writer {
                 match writer.await {
                     Ok(Ok(n)) => written = n,
-                    Ok(Err(error)) => fail(error, &mut first_error),
+                    Ok(Err(error)) => fail(error, &mut writer_error),
                     Err(e) => fail(
                         FatalError::Panicked(format!("dead_letter_writer: {e}")),
-                        &mut first_error,
+                        &mut writer_error,
                     ),
                 }
             }
-            (first_error, written)
+            (writer_error.or(first_error), written)
         };
         let ((), (first_error, written)) = tokio::join!(drain, supervise);
         match first_error {

@@ -200,7 +200,7 @@ fn assert_bounded_and_balanced(chunks: &[Chunk], max_tokens: usize) -> Result<()
     Ok(())
 }
 
-/// Whitespace-separated words, skipping fence lines, in order.
+/// Whitespace-separated words, leaving out fence lines, in order.
 fn body_words(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| !is_fence_line(l))

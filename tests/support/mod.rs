@@ -151,3 +151,23 @@ path = "{}"
         docs_dir.display()
     )
 }
+
+/// Writes `dir/kass.toml` over the shipped example docs and `slack`, storing into `dir/store`.
+pub fn write_example_config(dir: &Path, slack: &Path) -> PathBuf {
+    let path = dir.join("kass.toml");
+    let docs = repo_root().join("examples/data/docs");
+    std::fs::write(&path, example_config(&dir.join("store"), slack, &docs)).unwrap();
+    path
+}
+
+/// Runs a command that must succeed, failing the test with its stderr otherwise.
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
