@@ -54,6 +54,16 @@ async fn s3_store_round_trip_and_fetch_into_a_bucket() {
         store.get("a/b/two words é.json").await.unwrap(),
         vec![0, 159, 146, 150]
     );
+    assert!(store
+        .put_if_absent("a/b/once.json", b"1".to_vec())
+        .await
+        .unwrap());
+    assert!(!store
+        .put_if_absent("a/b/once.json", b"2".to_vec())
+        .await
+        .unwrap());
+    assert_eq!(store.get("a/b/once.json").await.unwrap(), b"1");
+    store.delete("a/b/once.json").await.unwrap();
     assert!(matches!(
         store.get("a/b/missing.json").await,
         Err(StoreError::NotFound { .. })

@@ -425,6 +425,13 @@ impl ObjectStore for DeadLettersUnwritable {
         }
         self.0.put(key, body).await
     }
+    async fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<bool, kass_pipeline::store::StoreError> {
+        self.0.put_if_absent(key, body).await
+    }
     async fn get(&self, key: &str) -> Result<Vec<u8>, kass_pipeline::store::StoreError> {
         self.0.get(key).await
     }

@@ -1,7 +1,7 @@
 //! The batch writer: the fetch half's sink. Groups chunks per source into batch files and
 //! writes them to the store, emitting a [`BatchRef`] per file once it is durably written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,52 +64,59 @@ struct Pending {
 pub struct BatchWriter {
     config: BatchWriterConfig,
     store: Arc<dyn ObjectStore>,
-    /// Batch ids used in the current second: a repeat gets a new salt instead of overwriting.
-    used_ids: HashSet<String>,
-    used_second: i64,
+    clock: fn() -> DateTime<Utc>,
 }
+
+/// Keys tried for one batch before giving up; each try after the first means another writer
+/// took the key in the same second with the same 4-hex suffix.
+const MAX_KEY_ATTEMPTS: u32 = 64;
 
 impl BatchWriter {
     pub fn new(config: BatchWriterConfig, store: Arc<dyn ObjectStore>) -> Self {
         Self {
             config,
             store,
-            used_ids: HashSet::new(),
-            used_second: 0,
+            clock: Utc::now,
         }
     }
 
-    fn unique_batch_id(&mut self, now: DateTime<Utc>, chunks: &[Chunk]) -> String {
-        if now.timestamp() != self.used_second {
-            self.used_ids.clear();
-            self.used_second = now.timestamp();
-        }
-        let mut salt = 0;
-        loop {
-            let id = batch_id(now, chunks.iter().map(|c| c.id.as_str()), salt);
-            if self.used_ids.insert(id.clone()) {
-                return id;
-            }
-            salt += 1;
-        }
+    /// Replaces the wall clock that names batches (tests pin it to force key collisions).
+    pub fn with_clock(mut self, clock: fn() -> DateTime<Utc>) -> Self {
+        self.clock = clock;
+        self
     }
 
+    /// Writes the batch under a key no other batch has: `put_if_absent`, and on a taken key
+    /// the next salt. Several writers (concurrent runs, Lambdas) can never overwrite each other.
     async fn write(&mut self, source: &str, chunks: Vec<Chunk>) -> Result<BatchRef, FatalError> {
-        let now = Utc::now();
-        let id = self.unique_batch_id(now, &chunks);
-        let key = batch_key(source, now, &id, self.config.compression);
-        let batch = Batch::new(id, now, source, chunks);
-        let chunk_count = batch.chunk_count;
-        let body = batch.encode(self.config.compression);
-        let bytes = body.len();
-        self.store.put(&key, body).await?;
-        telemetry::batch_written(source, bytes);
-        tracing::debug!(key, chunk_count, bytes, "batch written");
-        Ok(BatchRef {
-            key,
-            source: source.to_string(),
-            chunk_count,
-            bytes,
+        let now = (self.clock)();
+        let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
+        let mut batch = Batch::new(String::new(), now, source, chunks);
+        for salt in 0..MAX_KEY_ATTEMPTS {
+            batch.batch_id = batch_id(now, ids.iter().map(String::as_str), salt);
+            let key = batch_key(source, now, &batch.batch_id, self.config.compression);
+            let body = batch.encode(self.config.compression);
+            let bytes = body.len();
+            if self.store.put_if_absent(&key, body).await? {
+                telemetry::batch_written(source, bytes);
+                tracing::debug!(key, chunk_count = batch.chunk_count, bytes, "batch written");
+                return Ok(BatchRef {
+                    key,
+                    source: source.to_string(),
+                    chunk_count: batch.chunk_count,
+                    bytes,
+                });
+            }
+            tracing::debug!(
+                key,
+                "batch key taken by another writer; trying the next salt"
+            );
+        }
+        Err(FatalError::Stage {
+            stage: "batch_writer".into(),
+            reason: format!(
+                "no free key for a {source} batch at {now} after {MAX_KEY_ATTEMPTS} attempts"
+            ),
         })
     }
 }

@@ -33,6 +33,53 @@ impl LocalStore {
         &self.root
     }
 
+    /// Write, fsync, move into place, fsync the directory: once this returns, the object
+    /// survives a crash or power loss, which is what "durably written" promises the embed half.
+    /// Moving into place is a rename (replaces) or a hard link (fails if the key exists, which
+    /// is atomic, unlike checking first). Returns whether the object was written.
+    async fn write_durably(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        let path = self.root.join(key);
+        let dir = path
+            .parent()
+            .expect("validated keys have a parent")
+            .to_path_buf();
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{TMP_MARKER}{}-{n}", std::process::id()));
+        let tmp_path = tmp.clone();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            std::fs::create_dir_all(&dir)?;
+            let mut file = std::fs::File::create(&tmp_path)?;
+            file.write_all(&body)?;
+            file.sync_all()?;
+            let written = if replace {
+                std::fs::rename(&tmp_path, &path)?;
+                true
+            } else {
+                let linked = match std::fs::hard_link(&tmp_path, &path) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(e),
+                };
+                std::fs::remove_file(&tmp_path)?;
+                linked
+            };
+            std::fs::File::open(&dir)?.sync_all()?;
+            Ok(written)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        result.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            self.io("write", key, e)
+        })
+    }
+
     fn io(&self, op: &'static str, key: &str, e: std::io::Error) -> StoreError {
         if e.kind() == std::io::ErrorKind::NotFound {
             StoreError::NotFound {
@@ -55,32 +102,11 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
-        validate_key(key)?;
-        let path = self.root.join(key);
-        let dir = path
-            .parent()
-            .expect("validated keys have a parent")
-            .to_path_buf();
-        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!("{TMP_MARKER}{}-{n}", std::process::id()));
-        // Write, fsync, rename, fsync the directory: once `put` returns, the object survives a
-        // crash or power loss, which is what "durably written" promises the embed half.
-        let (tmp_path, final_path) = (tmp.clone(), path.clone());
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut file = std::fs::File::create(&tmp_path)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp_path, &final_path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(self.io("write", key, e));
-        }
-        Ok(())
+        self.write_durably(key, body, true).await.map(|_| ())
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        self.write_durably(key, body, false).await
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -186,6 +212,26 @@ mod tests {
             store.get("slack/chunked/a.json").await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_never_replaces_an_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        assert!(store
+            .put_if_absent("a/b.json", b"first".to_vec())
+            .await
+            .unwrap());
+        assert!(!store
+            .put_if_absent("a/b.json", b"second".to_vec())
+            .await
+            .unwrap());
+        assert_eq!(store.get("a/b.json").await.unwrap(), b"first");
+        assert_eq!(
+            store.list("a/").await.unwrap(),
+            vec!["a/b.json"],
+            "no temporary file left"
+        );
     }
 
     #[tokio::test]

@@ -20,6 +20,11 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Writes the whole object; readers never see a partial one.
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
 
+    /// Writes the object only if no object has the key, atomically; `Ok(false)` if one had.
+    /// Writers that pick keys themselves (batch files) use it so that two writers can never
+    /// silently overwrite each other's data.
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError>;
+
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
 
     /// Every key starting with `prefix`, sorted.

@@ -70,6 +70,14 @@ impl S3Store {
     }
 }
 
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     fn location(&self, key: &str) -> String {
@@ -78,21 +86,43 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
         validate_key(key)?;
-        let content_type = if key.ends_with(".json") {
-            "application/json"
-        } else {
-            "application/octet-stream"
-        };
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type(content_type)
+            .content_type(content_type(key))
             .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| self.error("write", key, e))?;
         Ok(())
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, StoreError> {
+        validate_key(key)?;
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type(key))
+            .if_none_match("*")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // 412: the key exists. 409: a concurrent conditional write to the same key won.
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("write", key, e)),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
