@@ -89,6 +89,7 @@ impl BatchWriter {
     /// Writes the batch under a key no other batch has: `put_if_absent`, and on a taken key
     /// the next salt. Several writers (concurrent runs, Lambdas) can never overwrite each other.
     async fn write(&mut self, source: &str, chunks: Vec<Chunk>) -> Result<BatchRef, FatalError> {
+        let started = std::time::Instant::now();
         let now = (self.clock)();
         let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
         let mut batch = Batch::new(String::new(), now, source, chunks);
@@ -99,6 +100,7 @@ impl BatchWriter {
             let bytes = body.len();
             if self.store.put_if_absent(&key, body).await? {
                 telemetry::batch_written(source, bytes);
+                telemetry::processing_time(self.name(), started.elapsed().as_secs_f64());
                 tracing::debug!(key, chunk_count = batch.chunk_count, bytes, "batch written");
                 return Ok(BatchRef {
                     key,
