@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use kass_pipeline::batch::{batch_id, batch_key, Batch, BatchChunk, BatchRef, Compression};
+use kass_pipeline::batch::{batch_id, batch_key, Batch, BatchRef, Compression};
 use kass_pipeline::store::ObjectStore;
-use kass_pipeline::{telemetry, Chunk, FatalError, Inlet, Outlet, StageContext, StreamStage};
+use kass_pipeline::{
+    telemetry, Chunk, FatalError, Inlet, Metadata, Outlet, StageContext, StreamStage,
+};
 
 /// `[batch]` in kass.toml: when a batch file is cut.
 #[derive(Debug, Clone, Deserialize)]
@@ -123,16 +125,40 @@ impl BatchWriter {
     }
 }
 
-/// Bytes a chunk adds to its batch file, as serialised.
+/// Bytes a chunk adds to its batch file, as serialised, counted without copying the chunk.
 fn encoded_len(chunk: &Chunk) -> usize {
-    let view = BatchChunk {
-        id: chunk.id.clone(),
-        text: chunk.text.clone(),
-        metadata: chunk.metadata.clone(),
+    #[derive(Serialize)]
+    struct View<'a> {
+        id: &'a str,
+        text: &'a str,
+        metadata: &'a Metadata,
+    }
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(1); // the separating comma
+    let view = View {
+        id: &chunk.id,
+        text: &chunk.text,
+        metadata: &chunk.metadata,
     };
-    serde_json::to_vec(&view)
-        .map(|v| v.len() + 1)
-        .unwrap_or(chunk.text.len())
+    match serde_json::to_writer(&mut counter, &view) {
+        Ok(()) => counter.0,
+        Err(_) => chunk.text.len(),
+    }
+}
+
+/// Bytes of a batch file around its chunks (`schema_version`, `batch_id`, `timestamp`, ...),
+/// so that `max_bytes` bounds the whole file.
+fn envelope_len(source: &str) -> usize {
+    160 + source.len()
 }
 
 #[async_trait]
@@ -160,19 +186,19 @@ impl StreamStage for BatchWriter {
                     None => std::future::pending().await,
                 }
             };
-            let ready: Vec<(String, Vec<Chunk>)> = tokio::select! {
+            let (ready, input_done): (Vec<(String, Vec<Chunk>)>, bool) = tokio::select! {
                 item = input.recv() => match item {
                     Some(chunk) => {
                         let size = encoded_len(&chunk);
                         let entry = pending.entry(chunk.source.clone()).or_insert_with(|| Pending {
                             chunks: Vec::new(),
-                            bytes: 0,
+                            bytes: envelope_len(&chunk.source),
                             deadline: Instant::now() + max_wait,
                         });
                         let mut ready = Vec::new();
                         if !entry.chunks.is_empty() && entry.bytes + size > self.config.max_bytes {
                             ready.push((chunk.source.clone(), std::mem::take(&mut entry.chunks)));
-                            entry.bytes = 0;
+                            entry.bytes = envelope_len(&chunk.source);
                             entry.deadline = Instant::now() + max_wait;
                         }
                         entry.bytes += size;
@@ -182,23 +208,15 @@ impl StreamStage for BatchWriter {
                             ready.push((source.clone(), std::mem::take(&mut entry.chunks)));
                             pending.remove(&source);
                         }
-                        ready
+                        (ready, false)
                     }
-                    None => {
-                        let all: Vec<(String, Vec<Chunk>)> = pending.drain().map(|(s, p)| (s, p.chunks)).collect();
-                        for (source, chunks) in all.into_iter().filter(|(_, c)| !c.is_empty()) {
-                            let written = self.write(&source, chunks).await?;
-                            if out.send(written).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                        return Ok(());
-                    }
+                    // Input finished: write everything still pending, then stop.
+                    None => (pending.drain().map(|(s, p)| (s, p.chunks)).collect(), true),
                 },
                 () = timer => {
                     let now = Instant::now();
                     let expired: Vec<String> = pending.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| s.clone()).collect();
-                    expired.into_iter().filter_map(|s| pending.remove(&s).map(|p| (s, p.chunks))).collect()
+                    (expired.into_iter().filter_map(|s| pending.remove(&s).map(|p| (s, p.chunks))).collect(), false)
                 }
             };
             for (source, chunks) in ready.into_iter().filter(|(_, c)| !c.is_empty()) {
@@ -206,6 +224,9 @@ impl StreamStage for BatchWriter {
                 if out.send(written).await.is_err() {
                     return Ok(());
                 }
+            }
+            if input_done {
+                return Ok(());
             }
         }
     }

@@ -138,3 +138,41 @@ async fn two_writers_with_the_same_key_never_overwrite_each_other() {
         "a batch file was overwritten"
     );
 }
+
+#[tokio::test]
+async fn max_bytes_bounds_the_whole_file_envelope_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+    let cfg = BatchWriterConfig {
+        max_chunks: 1000,
+        max_bytes: 2048,
+        max_wait_ms: 60_000,
+        ..BatchWriterConfig::default()
+    };
+    let (tx, rx, task) = start(BatchWriter::new(cfg, store.clone()), store.clone());
+    for i in 0..40 {
+        let text = format!("{i:03} {}", "words of a chat message ".repeat(10));
+        tx.send(Chunk::new("slack", "doc", i, text, Metadata::new()))
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let mut files = 0;
+    while let Some(b) = rx.recv().await {
+        files += 1;
+        assert!(
+            b.bytes <= 2048,
+            "{} is {} bytes, over max_bytes",
+            b.key,
+            b.bytes
+        );
+        assert!(
+            b.chunk_count > 1,
+            "limit too eager: {} holds one chunk",
+            b.key
+        );
+        assert_eq!(store.get(&b.key).await.unwrap().len(), b.bytes);
+    }
+    task.await.unwrap();
+    assert!(files > 1);
+}
