@@ -13,6 +13,7 @@ use kass_pipeline::store::{S3StoreConfig, StoreConfig};
 use kass_pipeline::TopologyConfig;
 use kass_sinks::batch_writer::BatchWriterConfig;
 use kass_stages::chunking::ChunkingConfig;
+use kass_stages::embed::EmbedConfig;
 use kass_stages::transform::TransformConfig;
 
 use crate::sources::SourceConfig;
@@ -32,6 +33,8 @@ pub struct KassConfig {
     pub chunking: ChunkingConfig,
     #[serde(default)]
     pub batch: BatchWriterConfig,
+    #[serde(default)]
+    pub embed: EmbedConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
 }
@@ -71,6 +74,7 @@ impl KassConfig {
     /// Source names become key prefixes (`{name}/chunked/...`) and chunk-id inputs: they must be
     /// safe path segments, and unique, or two sources would mix their batches and ids.
     pub fn validate(&self) -> Result<()> {
+        self.embed.validate()?;
         anyhow::ensure!(
             self.batch.max_chunks >= 1,
             "[batch] max_chunks must be at least 1"

@@ -10,10 +10,11 @@ use kass_pipeline::batch::BatchRef;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
-use kass_pipeline::{Chunk, Flow, Topology};
+use kass_pipeline::{EmbeddedChunk, Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
 use kass_stages::batch_loader::BatchLoader;
 use kass_stages::chunk_router::ChunkRouter;
+use kass_stages::embed::Embedder;
 
 use crate::config::KassConfig;
 
@@ -49,7 +50,22 @@ pub fn fetch_half(
     )
 }
 
-/// batch_loader -> (embed -> sink, added by the embed stage).
-pub fn embed_half(batches: Flow<BatchRef>, store: Arc<dyn ObjectStore>) -> Flow<Chunk> {
-    batches.then(BatchLoader::new(store))
+/// batch_loader -> embed (-> vector store sink, next).
+///
+/// The embedder is built by the caller, before any source is read, so that a missing key or
+/// model fails the command at once rather than after the fetch half has done its work.
+pub fn embed_half(
+    config: &KassConfig,
+    batches: Flow<BatchRef>,
+    store: Arc<dyn ObjectStore>,
+    embedder: Arc<Embedder>,
+) -> Flow<EmbeddedChunk> {
+    batches
+        .then(BatchLoader::new(store))
+        .then_stream(config.embed.stage(embedder))
+}
+
+/// The embedding endpoints `[embed]` configures (loads the local model).
+pub fn build_embedder(config: &KassConfig) -> Result<Arc<Embedder>> {
+    Ok(config.embed.build_embedder()?)
 }

@@ -5,6 +5,7 @@
 //! - [`stage`], [`channel`], [`topology`]: how stages are written, joined and run.
 //! - [`dead_letter`]: where per-item failures go instead of stopping the run.
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
+//! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
 //! - [`telemetry`]: every metric kass emits, defined once.
 
 pub mod batch;
@@ -13,6 +14,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod error;
 pub mod model;
+pub mod secret;
 pub mod shutdown;
 pub mod stage;
 pub mod store;
@@ -24,7 +26,8 @@ pub use channel::{Inlet, Outlet};
 pub use context::StageContext;
 pub use error::{FatalError, ItemError, StageError};
 pub use model::{
-    Chunk, Document, DocumentKind, Message, MetaValue, Metadata, PipelineItem, RawRecord,
+    Chunk, Document, DocumentKind, EmbeddedChunk, EmbeddingModel, Message, MetaValue, Metadata,
+    PipelineItem, RawRecord,
 };
 pub use stage::{ItemStage, Source, StreamStage};
 pub use topology::{Flow, Topology, TopologyConfig};

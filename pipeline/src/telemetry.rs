@@ -18,6 +18,15 @@ pub const BATCHES_WRITTEN: &str = "kass_batches_written_total";
 pub const BATCH_BYTES: &str = "kass_batch_written_bytes_total";
 pub const RECORDS_DROPPED: &str = "kass_records_dropped_total";
 pub const SOURCE_BYTES: &str = "kass_source_read_bytes_total";
+pub const EMBED_REQUESTS: &str = "kass_embed_requests_total";
+pub const EMBED_REQUEST_TIME: &str = "kass_embed_request_seconds";
+pub const EMBED_TOKENS: &str = "kass_embed_tokens_total";
+pub const EMBED_RATE_LIMIT_WAIT: &str = "kass_embed_rate_limit_wait_seconds";
+pub const EMBED_RETRIES: &str = "kass_embed_retries_total";
+pub const EMBED_BATCH_SIZE: &str = "kass_embed_batch_inputs";
+pub const EMBED_EMBEDDINGS: &str = "kass_embed_embeddings_total";
+pub const EMBED_IN_FLIGHT: &str = "kass_embed_requests_in_flight";
+pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -45,6 +54,41 @@ pub fn describe() {
         "Source records dropped on purpose (joins, empty bot messages, ...), by reason."
     );
     describe_counter!(SOURCE_BYTES, Unit::Bytes, "Bytes read by sources.");
+    describe_counter!(
+        EMBED_REQUESTS,
+        "Embedding requests by endpoint and outcome (HTTP status, `ok`, `network`)."
+    );
+    describe_histogram!(
+        EMBED_REQUEST_TIME,
+        Unit::Seconds,
+        "Time of one embedding request, by endpoint."
+    );
+    describe_counter!(
+        EMBED_TOKENS,
+        "Tokens sent for embedding: `estimated` (counted before sending, what the limiter uses) and `billed` (what the provider reported)."
+    );
+    describe_histogram!(
+        EMBED_RATE_LIMIT_WAIT,
+        Unit::Seconds,
+        "Time a request waited for the requests- and tokens-per-minute budget or a Retry-After."
+    );
+    describe_counter!(
+        EMBED_RETRIES,
+        "Embedding requests retried, by endpoint and reason."
+    );
+    describe_histogram!(EMBED_BATCH_SIZE, "Inputs per embedding request.");
+    describe_counter!(
+        EMBED_EMBEDDINGS,
+        "Vectors received; rate() of it is embeddings per second."
+    );
+    describe_gauge!(
+        EMBED_IN_FLIGHT,
+        "Embedding requests in flight, by endpoint."
+    );
+    describe_counter!(
+        EMBED_FALLBACKS,
+        "Batches handed to the next endpoint of the fallback chain after the previous one kept failing."
+    );
 }
 
 pub fn items_received(stage: &str, source: &str) {
@@ -89,4 +133,39 @@ pub fn record_dropped(source: &str, reason: &str) {
 
 pub fn source_bytes(source: &str, bytes: usize) {
     counter!(SOURCE_BYTES, "source" => source.to_string()).increment(bytes as u64);
+}
+
+pub fn embed_request(endpoint: &str, status: &str, seconds: f64) {
+    counter!(EMBED_REQUESTS, "provider" => endpoint.to_string(), "status" => status.to_string())
+        .increment(1);
+    histogram!(EMBED_REQUEST_TIME, "provider" => endpoint.to_string()).record(seconds);
+}
+
+pub fn embed_tokens(endpoint: &str, kind: &'static str, tokens: usize) {
+    counter!(EMBED_TOKENS, "provider" => endpoint.to_string(), "kind" => kind)
+        .increment(tokens as u64);
+}
+
+pub fn embed_rate_limit_wait(endpoint: &str, seconds: f64) {
+    histogram!(EMBED_RATE_LIMIT_WAIT, "provider" => endpoint.to_string()).record(seconds);
+}
+
+pub fn embed_retry(endpoint: &str, reason: &'static str) {
+    counter!(EMBED_RETRIES, "provider" => endpoint.to_string(), "reason" => reason).increment(1);
+}
+
+pub fn embed_batch(endpoint: &str, inputs: usize) {
+    histogram!(EMBED_BATCH_SIZE, "provider" => endpoint.to_string()).record(inputs as f64);
+}
+
+pub fn embeddings_received(endpoint: &str, count: usize) {
+    counter!(EMBED_EMBEDDINGS, "provider" => endpoint.to_string()).increment(count as u64);
+}
+
+pub fn embed_in_flight(endpoint: &str, delta: f64) {
+    gauge!(EMBED_IN_FLIGHT, "provider" => endpoint.to_string()).increment(delta);
+}
+
+pub fn embed_fallback(from: &str, to: &str) {
+    counter!(EMBED_FALLBACKS, "from" => from.to_string(), "to" => to.to_string()).increment(1);
 }

@@ -9,7 +9,7 @@ use kass_pipeline::store::build_store;
 use crate::progress::Progress;
 use crate::ConfigArg;
 use kass::config::KassConfig;
-use kass::topology::{embed_half, fetch_half};
+use kass::topology::{build_embedder, embed_half, fetch_half};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -28,11 +28,16 @@ pub enum Mode {
 pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let config = KassConfig::load(&args.config.config)?;
     let store = build_store(&config.store).await?;
+    let embedder = match mode {
+        Mode::Whole => Some(build_embedder(&config)?),
+        Mode::FetchHalf => None,
+    };
     let shutdown = Shutdown::default();
     watch_ctrl_c(shutdown.clone());
     let interrupted = shutdown.clone();
     let started = Instant::now();
     let progress = Progress::start();
+    let embedder_model = embedder.as_ref().map(|e| e.model().clone());
     let batches = fetch_half(&config, store.clone(), shutdown)?;
     let (outputs, chunks) = match mode {
         Mode::FetchHalf => {
@@ -47,8 +52,9 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
         }
         Mode::Whole => {
             let mut chunks = 0usize;
-            let report = embed_half(batches, store.clone())
-                .run(|_chunk| {
+            let embedder = embedder.expect("built for a whole run");
+            let report = embed_half(&config, batches, store.clone(), embedder)
+                .run(|_embedded| {
                     chunks += 1;
                     progress.chunk_done();
                 })
@@ -60,7 +66,12 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let interrupted = interrupted.is_triggered();
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
-        Mode::Whole => format!("{chunks} chunks through both halves"),
+        Mode::Whole => format!(
+            "{chunks} chunks embedded with {}",
+            embedder_model
+                .as_deref()
+                .map_or("?".to_string(), |m| m.to_string())
+        ),
     };
     println!(
         "kass {}: {what} in {:.1}s; store {}; {} dead letter(s){}",

@@ -1,15 +1,17 @@
 //! The items that flow through a pipeline, in the order they appear:
 //! [`RawRecord`] (what a source read) -> [`Document`] (one normalised format) -> [`Chunk`]
-//! (what gets embedded).
+//! (what gets embedded) -> [`EmbeddedChunk`] (what the vector store receives).
 
 mod chunk;
 mod document;
+mod embedded;
 mod item;
 mod metadata;
 mod raw_record;
 
 pub use chunk::{content_hash, Chunk};
 pub use document::{Document, DocumentKind, Message};
+pub use embedded::{EmbeddedChunk, EmbeddingModel};
 pub use item::PipelineItem;
 pub use metadata::{MetaValue, Metadata};
 pub use raw_record::{ChatDirectory, RawChat, RawMessage, RawRecord};

@@ -1,0 +1,137 @@
+//! One endpoint of the fallback chain: a provider behind its own rate limiter and retry
+//! policy. Every request of the embed stage goes through [`Endpoint::embed`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kass_pipeline::telemetry;
+
+use super::rate_limit::{RateLimiter, RateLimits};
+use super::retry::RetryPolicy;
+use super::{EmbedError, EmbeddingProvider, Embeddings, InputType};
+
+pub struct Endpoint {
+    /// Label in metrics, logs and dead letters (`voyage`, `openai-mirror`, ...).
+    pub name: String,
+    pub provider: Arc<dyn EmbeddingProvider>,
+    limits: RateLimits,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+}
+
+impl Endpoint {
+    pub fn new(
+        name: String,
+        provider: Arc<dyn EmbeddingProvider>,
+        limits: RateLimits,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            name,
+            provider,
+            limiter: RateLimiter::new(limits),
+            limits,
+            retry,
+        }
+    }
+
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// Sends one request within the rate budget, retrying 429s, 5xx and network errors (with
+    /// the provider's Retry-After, else exponential back-off with jitter) up to the policy's
+    /// bound. Answers are checked: one vector per input, each of the model's dimension.
+    pub async fn embed(
+        &self,
+        texts: &[&str],
+        input_type: InputType,
+    ) -> Result<Embeddings, EmbedError> {
+        let tokens: usize = texts.iter().map(|t| self.provider.count_tokens(t)).sum();
+        let mut attempt = 0;
+        loop {
+            let waited = self.limiter.acquire(tokens).await;
+            if waited > Duration::from_millis(1) {
+                telemetry::embed_rate_limit_wait(&self.name, waited.as_secs_f64());
+            }
+            telemetry::embed_in_flight(&self.name, 1.0);
+            let started = Instant::now();
+            let result = self
+                .provider
+                .embed(texts, input_type)
+                .await
+                .and_then(|e| self.check(e, texts.len()));
+            telemetry::embed_in_flight(&self.name, -1.0);
+            telemetry::embed_request(
+                &self.name,
+                &status_label(&result),
+                started.elapsed().as_secs_f64(),
+            );
+            match result {
+                Ok(embeddings) => {
+                    telemetry::embed_batch(&self.name, texts.len());
+                    telemetry::embed_tokens(&self.name, "estimated", tokens);
+                    if let Some(billed) = embeddings.billed_tokens {
+                        telemetry::embed_tokens(&self.name, "billed", billed);
+                    }
+                    telemetry::embeddings_received(&self.name, embeddings.vectors.len());
+                    return Ok(embeddings);
+                }
+                Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
+                    let delay = self.retry.delay(attempt, e.retry_after());
+                    if matches!(e, EmbedError::RateLimited { .. }) {
+                        // The whole account is over its budget, not just this request.
+                        self.limiter.pause_for(delay);
+                        telemetry::embed_rate_limit_wait(&self.name, delay.as_secs_f64());
+                    }
+                    telemetry::embed_retry(&self.name, e.kind());
+                    tracing::warn!(
+                        endpoint = %self.name,
+                        attempt = attempt + 1,
+                        delay_ms = delay.as_millis() as u64,
+                        error = %e,
+                        "embedding request failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn check(&self, embeddings: Embeddings, inputs: usize) -> Result<Embeddings, EmbedError> {
+        let dimension = self.provider.model().dimension;
+        if embeddings.vectors.len() != inputs {
+            return Err(EmbedError::Protocol(format!(
+                "{} vectors for {inputs} inputs",
+                embeddings.vectors.len()
+            )));
+        }
+        if let Some((i, v)) = embeddings
+            .vectors
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.len() != dimension || v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(EmbedError::Protocol(format!(
+                "vector {i} has {} values (expected {dimension}) or a non-finite value",
+                v.len()
+            )));
+        }
+        Ok(embeddings)
+    }
+}
+
+fn status_label(result: &Result<Embeddings, EmbedError>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(EmbedError::RateLimited { .. }) => "429".into(),
+        Err(EmbedError::Transient {
+            status: Some(s), ..
+        })
+        | Err(EmbedError::InvalidInput { status: s, .. })
+        | Err(EmbedError::Rejected { status: s, .. }) => s.to_string(),
+        Err(e) => e.kind().into(),
+    }
+}

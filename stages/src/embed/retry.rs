@@ -1,0 +1,124 @@
+//! When to try an embedding request again, and how long to wait first.
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use serde::Deserialize;
+
+/// `[embed.retry]` in kass.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Tries per request on one endpoint, the first included; then the fallback endpoint (if
+    /// any) gets the batch, and after the last endpoint it is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First back-off when the provider gave no Retry-After; doubles per attempt.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Longest single back-off, and the longest Retry-After honoured (a longer one is capped,
+    /// so one odd header cannot stall the run for hours).
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_initial_backoff_ms() -> u64 {
+    500
+}
+fn default_max_backoff_ms() -> u64 {
+    60_000
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: default_max_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before try number `attempt + 1` (`attempt` counts from 0).
+    ///
+    /// With a Retry-After: exactly that (capped), plus up to 10 % jitter so that requests
+    /// waiting on the same header do not return at the same instant. Without one: "equal
+    /// jitter" exponential back-off, between half and all of `initial * 2^attempt`.
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let cap = Duration::from_millis(self.max_backoff_ms);
+        let mut rng = rand::rng();
+        match retry_after {
+            Some(after) => {
+                let after = after.min(cap);
+                let jitter = after.mul_f64(rng.random_range(0.0..0.1));
+                after + jitter.min(Duration::from_secs(1))
+            }
+            None => {
+                let exp = Duration::from_millis(self.initial_backoff_ms)
+                    .saturating_mul(1u32 << attempt.min(20))
+                    .min(cap);
+                exp.mul_f64(rng.random_range(0.5..=1.0))
+            }
+        }
+    }
+}
+
+/// Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+/// A date in the past means "now". Fractional seconds, which some servers send, are accepted.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_as_a_date() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(" 1.5 "),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_retry_after("-3"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let header = httpdate::fmt_http_date(in_a_minute);
+        let parsed = parse_retry_after(&header).unwrap();
+        assert!(parsed > Duration::from_secs(55) && parsed <= Duration::from_secs(60));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1_000,
+        };
+        let first = policy.delay(0, None);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        let third = policy.delay(2, None);
+        assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+        assert!(policy.delay(30, None) <= Duration::from_secs(1));
+        let asked = policy.delay(0, Some(Duration::from_millis(300)));
+        assert!(asked >= Duration::from_millis(300) && asked <= Duration::from_millis(330));
+        // A Retry-After beyond the cap is capped.
+        assert!(policy.delay(0, Some(Duration::from_secs(3600))) <= Duration::from_millis(1_100));
+    }
+}

@@ -1,0 +1,97 @@
+//! The in-process model against sentence-transformers itself: vectors for the sentences of
+//! `tests/fixtures/minilm_reference.json` (made by `scripts/embed-reference.py` with the real
+//! sentence-transformers package) must agree to a cosine of at least 0.999, for long (truncated),
+//! empty-ish, non-English, emoji and code inputs alike.
+//!
+//! Needs the model files (`scripts/fetch-model.sh`; `scripts/test.sh` fetches them and sets
+//! KASS_MODEL_DIR). Without them this test fails, naming the directory: it never skips.
+
+use std::path::PathBuf;
+
+use kass_pipeline::tokenizer::default_model_dir;
+use kass_stages::embed::providers::LocalModel;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Reference {
+    max_seq_length: usize,
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    text: String,
+    embedding: Vec<f32>,
+}
+
+fn reference() -> Reference {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/minilm_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (na * nb)
+}
+
+#[test]
+fn matches_sentence_transformers_for_every_reference_sentence() {
+    let reference = reference();
+    assert!(reference.items.len() >= 20);
+    assert_eq!(reference.max_seq_length, 256);
+    let model = LocalModel::load(&default_model_dir(), 8).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.model().dimension, 384);
+    let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
+    // All at once (sorted, padded per micro-batch) and one by one must both match.
+    let batched = model.embed_blocking(&texts).unwrap();
+    let mut worst = (1.0f32, "");
+    for (item, vector) in reference.items.iter().zip(&batched) {
+        let single = model
+            .embed_blocking(&[item.text.as_str()])
+            .unwrap()
+            .remove(0);
+        for v in [vector, &single] {
+            let c = cosine(v, &item.embedding);
+            if c < worst.0 {
+                worst = (c, &item.text);
+            }
+            let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "not normalised: {norm}");
+        }
+    }
+    eprintln!(
+        "lowest cosine against sentence-transformers: {:.6}",
+        worst.0
+    );
+    assert!(
+        worst.0 >= 0.999,
+        "cosine {} for {:?}",
+        worst.0,
+        worst.1.chars().take(80).collect::<String>()
+    );
+}
+
+#[test]
+fn a_text_longer_than_max_seq_length_is_truncated_like_sentence_transformers() {
+    let reference = reference();
+    let model = LocalModel::load(&default_model_dir(), 8).unwrap_or_else(|e| panic!("{e}"));
+    let long = reference
+        .items
+        .iter()
+        .max_by_key(|i| i.text.len())
+        .expect("items");
+    assert!(
+        long.text.split_whitespace().count() > 300,
+        "the reference set must hold a text beyond 256 tokens"
+    );
+    // Appending text after the cut changes nothing.
+    let extended = format!("{} and a tail that lies beyond the cut", long.text);
+    let v = model
+        .embed_blocking(&[long.text.as_str(), extended.as_str()])
+        .unwrap();
+    assert!(cosine(&v[0], &v[1]) > 0.99999);
+    assert!(cosine(&v[0], &long.embedding) >= 0.999);
+}
