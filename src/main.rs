@@ -38,8 +38,23 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before any thread starts: candle reads its thread settings from the environment.
+    kass_stages::embed::providers::local::one_thread_per_forward_pass();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async_main())
+}
+
+async fn async_main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format);
     if let Some(addr) = cli.metrics_addr {

@@ -42,7 +42,7 @@ fn matches_sentence_transformers_for_every_reference_sentence() {
     let reference = reference();
     assert!(reference.items.len() >= 20);
     assert_eq!(reference.max_seq_length, 256);
-    let model = LocalModel::load(&default_model_dir(), 8).unwrap_or_else(|e| panic!("{e}"));
+    let model = LocalModel::load(&default_model_dir(), 8, 2).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(model.model().dimension, 384);
     let texts: Vec<&str> = reference.items.iter().map(|i| i.text.as_str()).collect();
     // All at once (sorted, padded per micro-batch) and one by one must both match.
@@ -77,7 +77,7 @@ fn matches_sentence_transformers_for_every_reference_sentence() {
 #[test]
 fn a_text_longer_than_max_seq_length_is_truncated_like_sentence_transformers() {
     let reference = reference();
-    let model = LocalModel::load(&default_model_dir(), 8).unwrap_or_else(|e| panic!("{e}"));
+    let model = LocalModel::load(&default_model_dir(), 8, 2).unwrap_or_else(|e| panic!("{e}"));
     let long = reference
         .items
         .iter()

@@ -110,8 +110,10 @@ pub struct EndpointConfig {
     pub timeout_secs: Option<u64>,
     /// Local model: the directory with config.json, tokenizer.json, model.safetensors.
     pub model_dir: Option<PathBuf>,
-    /// Local model: inputs per forward pass.
+    /// Local model: inputs per forward pass (default 8).
     pub micro_batch: Option<usize>,
+    /// Local model: forward passes at once, each on one thread (default: one per core).
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,8 +212,13 @@ impl EndpointConfig {
         let (provider, defaults): (Arc<dyn EmbeddingProvider>, _) = match self.kind {
             ProviderKind::Local => {
                 let dir = self.model_dir.clone().unwrap_or_else(default_model_dir);
-                let model = LocalModel::load(&dir, self.micro_batch.unwrap_or(16))
-                    .map_err(|e| err(e.to_string()))?;
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let model = LocalModel::load(
+                    &dir,
+                    self.micro_batch.unwrap_or(8),
+                    self.workers.unwrap_or(cores),
+                )
+                .map_err(|e| err(e.to_string()))?;
                 let max_inputs = self
                     .max_inputs
                     .unwrap_or(embed.batch_size)
