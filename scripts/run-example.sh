@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: runs kass end to end on the embedded defaults (the sample data the
-# repository ships, a local store in .kass-data/, the local MiniLM tokenizer) and shows a batch.
+# repository ships, a local store in .kass-data/, the local MiniLM model for tokens and
+# embeddings) and shows a batch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"

@@ -2,23 +2,10 @@
 
 mod support;
 
-use std::path::Path;
-
 use kass_pipeline::batch::read_batch;
-use support::{copy_dir, files_under, kass, repo_root, run_ok, write_example_config};
-
-fn batch_chunk_ids(store: &Path) -> Vec<String> {
-    let mut ids = Vec::new();
-    for rel in files_under(store)
-        .into_iter()
-        .filter(|k| k.contains("/chunked/"))
-    {
-        let batch = read_batch(&rel, &std::fs::read(store.join(&rel)).unwrap()).unwrap();
-        ids.extend(batch.chunks.into_iter().map(|c| c.id));
-    }
-    ids.sort();
-    ids
-}
+use support::{
+    batch_chunk_ids, copy_dir, files_under, kass, repo_root, run_ok, write_example_config,
+};
 
 #[test]
 fn fetch_writes_valid_batches_and_refetching_gives_the_same_chunk_ids() {

@@ -171,3 +171,22 @@ pub fn run_ok(cmd: &mut Command) -> std::process::Output {
     );
     out
 }
+
+/// Ids of every chunk in the batch files under a local store, sorted.
+pub fn batch_chunk_ids(store: &Path) -> Vec<String> {
+    let mut ids = Vec::new();
+    for rel in files_under(store)
+        .into_iter()
+        .filter(|k| k.contains("/chunked/"))
+    {
+        let bytes = std::fs::read(store.join(&rel)).unwrap();
+        let batch = kass_pipeline::batch::read_batch(&rel, &bytes).unwrap();
+        ids.extend(batch.chunks.into_iter().map(|c| c.id));
+    }
+    ids.sort();
+    ids
+}
+
+pub fn batch_chunk_count(store: &Path) -> usize {
+    batch_chunk_ids(store).len()
+}
