@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The README's main command: runs kass end to end on the embedded defaults (the sample data the
 # repository ships, a local store in .kass-data/, the local MiniLM model for tokens and
-# embeddings) and shows a batch.
+# embeddings, a real Chroma server), then searches what it stored.
+# A Chroma server is started on 127.0.0.1:8000 (data in .kass-data/chroma) unless CHROMA_URL
+# points at one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
@@ -11,6 +13,29 @@ fi
 bash scripts/fetch-model.sh >/dev/null
 kass() { cargo run --quiet --release --locked --bin kass -- "$@"; }
 rm -rf .kass-data
+if [ -z "${CHROMA_URL:-}" ]; then
+  chroma_venv="$KASS_CACHE/chroma-venv"
+  if ! "$chroma_venv/bin/python" -c "import chromadb" 2>/dev/null; then
+    python3 -m venv "$chroma_venv"
+    "$chroma_venv/bin/pip" install --quiet --disable-pip-version-check "chromadb==1.5.9" >&2
+  fi
+  mkdir -p .kass-data
+  "$chroma_venv/bin/chroma" run --path .kass-data/chroma --host 127.0.0.1 --port 8000 \
+    >.kass-data/chroma.log 2>&1 &
+  chroma_pid=$!
+  trap 'kill $chroma_pid 2>/dev/null; wait $chroma_pid 2>/dev/null || true' EXIT
+  export CHROMA_URL="http://127.0.0.1:8000"
+  for _ in $(seq 1 100); do
+    python3 -c "import urllib.request as u; u.urlopen('$CHROMA_URL/api/v2/heartbeat', timeout=1)" \
+      2>/dev/null && break
+    sleep 0.2
+  done
+fi
 kass run --config examples/kass.toml
 first=$(cd .kass-data && find slack/chunked -name 'batch_*.json*' | sort | head -n 1)
-kass inspect --config examples/kass.toml --chunks 2 "$first"
+kass inspect --config examples/kass.toml --chunks 1 "$first"
+echo
+kass stats --config examples/kass.toml
+echo
+echo '$ kass query "how do I run only the chunker tests" -k 2'
+kass query --config examples/kass.toml "how do I run only the chunker tests" -k 2

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use kass_pipeline::store::{S3StoreConfig, StoreConfig};
 use kass_pipeline::TopologyConfig;
 use kass_sinks::batch_writer::BatchWriterConfig;
+use kass_sinks::chroma::ChromaConfig;
 use kass_stages::chunking::ChunkingConfig;
 use kass_stages::embed::EmbedConfig;
 use kass_stages::transform::TransformConfig;
@@ -35,6 +36,8 @@ pub struct KassConfig {
     pub batch: BatchWriterConfig,
     #[serde(default)]
     pub embed: EmbedConfig,
+    #[serde(default)]
+    pub chroma: ChromaConfig,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
 }
@@ -75,6 +78,7 @@ impl KassConfig {
     /// safe path segments, and unique, or two sources would mix their batches and ids.
     pub fn validate(&self) -> Result<()> {
         self.embed.validate()?;
+        self.chroma.validate().map_err(anyhow::Error::msg)?;
         anyhow::ensure!(
             self.batch.max_chunks >= 1,
             "[batch] max_chunks must be at least 1"
@@ -115,6 +119,7 @@ impl KassConfig {
     ///
     /// AWS credentials are never read here: the AWS SDK's own chain finds them.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        self.chroma.apply_env(&var);
         if let Some(path) = var("KASS_STORE_PATH") {
             self.store = StoreConfig::Local { path: path.into() };
         }

@@ -34,6 +34,10 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run only the fetch half: sources -> transform -> chunk router -> batch files.
     Fetch(commands::run::RunArgs),
+    /// Search the collection: embeds the text with the collection's model, prints ranked chunks.
+    Query(commands::query::QueryArgs),
+    /// Count the collection's chunks per source, with its model and dimension.
+    Stats(commands::query::StatsArgs),
     /// Print a summary of one batch file (a path on disk, or a key in the configured store).
     Inspect(commands::inspect::InspectArgs),
 }
@@ -67,6 +71,8 @@ async fn async_main() -> ExitCode {
         Command::Run(args) => commands::run::run(args, commands::run::Mode::Whole).await,
         Command::Fetch(args) => commands::run::run(args, commands::run::Mode::FetchHalf).await,
         Command::Inspect(args) => commands::inspect::inspect(args).await,
+        Command::Query(args) => commands::query::query(args).await,
+        Command::Stats(args) => commands::query::stats(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,8 +10,11 @@ use kass_pipeline::batch::BatchRef;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
-use kass_pipeline::{EmbeddedChunk, Flow, Topology};
+use std::time::Duration;
+
+use kass_pipeline::{Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
+use kass_sinks::chroma::{ChromaSink, ChromaTarget, SkipStored, StoredChunk};
 use kass_stages::batch_loader::BatchLoader;
 use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::embed::Embedder;
@@ -50,19 +53,29 @@ pub fn fetch_half(
     )
 }
 
-/// batch_loader -> embed (-> vector store sink, next).
+/// batch_loader -> skip_stored -> embed -> chroma_sink.
 ///
-/// The embedder is built by the caller, before any source is read, so that a missing key or
-/// model fails the command at once rather than after the fetch half has done its work.
+/// The embedder and the Chroma collection are resolved by the caller, before any source is
+/// read, so that a missing key, model or server (or a collection of another model) fails the
+/// command at once rather than after the fetch half has done its work.
 pub fn embed_half(
     config: &KassConfig,
     batches: Flow<BatchRef>,
     store: Arc<dyn ObjectStore>,
     embedder: Arc<Embedder>,
-) -> Flow<EmbeddedChunk> {
+    target: Arc<ChromaTarget>,
+) -> Flow<StoredChunk> {
+    let wait = Duration::from_millis(config.chroma.max_wait_ms);
     batches
         .then(BatchLoader::new(store))
+        .then_stream(SkipStored::new(target.clone(), wait))
         .then_stream(config.embed.stage(embedder))
+        .then_stream(ChromaSink::new(target, wait))
+}
+
+/// The collection `[chroma]` names, created if absent and checked to hold the embedder's model.
+pub async fn connect_chroma(config: &KassConfig, embedder: &Embedder) -> Result<Arc<ChromaTarget>> {
+    Ok(ChromaTarget::connect(&config.chroma, embedder.model()).await?)
 }
 
 /// The embedding endpoints `[embed]` configures (loads the local model).

@@ -5,6 +5,7 @@ mod support;
 use kass_pipeline::batch::read_batch;
 use support::{
     batch_chunk_ids, copy_dir, files_under, kass, repo_root, run_ok, write_example_config,
+    ChromaServer,
 };
 
 #[test]
@@ -67,6 +68,10 @@ fn malformed_day_file_is_dead_lettered_and_everything_else_is_fetched() {
     )
     .unwrap();
     let config = write_example_config(dir.path(), &slack);
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&chroma.config("malformed-day"));
+    std::fs::write(&config, text).unwrap();
     let out = kass()
         .args(["run", "--config"])
         .arg(&config)

@@ -5,6 +5,7 @@
 //! - [`stage`], [`channel`], [`topology`]: how stages are written, joined and run.
 //! - [`dead_letter`]: where per-item failures go instead of stopping the run.
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
+//! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
 //! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
 //! - [`telemetry`]: every metric kass emits, defined once.
 
@@ -14,6 +15,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod error;
 pub mod model;
+pub mod retry;
 pub mod secret;
 pub mod shutdown;
 pub mod stage;

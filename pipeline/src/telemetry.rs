@@ -27,6 +27,9 @@ pub const EMBED_BATCH_SIZE: &str = "kass_embed_batch_inputs";
 pub const EMBED_EMBEDDINGS: &str = "kass_embed_embeddings_total";
 pub const EMBED_IN_FLIGHT: &str = "kass_embed_requests_in_flight";
 pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
+pub const CHROMA_UPSERTED: &str = "kass_chroma_upserted_total";
+pub const CHROMA_SKIPPED: &str = "kass_chroma_skipped_total";
+pub const CHROMA_STALE_DELETED: &str = "kass_chroma_stale_deleted_total";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -88,6 +91,15 @@ pub fn describe() {
     describe_counter!(
         EMBED_FALLBACKS,
         "Batches handed to the next endpoint of the fallback chain after the previous one kept failing."
+    );
+    describe_counter!(CHROMA_UPSERTED, "Vectors upserted into Chroma.");
+    describe_counter!(
+        CHROMA_SKIPPED,
+        "Chunks not embedded because Chroma already holds them (same id, so same content)."
+    );
+    describe_counter!(
+        CHROMA_STALE_DELETED,
+        "Chunks deleted from Chroma because an edit replaced them."
     );
 }
 
@@ -168,4 +180,16 @@ pub fn embed_in_flight(endpoint: &str, delta: f64) {
 
 pub fn embed_fallback(from: &str, to: &str) {
     counter!(EMBED_FALLBACKS, "from" => from.to_string(), "to" => to.to_string()).increment(1);
+}
+
+pub fn chroma_upserted(source: &str) {
+    counter!(CHROMA_UPSERTED, "source" => source.to_string()).increment(1);
+}
+
+pub fn chroma_skipped(source: &str) {
+    counter!(CHROMA_SKIPPED, "source" => source.to_string()).increment(1);
+}
+
+pub fn chroma_stale_deleted(count: u64) {
+    counter!(CHROMA_STALE_DELETED).increment(count);
 }

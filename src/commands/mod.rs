@@ -1,2 +1,3 @@
 pub mod inspect;
+pub mod query;
 pub mod run;

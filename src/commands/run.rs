@@ -9,7 +9,7 @@ use kass_pipeline::store::build_store;
 use crate::progress::Progress;
 use crate::ConfigArg;
 use kass::config::KassConfig;
-use kass::topology::{build_embedder, embed_half, fetch_half};
+use kass::topology::{build_embedder, connect_chroma, embed_half, fetch_half};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -28,8 +28,12 @@ pub enum Mode {
 pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let config = KassConfig::load(&args.config.config)?;
     let store = build_store(&config.store).await?;
-    let embedder = match mode {
-        Mode::Whole => Some(build_embedder(&config)?),
+    let embed = match mode {
+        Mode::Whole => {
+            let embedder = build_embedder(&config)?;
+            let target = connect_chroma(&config, &embedder).await?;
+            Some((embedder, target))
+        }
         Mode::FetchHalf => None,
     };
     let shutdown = Shutdown::default();
@@ -37,7 +41,8 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let interrupted = shutdown.clone();
     let started = Instant::now();
     let progress = Progress::start();
-    let embedder_model = embedder.as_ref().map(|e| e.model().clone());
+    let embedder_model = embed.as_ref().map(|(e, _)| e.model().clone());
+    let collection = config.chroma.collection.clone();
     let batches = fetch_half(&config, store.clone(), shutdown)?;
     let (outputs, chunks) = match mode {
         Mode::FetchHalf => {
@@ -52,8 +57,8 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
         }
         Mode::Whole => {
             let mut chunks = 0usize;
-            let embedder = embedder.expect("built for a whole run");
-            let report = embed_half(&config, batches, store.clone(), embedder)
+            let (embedder, target) = embed.expect("built for a whole run");
+            let report = embed_half(&config, batches, store.clone(), embedder, target)
                 .run(|_embedded| {
                     chunks += 1;
                     progress.chunk_done();
@@ -67,7 +72,7 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
         Mode::Whole => format!(
-            "{chunks} chunks embedded with {}",
+            "{chunks} new or changed chunks embedded with {} into Chroma collection `{collection}`",
             embedder_model
                 .as_deref()
                 .map_or("?".to_string(), |m| m.to_string())

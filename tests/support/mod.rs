@@ -85,6 +85,97 @@ impl Drop for MotoServer {
     }
 }
 
+/// A real Chroma server (`chroma run`) on a free loopback port, its data in `path`.
+pub struct ChromaServer {
+    child: Child,
+    pub port: u16,
+    pub path: PathBuf,
+}
+
+impl ChromaServer {
+    /// Starts `$KASS_CHROMA` (set by scripts/test.sh), else `chroma` from PATH.
+    pub fn start(path: &Path) -> Self {
+        let bin = std::env::var("KASS_CHROMA").unwrap_or_else(|_| "chroma".into());
+        let port = free_port();
+        let mut child = Command::new(&bin)
+            .arg("run")
+            .arg("--path")
+            .arg(path)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start Chroma {bin:?}: {e}. Run the tests with scripts/test.sh, which installs it")
+            });
+        wait_for_port(port, &mut child, "chroma");
+        // The port opens a moment before the API answers.
+        for _ in 0..100 {
+            if http_get_ok(port, "/api/v2/heartbeat") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `[chroma]` for a kass.toml pointing at this server.
+    pub fn config(&self, collection: &str) -> String {
+        format!(
+            "\n[chroma]\nurl = \"{}\"\ncollection = \"{collection}\"\nmax_wait_ms = 50\n\n[chroma.retry]\nmax_attempts = 2\ninitial_backoff_ms = 50\n",
+            self.url()
+        )
+    }
+
+    /// Stops the server (and waits for it, so the data directory is released).
+    pub fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.path.clone()
+    }
+}
+
+impl Drop for ChromaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get_ok(port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.ends_with(b"200")
+}
+
+/// A kass.toml over the shipped example data, storing into the given Chroma server.
+pub fn write_run_config(dir: &Path, chroma: &ChromaServer, collection: &str) -> PathBuf {
+    let slack = dir.join("slack");
+    copy_dir(&repo_root().join("examples/data/slack-export"), &slack);
+    let config = write_example_config(dir, &slack);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&chroma.config(collection));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 /// Every file under `dir`, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();

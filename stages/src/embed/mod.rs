@@ -18,7 +18,8 @@ pub mod http;
 pub mod provider;
 pub mod providers;
 pub mod rate_limit;
-pub mod retry;
+/// Shared with every remote call kass makes.
+pub use kass_pipeline::retry;
 pub mod stage;
 pub mod tokens;
 

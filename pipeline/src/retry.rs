@@ -1,16 +1,17 @@
-//! When to try an embedding request again, and how long to wait first.
+//! When to try a remote call again (an embedding request, a Chroma write), and how long to wait
+//! first.
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use serde::Deserialize;
 
-/// `[embed.retry]` in kass.toml.
+/// `[embed.retry]` and `[chroma.retry]` in kass.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
-    /// Tries per request on one endpoint, the first included; then the fallback endpoint (if
-    /// any) gets the batch, and after the last endpoint it is dead-lettered.
+    /// Tries per request, the first included; after the last, the embed stage moves to the
+    /// fallback endpoint (if any) and the sinks dead-letter the batch.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// First back-off when the provider gave no Retry-After; doubles per attempt.

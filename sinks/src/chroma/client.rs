@@ -1,0 +1,368 @@
+//! A small typed client for Chroma's HTTP API v2 (Chroma 1.x): the calls kass needs and no
+//! more. Record calls take the collection's UUID, collection calls its name. 5xx answers and
+//! network errors are retried with the shared back-off; 4xx answers are returned at once.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use kass_pipeline::retry::{parse_retry_after, RetryPolicy};
+use kass_pipeline::secret::Secret;
+
+use super::config::{ChromaConfig, TokenHeader};
+use super::ChromaError;
+
+/// One record's metadata as Chroma returns it (`null` when the record has none).
+pub type RecordMetadata = Option<Map<String, Value>>;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Collection {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+/// Records as `/get` returns them; absent includes are `null`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GetResult {
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub documents: Option<Vec<Option<String>>>,
+    #[serde(default)]
+    pub metadatas: Option<Vec<RecordMetadata>>,
+}
+
+/// `/query` for one query embedding: nested lists, one per query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct QueryResult {
+    pub ids: Vec<Vec<String>>,
+    #[serde(default)]
+    pub documents: Option<Vec<Vec<Option<String>>>>,
+    #[serde(default)]
+    pub metadatas: Option<Vec<Vec<RecordMetadata>>>,
+    #[serde(default)]
+    pub distances: Option<Vec<Vec<Option<f32>>>>,
+}
+
+#[derive(Clone)]
+pub struct ChromaClient {
+    http: reqwest::Client,
+    root: String,
+    database: String,
+    token: Option<(TokenHeader, Secret)>,
+    retry: RetryPolicy,
+}
+
+impl ChromaClient {
+    pub fn new(config: &ChromaConfig) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let token = match &config.token_env {
+            Some(var) => Some((
+                config.token_header,
+                Secret::from_env(var)
+                    .ok_or_else(|| format!("[chroma] token_env: {var} is not set"))?,
+            )),
+            None => None,
+        };
+        let root = format!("{}/api/v2", config.url.trim_end_matches('/'));
+        Ok(Self {
+            database: format!(
+                "{root}/tenants/{}/databases/{}",
+                config.tenant, config.database
+            ),
+            root,
+            http,
+            token,
+            retry: config.retry.clone(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.root
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T, ChromaError> {
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.request(method.clone(), url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some((header, token)) = &self.token {
+                request = match header {
+                    TokenHeader::Authorization => request.bearer_auth(token.expose()),
+                    TokenHeader::XChromaToken => request.header("x-chroma-token", token.expose()),
+                };
+            }
+            let (message, retry_after) = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    let bytes = response.bytes().await.unwrap_or_default();
+                    if status.is_success() {
+                        return serde_json::from_slice(&bytes).map_err(|e| ChromaError::Protocol {
+                            what: what.into(),
+                            message: e.to_string(),
+                        });
+                    }
+                    let message = error_message(&bytes, status);
+                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+                        return Err(ChromaError::Rejected {
+                            what: what.into(),
+                            status: status.as_u16(),
+                            message,
+                        });
+                    }
+                    (format!("HTTP {}: {message}", status.as_u16()), retry_after)
+                }
+                Err(e) => (network_message(&e), None),
+            };
+            attempt += 1;
+            if attempt >= self.retry.max_attempts {
+                return Err(ChromaError::Unavailable {
+                    url: self.root.clone(),
+                    attempts: attempt,
+                    message,
+                });
+            }
+            let delay = self.retry.delay(attempt - 1, retry_after);
+            tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, %message, "Chroma call failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn records(&self, collection_id: &str, op: &str) -> String {
+        format!("{}/collections/{collection_id}/{op}", self.database)
+    }
+
+    pub async fn heartbeat(&self) -> Result<(), ChromaError> {
+        let _: Value = self
+            .call(
+                Method::GET,
+                &format!("{}/heartbeat", self.root),
+                None,
+                "heartbeat",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The largest batch the server accepts in one write (it does not enforce it; we do).
+    pub async fn max_batch_size(&self) -> Result<usize, ChromaError> {
+        let checks: Value = self
+            .call(
+                Method::GET,
+                &format!("{}/pre-flight-checks", self.root),
+                None,
+                "pre-flight-checks",
+            )
+            .await?;
+        Ok(checks
+            .get("max_batch_size")
+            .and_then(Value::as_u64)
+            .unwrap_or(1000) as usize)
+    }
+
+    pub async fn get_or_create_collection(
+        &self,
+        name: &str,
+        metadata: Map<String, Value>,
+    ) -> Result<Collection, ChromaError> {
+        let body = json!({"name": name, "metadata": metadata, "get_or_create": true});
+        self.call(
+            Method::POST,
+            &format!("{}/collections", self.database),
+            Some(&body),
+            &format!("creating collection {name}"),
+        )
+        .await
+    }
+
+    /// `None` when there is no such collection.
+    pub async fn get_collection(&self, name: &str) -> Result<Option<Collection>, ChromaError> {
+        match self
+            .call(
+                Method::GET,
+                &format!("{}/collections/{name}", self.database),
+                None,
+                &format!("collection {name}"),
+            )
+            .await
+        {
+            Ok(c) => Ok(Some(c)),
+            Err(ChromaError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn upsert(
+        &self,
+        collection_id: &str,
+        ids: &[&str],
+        embeddings: &[&[f32]],
+        documents: &[&str],
+        metadatas: &[Map<String, Value>],
+    ) -> Result<(), ChromaError> {
+        let body = json!({
+            "ids": ids,
+            "embeddings": embeddings,
+            "documents": documents,
+            "metadatas": metadatas,
+        });
+        let _: Value = self
+            .call(
+                Method::POST,
+                &self.records(collection_id, "upsert"),
+                Some(&body),
+                &format!("an upsert of {} records", ids.len()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records by ids and/or a `where` filter, with the given `include`s.
+    pub async fn get(
+        &self,
+        collection_id: &str,
+        ids: Option<&[&str]>,
+        filter: Option<&Value>,
+        include: &[&str],
+        limit: Option<usize>,
+        offset: Option<usize>,
+    ) -> Result<GetResult, ChromaError> {
+        let mut body = json!({"include": include});
+        if let Some(ids) = ids {
+            body["ids"] = json!(ids);
+        }
+        if let Some(filter) = filter {
+            body["where"] = filter.clone();
+        }
+        if let Some(limit) = limit {
+            body["limit"] = json!(limit);
+        }
+        if let Some(offset) = offset {
+            body["offset"] = json!(offset);
+        }
+        self.call(
+            Method::POST,
+            &self.records(collection_id, "get"),
+            Some(&body),
+            "a get",
+        )
+        .await
+    }
+
+    pub async fn query(
+        &self,
+        collection_id: &str,
+        embedding: &[f32],
+        n_results: usize,
+        filter: Option<&Value>,
+    ) -> Result<QueryResult, ChromaError> {
+        let mut body = json!({
+            "query_embeddings": [embedding],
+            "n_results": n_results,
+            "include": ["documents", "metadatas", "distances"],
+        });
+        if let Some(filter) = filter {
+            body["where"] = filter.clone();
+        }
+        self.call(
+            Method::POST,
+            &self.records(collection_id, "query"),
+            Some(&body),
+            "a query",
+        )
+        .await
+    }
+
+    /// Deletes by ids and/or `where`; returns how many records went.
+    pub async fn delete(
+        &self,
+        collection_id: &str,
+        ids: Option<&[&str]>,
+        filter: Option<&Value>,
+    ) -> Result<u64, ChromaError> {
+        let mut body = json!({});
+        if let Some(ids) = ids {
+            body["ids"] = json!(ids);
+        }
+        if let Some(filter) = filter {
+            body["where"] = filter.clone();
+        }
+        let answer: Value = self
+            .call(
+                Method::POST,
+                &self.records(collection_id, "delete"),
+                Some(&body),
+                "a delete",
+            )
+            .await?;
+        Ok(answer.get("deleted").and_then(Value::as_u64).unwrap_or(0))
+    }
+
+    pub async fn count(&self, collection_id: &str) -> Result<u64, ChromaError> {
+        self.call(
+            Method::GET,
+            &self.records(collection_id, "count"),
+            None,
+            "a count",
+        )
+        .await
+    }
+}
+
+/// Chroma's error body is `{"error": kind, "message": text}`.
+fn error_message(body: &[u8], status: StatusCode) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message").and_then(Value::as_str))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body).trim().to_string();
+            if text.is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no message")
+                    .to_string()
+            } else {
+                text
+            }
+        });
+    message.chars().take(500).collect()
+}
+
+fn network_message(e: &reqwest::Error) -> String {
+    let mut message = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    message
+}

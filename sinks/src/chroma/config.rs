@@ -1,0 +1,133 @@
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use kass_pipeline::retry::RetryPolicy;
+
+/// `[chroma]` in kass.toml: where the vectors go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChromaConfig {
+    /// Server URL (`http://` or `https://`); `CHROMA_URL`, or `CHROMADB_HOST` + `CHROMADB_PORT`,
+    /// override it.
+    #[serde(default = "default_url")]
+    pub url: String,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// 3 to 512 characters of `[a-zA-Z0-9._-]`, starting and ending alphanumeric.
+    #[serde(default = "default_collection")]
+    pub collection: String,
+    /// Environment variable holding the token, if the server wants one.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// `authorization` (Bearer, the default) or `x-chroma-token` (Chroma Cloud).
+    #[serde(default)]
+    pub token_header: TokenHeader,
+    /// Most records per upsert; the server's `max_batch_size` caps it further.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest a vector waits for its upsert to fill.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenHeader {
+    #[default]
+    Authorization,
+    XChromaToken,
+}
+
+fn default_url() -> String {
+    "http://127.0.0.1:8000".into()
+}
+fn default_tenant() -> String {
+    "default_tenant".into()
+}
+fn default_database() -> String {
+    "default_database".into()
+}
+fn default_collection() -> String {
+    "kass".into()
+}
+fn default_batch_size() -> usize {
+    500
+}
+fn default_max_wait_ms() -> u64 {
+    500
+}
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+impl Default for ChromaConfig {
+    fn default() -> Self {
+        Self {
+            url: default_url(),
+            tenant: default_tenant(),
+            database: default_database(),
+            collection: default_collection(),
+            token_env: None,
+            token_header: TokenHeader::default(),
+            batch_size: default_batch_size(),
+            max_wait_ms: default_max_wait_ms(),
+            timeout_secs: default_timeout_secs(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl ChromaConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    /// Applies `CHROMA_URL`, or the seed deployment's `CHROMADB_HOST` / `CHROMADB_PORT`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) {
+        if let Some(url) = env("CHROMA_URL").filter(|v| !v.is_empty()) {
+            self.url = url;
+        } else if let Some(host) = env("CHROMADB_HOST").filter(|v| !v.is_empty()) {
+            let port = env("CHROMADB_PORT").unwrap_or_else(|| "8000".into());
+            self.url = if host.contains("://") {
+                format!("{host}:{port}")
+            } else {
+                format!("http://{host}:{port}")
+            };
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let name = &self.collection;
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        let ends_ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric());
+        if !(3..=512).contains(&name.len()) || !name.chars().all(ok_char) || !ends_ok {
+            return Err(format!(
+                "[chroma] collection `{name}`: 3-512 characters of [a-zA-Z0-9._-], starting and ending alphanumeric"
+            ));
+        }
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(format!(
+                "[chroma] url `{}` must start with http:// or https://",
+                self.url
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err("[chroma] batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+}

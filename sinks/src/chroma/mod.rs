@@ -1,0 +1,22 @@
+//! ChromaDB: the vector store the embed half ends in.
+//!
+//! - [`client`]: a small typed client for the HTTP API v2.
+//! - [`target`]: the collection of a run, checked to hold this run's model.
+//! - [`skip`]: drops chunks already stored before they are embedded.
+//! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
+//! - [`metadata`]: chunk metadata as Chroma stores it.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod metadata;
+pub mod sink;
+pub mod skip;
+pub mod target;
+
+pub use client::ChromaClient;
+pub use config::ChromaConfig;
+pub use error::ChromaError;
+pub use sink::{ChromaSink, StoredChunk};
+pub use skip::SkipStored;
+pub use target::ChromaTarget;

@@ -1,0 +1,217 @@
+//! The Chroma sink: the embed half's last stage. Upserts vectors in batches no larger than the
+//! server allows, with the deterministic chunk ids (so re-processing a batch changes nothing),
+//! and deletes the chunks an edit replaced.
+//!
+//! Chroma down past the retries: the batch's vectors are dead-lettered (vectors included, so a
+//! re-run need not embed them again) and the run goes on. A record Chroma refuses is isolated by
+//! writing the batch's records one by one: only the refused one is dead-lettered.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use kass_pipeline::{
+    telemetry, EmbeddedChunk, FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext,
+    StreamStage,
+};
+
+use super::metadata::to_chroma;
+use super::target::{all_of, any_of, ChromaTarget};
+use super::ChromaError;
+
+/// A chunk durably in Chroma.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredChunk {
+    pub id: String,
+    pub source: String,
+}
+
+impl PipelineItem for StoredChunk {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn item_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+pub struct ChromaSink {
+    target: Arc<ChromaTarget>,
+    max_wait: Duration,
+}
+
+impl ChromaSink {
+    pub fn new(target: Arc<ChromaTarget>, max_wait: Duration) -> Self {
+        Self { target, max_wait }
+    }
+
+    async fn upsert(&self, batch: &[EmbeddedChunk]) -> Result<(), ChromaError> {
+        let ids: Vec<&str> = batch.iter().map(|e| e.chunk.id.as_str()).collect();
+        let embeddings: Vec<&[f32]> = batch.iter().map(|e| e.embedding.as_slice()).collect();
+        let documents: Vec<&str> = batch.iter().map(|e| e.chunk.text.as_str()).collect();
+        let metadatas: Vec<_> = batch.iter().map(|e| to_chroma(&e.chunk)).collect();
+        self.target
+            .client
+            .upsert(
+                &self.target.collection.id,
+                &ids,
+                &embeddings,
+                &documents,
+                &metadatas,
+            )
+            .await
+    }
+
+    /// Deletes the chunks these replaced: same document and position, other content.
+    async fn delete_replaced(&self, batch: &[EmbeddedChunk]) -> Result<u64, ChromaError> {
+        let conditions: Vec<Value> = batch
+            .iter()
+            .map(|e| {
+                let hash = e
+                    .chunk
+                    .metadata
+                    .get("content_hash")
+                    .and_then(|v| match v {
+                        kass_pipeline::MetaValue::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                all_of(vec![
+                    json!({"document_id": e.chunk.document_id}),
+                    json!({"chunk_index": e.chunk.ordinal}),
+                    json!({"content_hash": {"$ne": hash}}),
+                ])
+            })
+            .collect();
+        self.target
+            .client
+            .delete(&self.target.collection.id, None, Some(&any_of(conditions)))
+            .await
+    }
+
+    /// Writes one batch; returns the chunks stored, dead-letters the rest.
+    async fn write(
+        &self,
+        batch: Vec<EmbeddedChunk>,
+        out: &Outlet<StoredChunk>,
+        ctx: &StageContext,
+    ) -> Result<(), FatalError> {
+        let started = std::time::Instant::now();
+        let mut stored = Vec::new();
+        match self.upsert(&batch).await {
+            Ok(()) => stored = batch,
+            Err(ChromaError::Rejected { .. }) if batch.len() > 1 => {
+                for one in batch {
+                    match self.upsert(std::slice::from_ref(&one)).await {
+                        Ok(()) => stored.push(one),
+                        Err(e) => dead_letter(ctx, &one, &e).await?,
+                    }
+                }
+            }
+            Err(e) => {
+                for one in &batch {
+                    dead_letter(ctx, one, &e).await?;
+                }
+            }
+        }
+        if !stored.is_empty() {
+            match self.delete_replaced(&stored).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    telemetry::chroma_stale_deleted(n);
+                    tracing::debug!(deleted = n, "stale chunks deleted");
+                }
+                // The new vectors are in; the old ones stay until the next write of that
+                // document. Not worth failing the batch for.
+                Err(e) => tracing::warn!(error = %e, "cannot delete replaced chunks"),
+            }
+        }
+        telemetry::processing_time("chroma_sink", started.elapsed().as_secs_f64());
+        for e in stored {
+            telemetry::chroma_upserted(&e.chunk.source);
+            out.send(StoredChunk {
+                id: e.chunk.id,
+                source: e.chunk.source,
+            })
+            .await
+            .map_err(|e| FatalError::Stage {
+                stage: "chroma_sink".into(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+async fn dead_letter(
+    ctx: &StageContext,
+    item: &EmbeddedChunk,
+    error: &ChromaError,
+) -> Result<(), FatalError> {
+    let error_type = match error {
+        ChromaError::Unavailable { .. } => "chroma_unavailable",
+        ChromaError::Rejected { .. } => "chroma_rejected",
+        ChromaError::Protocol { .. } => "chroma_bad_response",
+    };
+    ctx.dead_letter(
+        &item.chunk.source,
+        &item.chunk.id,
+        item,
+        &ItemError::new(error_type, error.to_string()),
+    )
+    .await
+}
+
+#[async_trait]
+impl StreamStage for ChromaSink {
+    type Input = EmbeddedChunk;
+    type Output = StoredChunk;
+
+    fn name(&self) -> &'static str {
+        "chroma_sink"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        input: Inlet<EmbeddedChunk>,
+        out: Outlet<StoredChunk>,
+        ctx: StageContext,
+    ) -> Result<(), FatalError> {
+        let mut pending: Vec<EmbeddedChunk> = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let flush = tokio::select! {
+                item = input.recv() => match item {
+                    Some(item) => {
+                        if pending.is_empty() {
+                            deadline = Some(Instant::now() + self.max_wait);
+                        }
+                        pending.push(item);
+                        pending.len() >= self.target.max_batch
+                    }
+                    None => {
+                        if !pending.is_empty() {
+                            self.write(std::mem::take(&mut pending), &out, &ctx).await?;
+                        }
+                        return Ok(());
+                    }
+                },
+                () = timer => true,
+            };
+            if flush && !pending.is_empty() {
+                deadline = None;
+                self.write(std::mem::take(&mut pending), &out, &ctx).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The collection a run writes to, resolved once before any source is read: the server is
+//! reachable, the collection exists, and it holds vectors of this run's model and dimension.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use kass_pipeline::{EmbeddingModel, FatalError};
+
+use super::client::{ChromaClient, Collection};
+use super::config::ChromaConfig;
+
+pub struct ChromaTarget {
+    pub client: ChromaClient,
+    pub collection: Collection,
+    /// Records per write: `[chroma] batch_size`, capped by the server's `max_batch_size`.
+    pub max_batch: usize,
+}
+
+/// Collection metadata keys recording what the collection holds.
+pub const MODEL_KEY: &str = "kass:model";
+pub const DIMENSION_KEY: &str = "kass:dimension";
+
+impl ChromaTarget {
+    pub async fn connect(
+        config: &ChromaConfig,
+        model: &EmbeddingModel,
+    ) -> Result<Arc<Self>, FatalError> {
+        let fatal = |e: String| FatalError::Stage {
+            stage: "chroma".into(),
+            reason: e,
+        };
+        let client = ChromaClient::new(config).map_err(FatalError::Config)?;
+        client.heartbeat().await.map_err(|e| fatal(e.to_string()))?;
+        let server_max = client
+            .max_batch_size()
+            .await
+            .map_err(|e| fatal(e.to_string()))?;
+        let mut metadata = Map::new();
+        metadata.insert("hnsw:space".into(), json!("cosine"));
+        metadata.insert(MODEL_KEY.into(), json!(model.name));
+        metadata.insert(DIMENSION_KEY.into(), json!(model.dimension));
+        let collection = client
+            .get_or_create_collection(&config.collection, metadata)
+            .await
+            .map_err(|e| fatal(e.to_string()))?;
+        check_model(&collection, model).map_err(FatalError::Config)?;
+        Ok(Arc::new(Self {
+            client,
+            collection,
+            max_batch: config.batch_size.min(server_max).max(1),
+        }))
+    }
+
+    /// An existing collection, for `kass query` and `kass stats`.
+    pub async fn open(config: &ChromaConfig) -> Result<Arc<Self>, FatalError> {
+        let client = ChromaClient::new(config).map_err(FatalError::Config)?;
+        let collection = client
+            .get_collection(&config.collection)
+            .await
+            .map_err(|e| FatalError::Stage {
+                stage: "chroma".into(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| {
+                FatalError::Config(format!(
+                    "no collection `{}` at {} (run `kass run` first)",
+                    config.collection,
+                    client.url()
+                ))
+            })?;
+        Ok(Arc::new(Self {
+            client,
+            collection,
+            max_batch: config.batch_size,
+        }))
+    }
+
+    /// The model the collection records, if it was written by kass.
+    pub fn model(&self) -> Option<EmbeddingModel> {
+        model_of(&self.collection)
+    }
+}
+
+fn model_of(collection: &Collection) -> Option<EmbeddingModel> {
+    let metadata = collection.metadata.as_ref()?;
+    Some(EmbeddingModel {
+        name: metadata.get(MODEL_KEY)?.as_str()?.to_string(),
+        dimension: metadata.get(DIMENSION_KEY)?.as_u64()? as usize,
+    })
+}
+
+/// A collection holds one model's vectors: mixing models makes every distance meaningless.
+pub fn check_model(collection: &Collection, model: &EmbeddingModel) -> Result<(), String> {
+    match model_of(collection) {
+        Some(held) if &held == model => Ok(()),
+        Some(held) => Err(format!(
+            "collection `{}` holds vectors of {held}; this run embeds with {model}: refusing to mix \
+             them (set [chroma] collection to another name, or delete the collection)",
+            collection.name
+        )),
+        None => Err(format!(
+            "collection `{}` was not created by kass (no {MODEL_KEY} / {DIMENSION_KEY} in its \
+             metadata): refusing to write {model} vectors into it",
+            collection.name
+        )),
+    }
+}
+
+/// `{"$and": [...]}` over several conditions, the condition itself for one (Chroma wants at
+/// least two operands for `$and` / `$or`).
+pub fn all_of(mut conditions: Vec<Value>) -> Value {
+    if conditions.len() == 1 {
+        conditions.pop().expect("one")
+    } else {
+        json!({"$and": conditions})
+    }
+}
+
+pub fn any_of(mut conditions: Vec<Value>) -> Value {
+    if conditions.len() == 1 {
+        conditions.pop().expect("one")
+    } else {
+        json!({"$or": conditions})
+    }
+}

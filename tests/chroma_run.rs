@@ -1,0 +1,199 @@
+//! `kass run` into a real Chroma server (`chroma run`, started here): counts equal the unique
+//! chunks, a re-run changes nothing and makes no embedding request, an edit replaces its stale
+//! chunks, data survives a server restart, a collection of another model is refused, and
+//! `kass query` / `kass stats` read it back.
+
+mod support;
+
+#[path = "../stages/tests/support/fake_provider.rs"]
+mod fake_provider;
+
+use fake_provider::{Api, FakeOptions, FakeProvider};
+use support::{batch_chunk_ids, kass, run_ok, write_run_config, ChromaServer};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn chunk_count(config: &std::path::Path) -> u64 {
+    let out = run_ok(kass().args(["stats", "--config"]).arg(config));
+    let text = stdout(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("chunks"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in {text}"))
+}
+
+/// Embeds with a local OpenAI-like server so that embedding calls can be counted.
+fn use_counting_provider(config: &std::path::Path, server: &FakeProvider) {
+    let mut text = std::fs::read_to_string(config).unwrap();
+    text.push_str(&format!(
+        "\n[embed.provider]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"counted\"\ndimensions = 8\napi_key_env = \"KASS_CHROMA_TEST_KEY\"\n",
+        server.base_url()
+    ));
+    std::fs::write(config, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chunks() {
+    let server = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = write_run_config(dir.path(), &chroma, "idempotent");
+    use_counting_provider(&config, &server);
+    let config2 = config.clone();
+    let run = move || {
+        let config = config2.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                run_ok(
+                    kass()
+                        .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+                        .args(["run", "--config"])
+                        .arg(&config),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    run().await;
+    let unique = {
+        let mut ids = batch_chunk_ids(&dir.path().join("store"));
+        ids.dedup();
+        ids.len() as u64
+    };
+    let first_calls = server.log().len();
+    let cfg = config.clone();
+    let count = tokio::task::spawn_blocking(move || chunk_count(&cfg))
+        .await
+        .unwrap();
+    assert_eq!(
+        count, unique,
+        "the collection holds exactly the unique chunks"
+    );
+
+    let again = run().await;
+    assert!(
+        stdout(&again).contains("0 new or changed chunks"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        server.log().len(),
+        first_calls,
+        "a re-run makes no embedding call"
+    );
+    let cfg = config.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || chunk_count(&cfg))
+            .await
+            .unwrap(),
+        unique
+    );
+
+    // Edit one message: its chunk is re-embedded and the old version deleted.
+    let day = dir.path().join("slack/general/2025-10-06.json");
+    let text = std::fs::read_to_string(&day).unwrap();
+    let mut messages: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let first = messages
+        .iter_mut()
+        .find(|m| m.get("text").is_some() && m.get("subtype").is_none())
+        .expect("a message");
+    first["text"] = serde_json::json!("An edited message that says something else entirely.");
+    std::fs::write(&day, serde_json::to_string(&messages).unwrap()).unwrap();
+    let edited = run().await;
+    assert!(
+        stdout(&edited).contains("1 new or changed chunks"),
+        "{}",
+        stdout(&edited)
+    );
+    let cfg = config.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || chunk_count(&cfg))
+            .await
+            .unwrap(),
+        unique,
+        "the replaced chunk was deleted, not kept beside the new one"
+    );
+}
+
+#[test]
+fn data_survives_a_restart_and_query_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = write_run_config(dir.path(), &chroma, "restart");
+    run_ok(kass().args(["run", "--config"]).arg(&config));
+    let before = chunk_count(&config);
+    let path = chroma.stop();
+    let chroma = ChromaServer::start(&path);
+    // Same port is not guaranteed: point the config at the new server.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = \"http://127.0.0.1:") {
+                format!("url = \"{}\"", chroma.url())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, text).unwrap();
+    assert_eq!(chunk_count(&config), before);
+    let out = run_ok(
+        kass()
+            .args([
+                "query",
+                "how do I run only the chunker tests",
+                "-k",
+                "1",
+                "--json",
+                "--config",
+            ])
+            .arg(&config),
+    );
+    let hit: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert!(
+        hit["text"]
+            .as_str()
+            .unwrap()
+            .contains("cargo test -p kass-stages"),
+        "{hit}"
+    );
+    assert_eq!(hit["metadata"]["source"], "slack");
+    assert!(hit["score"].as_f64().unwrap() > 0.4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_collection_of_another_model_is_refused_before_any_write() {
+    let server = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = write_run_config(dir.path(), &chroma, "one-model");
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || run_ok(kass().args(["run", "--config"]).arg(&cfg)))
+        .await
+        .unwrap();
+    use_counting_provider(&config, &server);
+    let out = tokio::task::spawn_blocking(move || {
+        kass()
+            .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+            .args(["run", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("holds vectors of all-MiniLM-L6-v2 (384 dimensions)")
+            && stderr.contains("counted (8 dimensions)"),
+        "{stderr}"
+    );
+    assert!(server.log().is_empty(), "refused before any embedding call");
+}
