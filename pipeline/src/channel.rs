@@ -95,6 +95,21 @@ impl<T: PipelineItem> Inlet<T> {
         Some(item)
     }
 
+    /// Up to `max` items: waits for the first, then takes more until `max` or until `max_wait`
+    /// has passed since the first, so a trickle is not held back. `None` once the input ended.
+    pub async fn recv_batch(&self, max: usize, max_wait: std::time::Duration) -> Option<Vec<T>> {
+        let first = self.recv().await?;
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut batch = vec![first];
+        while batch.len() < max.max(1) {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(Some(item)) => batch.push(item),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
     /// Consumes the inlet as a stream, for stages written with stream combinators.
     pub fn into_stream(self) -> impl Stream<Item = T> + Send + Unpin {
         Box::pin(futures::stream::unfold(self, |inlet| async move {

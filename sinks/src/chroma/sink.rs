@@ -12,7 +12,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 use kass_pipeline::{
     telemetry, EmbeddedChunk, FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext,
@@ -181,37 +180,9 @@ impl StreamStage for ChromaSink {
         out: Outlet<StoredChunk>,
         ctx: StageContext,
     ) -> Result<(), FatalError> {
-        let mut pending: Vec<EmbeddedChunk> = Vec::new();
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let timer = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let flush = tokio::select! {
-                item = input.recv() => match item {
-                    Some(item) => {
-                        if pending.is_empty() {
-                            deadline = Some(Instant::now() + self.max_wait);
-                        }
-                        pending.push(item);
-                        pending.len() >= self.target.max_batch
-                    }
-                    None => {
-                        if !pending.is_empty() {
-                            self.write(std::mem::take(&mut pending), &out, &ctx).await?;
-                        }
-                        return Ok(());
-                    }
-                },
-                () = timer => true,
-            };
-            if flush && !pending.is_empty() {
-                deadline = None;
-                self.write(std::mem::take(&mut pending), &out, &ctx).await?;
-            }
+        while let Some(batch) = input.recv_batch(self.target.max_batch, self.max_wait).await {
+            self.write(batch, &out, &ctx).await?;
         }
+        Ok(())
     }
 }

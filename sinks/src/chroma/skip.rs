@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::time::Instant;
 
 use kass_pipeline::{telemetry, Chunk, FatalError, Inlet, Outlet, StageContext, StreamStage};
 
@@ -78,37 +77,9 @@ impl StreamStage for SkipStored {
         out: Outlet<Chunk>,
         _ctx: StageContext,
     ) -> Result<(), FatalError> {
-        let mut pending: Vec<Chunk> = Vec::new();
-        let mut deadline: Option<Instant> = None;
-        loop {
-            let timer = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let flush = tokio::select! {
-                item = input.recv() => match item {
-                    Some(chunk) => {
-                        if pending.is_empty() {
-                            deadline = Some(Instant::now() + self.max_wait);
-                        }
-                        pending.push(chunk);
-                        pending.len() >= self.target.max_batch
-                    }
-                    None => {
-                        if !pending.is_empty() {
-                            self.pass_new(std::mem::take(&mut pending), &out).await?;
-                        }
-                        return Ok(());
-                    }
-                },
-                () = timer => true,
-            };
-            if flush && !pending.is_empty() {
-                deadline = None;
-                self.pass_new(std::mem::take(&mut pending), &out).await?;
-            }
+        while let Some(batch) = input.recv_batch(self.target.max_batch, self.max_wait).await {
+            self.pass_new(batch, &out).await?;
         }
+        Ok(())
     }
 }
