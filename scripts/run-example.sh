@@ -14,11 +14,9 @@ bash scripts/fetch-model.sh >/dev/null
 kass() { cargo run --quiet --release --locked --bin kass -- "$@"; }
 rm -rf .kass-data
 if [ -z "${CHROMA_URL:-}" ]; then
+  . scripts/python-env.sh
   chroma_venv="$KASS_CACHE/chroma-venv"
-  if ! "$chroma_venv/bin/python" -c "import chromadb" 2>/dev/null; then
-    python3 -m venv "$chroma_venv"
-    "$chroma_venv/bin/pip" install --quiet --disable-pip-version-check "chromadb==1.5.9" >&2
-  fi
+  ensure_venv "$chroma_venv" "$CHROMA_SPEC"
   mkdir -p .kass-data
   "$chroma_venv/bin/chroma" run --path .kass-data/chroma --host 127.0.0.1 --port 8000 \
     >.kass-data/chroma.log 2>&1 &

@@ -2,6 +2,8 @@
 //! billed tokens, embeddings, batch sizes and rate-limit waits, read from the Prometheus
 //! exposition after a run against a local OpenAI-like server that answers 429s.
 
+mod support;
+
 #[path = "../stages/tests/support/fake_provider.rs"]
 mod fake_provider;
 
@@ -15,21 +17,10 @@ use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{Chunk, Metadata, Topology, TopologyConfig};
 use kass_stages::embed::retry::RetryPolicy;
 use kass_stages::embed::{EmbedConfig, EndpointConfig, ProviderKind};
+use support::metric_value;
 
-/// The value of the series `name{labels...}` (a counter, or a histogram's `_count`/`_sum`).
 fn value_of(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let rest = series.strip_prefix(name)?;
-            let matches = rest.starts_with('{')
-                && labels
-                    .iter()
-                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
-            matches.then(|| value.parse().ok())?
-        })
+    metric_value(exposition, name, labels)
         .unwrap_or_else(|| panic!("no series {name}{labels:?} in:\n{exposition}"))
 }
 

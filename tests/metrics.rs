@@ -7,19 +7,10 @@ use kass::config::KassConfig;
 use kass::topology::fetch_half;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::build_store;
-use support::{example_config, files_under, repo_root};
+use support::{example_config, files_under, metric_value, repo_root};
 
 fn value_of(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let all = labels
-                .iter()
-                .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")));
-            (series[name.len()..].starts_with('{') && all).then(|| value.parse().ok())?
-        })
+    metric_value(exposition, name, labels)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,3 +48,26 @@ pub enum FatalError {
     #[error("stage `{0}` panicked")]
     Panicked(String),
 }
+
+/// An error and its causes, `outer: inner: innermost`: HTTP clients put the useful part
+/// ("connection refused", "dns error") in the innermost cause.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// `text` trimmed and cut to `max_chars` characters (an ellipsis marks the cut), so that a
+/// server's long error page cannot flood a log line or a dead letter.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}

@@ -68,6 +68,42 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// Runs `attempt` (given the attempt number, from 0) until it succeeds, fails for good, or
+    /// the policy's bound is reached: the one retry loop of every remote call kass makes.
+    ///
+    /// `retryable` says whether an error is worth another try and, if so, the pause the server
+    /// asked for (`Some(None)`: retry with back-off). `on_retry` sees each error that will be
+    /// retried, with the pause chosen, before the sleep (logs, metrics, a shared rate-limit
+    /// pause). On failure, returns the last error and how many attempts were made.
+    pub async fn run<T, E, Fut>(
+        &self,
+        mut attempt: impl FnMut(u32) -> Fut,
+        retryable: impl Fn(&E) -> Option<Option<Duration>>,
+        mut on_retry: impl FnMut(&E, u32, Duration),
+    ) -> Result<T, (E, u32)>
+    where
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut n = 0;
+        loop {
+            let error = match attempt(n).await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            n += 1;
+            match retryable(&error) {
+                Some(after) if n < self.max_attempts => {
+                    let delay = self.delay(n - 1, after);
+                    on_retry(&error, n, delay);
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err((error, n)),
+            }
+        }
+    }
+}
+
 /// Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
 /// A date in the past means "now". Fractional seconds, which some servers send, are accepted.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -103,6 +139,43 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
+    }
+
+    #[tokio::test]
+    async fn run_retries_only_what_is_retryable_up_to_the_bound() {
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 5,
+        };
+        let mut seen = Vec::new();
+        let result: Result<(), (&str, u32)> = policy
+            .run(
+                |_| async { Err("busy") },
+                |_| Some(None),
+                |e, n, _| seen.push((*e, n)),
+            )
+            .await;
+        assert_eq!(result, Err(("busy", 3)));
+        assert_eq!(seen, vec![("busy", 1), ("busy", 2)]);
+        let result: Result<(), (&str, u32)> = policy
+            .run(|_| async { Err("bad key") }, |_| None, |_, _, _| {})
+            .await;
+        assert_eq!(result, Err(("bad key", 1)));
+        let result = policy
+            .run(
+                |n| async move {
+                    if n < 2 {
+                        Err("busy")
+                    } else {
+                        Ok(n)
+                    }
+                },
+                |_| Some(Some(Duration::from_millis(1))),
+                |_, _, _| {},
+            )
+            .await;
+        assert_eq!(result, Ok(2));
     }
 
     #[test]

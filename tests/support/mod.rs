@@ -281,3 +281,20 @@ pub fn batch_chunk_ids(store: &Path) -> Vec<String> {
 pub fn batch_chunk_count(store: &Path) -> usize {
     batch_chunk_ids(store).len()
 }
+
+/// The value of the Prometheus series `name{labels...}` in an exposition (a counter, a gauge,
+/// or a histogram's or summary's `_count` / `_sum`), if present.
+pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            let matches = rest.starts_with('{')
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            matches.then(|| value.parse().ok())?
+        })
+}

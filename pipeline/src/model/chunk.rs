@@ -48,6 +48,14 @@ impl Chunk {
         }
     }
 
+    /// The hash of the text recorded by [`Chunk::new`] (absent only in hand-built chunks).
+    pub fn content_hash(&self) -> Option<&str> {
+        match self.metadata.get("content_hash") {
+            Some(super::MetaValue::Str(hash)) => Some(hash),
+            _ => None,
+        }
+    }
+
     /// 32 hex digits (128 bits) of SHA-256 over the NUL-separated identity fields.
     pub fn derive_id(
         source: &str,

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use kass_pipeline::error::{error_chain, excerpt};
 use kass_pipeline::retry::{parse_retry_after, RetryPolicy};
 use kass_pipeline::secret::Secret;
 
@@ -46,6 +47,24 @@ pub struct QueryResult {
     pub metadatas: Option<Vec<Vec<RecordMetadata>>>,
     #[serde(default)]
     pub distances: Option<Vec<Vec<Option<f32>>>>,
+}
+
+/// How one try failed: worth another (5xx, 429, network), or not.
+enum Failure {
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Final(ChromaError),
+}
+
+impl Failure {
+    fn message(&self) -> String {
+        match self {
+            Self::Retryable { message, .. } => message.clone(),
+            Self::Final(e) => e.to_string(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -96,57 +115,80 @@ impl ChromaClient {
         body: Option<&Value>,
         what: &str,
     ) -> Result<T, ChromaError> {
-        let mut attempt = 0;
-        loop {
-            let mut request = self.http.request(method.clone(), url);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            if let Some((header, token)) = &self.token {
-                request = match header {
-                    TokenHeader::Authorization => request.bearer_auth(token.expose()),
-                    TokenHeader::XChromaToken => request.header("x-chroma-token", token.expose()),
-                };
-            }
-            let (message, retry_after) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    if status.is_success() {
-                        return serde_json::from_slice(&bytes).map_err(|e| ChromaError::Protocol {
-                            what: what.into(),
-                            message: e.to_string(),
-                        });
-                    }
-                    let message = error_message(&bytes, status);
-                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
-                        return Err(ChromaError::Rejected {
-                            what: what.into(),
-                            status: status.as_u16(),
-                            message,
-                        });
-                    }
-                    (format!("HTTP {}: {message}", status.as_u16()), retry_after)
-                }
-                Err(e) => (network_message(&e), None),
-            };
-            attempt += 1;
-            if attempt >= self.retry.max_attempts {
-                return Err(ChromaError::Unavailable {
+        self.retry
+            .run(
+                |_| self.attempt(method.clone(), url, body, what),
+                |failure: &Failure| match failure {
+                    Failure::Retryable { retry_after, .. } => Some(*retry_after),
+                    Failure::Final(_) => None,
+                },
+                |failure, attempt, delay| {
+                    tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %failure.message(), "Chroma call failed; retrying");
+                },
+            )
+            .await
+            .map_err(|(failure, attempts)| match failure {
+                Failure::Final(e) => e,
+                Failure::Retryable { message, .. } => ChromaError::Unavailable {
                     url: self.root.clone(),
-                    attempts: attempt,
+                    attempts,
                     message,
-                });
-            }
-            let delay = self.retry.delay(attempt - 1, retry_after);
-            tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, %message, "Chroma call failed; retrying");
-            tokio::time::sleep(delay).await;
+                },
+            })
+    }
+
+    /// One try of a call.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        what: &str,
+    ) -> Result<T, Failure> {
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(body);
         }
+        if let Some((header, token)) = &self.token {
+            request = match header {
+                TokenHeader::Authorization => request.bearer_auth(token.expose()),
+                TokenHeader::XChromaToken => request.header("x-chroma-token", token.expose()),
+            };
+        }
+        let response = request.send().await.map_err(|e| Failure::Retryable {
+            message: network_message(&e),
+            retry_after: None,
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = response.bytes().await.map_err(|e| Failure::Retryable {
+            message: network_message(&e),
+            retry_after: None,
+        })?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Final(ChromaError::Protocol {
+                    what: what.into(),
+                    message: e.to_string(),
+                })
+            });
+        }
+        let message = error_message(&bytes, status);
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Failure::Retryable {
+                message: format!("HTTP {}: {message}", status.as_u16()),
+                retry_after,
+            });
+        }
+        Err(Failure::Final(ChromaError::Rejected {
+            what: what.into(),
+            status: status.as_u16(),
+            message,
+        }))
     }
 
     fn records(&self, collection_id: &str, op: &str) -> String {
@@ -337,32 +379,23 @@ fn error_message(body: &[u8], status: StatusCode) -> String {
         .as_ref()
         .and_then(|v| v.get("message").and_then(Value::as_str))
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(body).trim().to_string();
-            if text.is_empty() {
-                status
-                    .canonical_reason()
-                    .unwrap_or("no message")
-                    .to_string()
-            } else {
-                text
-            }
-        });
-    message.chars().take(500).collect()
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    if message.trim().is_empty() {
+        return status
+            .canonical_reason()
+            .unwrap_or("no message")
+            .to_string();
+    }
+    excerpt(&message, 500)
 }
 
 fn network_message(e: &reqwest::Error) -> String {
-    let mut message = if e.is_timeout() {
-        "timed out".to_string()
+    let what = if e.is_timeout() {
+        "timed out"
     } else if e.is_connect() {
-        "cannot connect".to_string()
+        "cannot connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    message
+    format!("{what}: {}", error_chain(e))
 }

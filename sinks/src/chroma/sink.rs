@@ -18,6 +18,8 @@ use kass_pipeline::{
     StreamStage,
 };
 
+use kass_pipeline::model::content_hash;
+
 use super::metadata::to_chroma;
 use super::target::{all_of, any_of, ChromaTarget};
 use super::ChromaError;
@@ -72,13 +74,8 @@ impl ChromaSink {
             .map(|e| {
                 let hash = e
                     .chunk
-                    .metadata
-                    .get("content_hash")
-                    .and_then(|v| match v {
-                        kass_pipeline::MetaValue::Str(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
+                    .content_hash()
+                    .map_or_else(|| content_hash(&e.chunk.text), str::to_string);
                 all_of(vec![
                     json!({"document_id": e.chunk.document_id}),
                     json!({"chunk_index": e.chunk.ordinal}),

@@ -48,37 +48,12 @@ impl Endpoint {
         input_type: InputType,
     ) -> Result<Embeddings, EmbedError> {
         let tokens: usize = texts.iter().map(|t| self.provider.count_tokens(t)).sum();
-        let mut attempt = 0;
-        loop {
-            let waited = self.limiter.acquire(tokens).await;
-            if waited > Duration::from_millis(1) {
-                telemetry::embed_rate_limit_wait(&self.name, waited.as_secs_f64());
-            }
-            telemetry::embed_in_flight(&self.name, 1.0);
-            let started = Instant::now();
-            let result = self
-                .provider
-                .embed(texts, input_type)
-                .await
-                .and_then(|e| self.check(e, texts.len()));
-            telemetry::embed_in_flight(&self.name, -1.0);
-            telemetry::embed_request(
-                &self.name,
-                &status_label(&result),
-                started.elapsed().as_secs_f64(),
-            );
-            match result {
-                Ok(embeddings) => {
-                    telemetry::embed_batch(&self.name, texts.len());
-                    telemetry::embed_tokens(&self.name, "estimated", tokens);
-                    if let Some(billed) = embeddings.billed_tokens {
-                        telemetry::embed_tokens(&self.name, "billed", billed);
-                    }
-                    telemetry::embeddings_received(&self.name, embeddings.vectors.len());
-                    return Ok(embeddings);
-                }
-                Err(e) if e.is_retryable() && attempt + 1 < self.retry.max_attempts => {
-                    let delay = self.retry.delay(attempt, e.retry_after());
+        let result = self
+            .retry
+            .run(
+                |_| self.attempt(texts, input_type, tokens),
+                |e: &EmbedError| e.is_retryable().then(|| e.retry_after()),
+                |e, attempt, delay| {
                     if matches!(e, EmbedError::RateLimited { .. }) {
                         // The whole account is over its budget, not just this request.
                         self.limiter.pause_for(delay);
@@ -87,17 +62,49 @@ impl Endpoint {
                     telemetry::embed_retry(&self.name, e.kind());
                     tracing::warn!(
                         endpoint = %self.name,
-                        attempt = attempt + 1,
+                        attempt,
                         delay_ms = delay.as_millis() as u64,
                         error = %e,
                         "embedding request failed; retrying"
                     );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
+                },
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        telemetry::embed_batch(&self.name, texts.len());
+        telemetry::embed_tokens(&self.name, "estimated", tokens);
+        if let Some(billed) = result.billed_tokens {
+            telemetry::embed_tokens(&self.name, "billed", billed);
         }
+        telemetry::embeddings_received(&self.name, result.vectors.len());
+        Ok(result)
+    }
+
+    /// One try: wait for the budget, send, check, count.
+    async fn attempt(
+        &self,
+        texts: &[&str],
+        input_type: InputType,
+        tokens: usize,
+    ) -> Result<Embeddings, EmbedError> {
+        let waited = self.limiter.acquire(tokens).await;
+        if waited > Duration::from_millis(1) {
+            telemetry::embed_rate_limit_wait(&self.name, waited.as_secs_f64());
+        }
+        telemetry::embed_in_flight(&self.name, 1.0);
+        let started = Instant::now();
+        let result = self
+            .provider
+            .embed(texts, input_type)
+            .await
+            .and_then(|e| self.check(e, texts.len()));
+        telemetry::embed_in_flight(&self.name, -1.0);
+        telemetry::embed_request(
+            &self.name,
+            &status_label(&result),
+            started.elapsed().as_secs_f64(),
+        );
+        result
     }
 
     fn check(&self, embeddings: Embeddings, inputs: usize) -> Result<Embeddings, EmbedError> {

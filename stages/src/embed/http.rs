@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use kass_pipeline::error::error_chain;
 use kass_pipeline::secret::Secret;
 
 use super::retry::parse_retry_after;
@@ -70,15 +71,9 @@ fn network_error(e: reqwest::Error) -> EmbedError {
     } else {
         "request failed"
     };
-    let mut message = format!("{what}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
     EmbedError::Transient {
         status: None,
-        message: excerpt(&message),
+        message: excerpt(&format!("{what}: {}", error_chain(&e))),
         retry_after: None,
     }
 }
@@ -192,11 +187,7 @@ fn input_index(message: &str) -> Option<usize> {
 }
 
 fn excerpt(text: &str) -> String {
-    let text = text.trim();
-    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
+    kass_pipeline::error::excerpt(text, MAX_MESSAGE_CHARS)
 }
 
 #[cfg(test)]
