@@ -24,6 +24,23 @@ fn chunk_count(config: &std::path::Path) -> u64 {
         .unwrap_or_else(|| panic!("no count in {text}"))
 }
 
+/// Rewrites the `[chroma] url` of a config to a (re)started server.
+fn point_config_at(config: &std::path::Path, chroma: &ChromaServer) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = \"http://127.0.0.1:") {
+                format!("url = \"{}\"", chroma.url())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(config, text).unwrap();
+}
+
 /// Embeds with a local OpenAI-like server so that embedding calls can be counted.
 fn use_counting_provider(config: &std::path::Path, server: &FakeProvider) {
     let mut text = std::fs::read_to_string(config).unwrap();
@@ -128,19 +145,7 @@ fn data_survives_a_restart_and_query_finds_it() {
     let path = chroma.stop();
     let chroma = ChromaServer::start(&path);
     // Same port is not guaranteed: point the config at the new server.
-    let text = std::fs::read_to_string(&config).unwrap();
-    let text = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("url = \"http://127.0.0.1:") {
-                format!("url = \"{}\"", chroma.url())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&config, text).unwrap();
+    point_config_at(&config, &chroma);
     assert_eq!(chunk_count(&config), before);
     let out = run_ok(
         kass()
@@ -196,4 +201,81 @@ async fn a_collection_of_another_model_is_refused_before_any_write() {
         "{stderr}"
     );
     assert!(server.log().is_empty(), "refused before any embedding call");
+}
+
+/// Chroma killed while `kass run` is embedding: the vectors it could not write go to the dead
+/// letters (with the reason) and the run finishes; after a restart, a re-run stores exactly the
+/// unique chunks, nothing lost and nothing doubled.
+#[tokio::test(flavor = "multi_thread")]
+async fn chroma_killed_mid_run_loses_nothing() {
+    let mut slow = FakeOptions::new(Api::OpenAi);
+    slow.latency = std::time::Duration::from_millis(300);
+    let server = FakeProvider::start(slow).await;
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = write_run_config(dir.path(), &chroma, "killed");
+    use_counting_provider(&config, &server);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[embed]\nbatch_size = 2\nmax_in_flight = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let cfg = config.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        kass()
+            .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    });
+    // Kill Chroma once embedding is under way (the collection exists by then).
+    while server.log().len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let path = chroma.stop();
+    let out = run.await.unwrap();
+    let stdout = stdout(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let letters: Vec<String> = support::files_under(&dir.path().join("store"))
+        .into_iter()
+        .filter(|f| f.starts_with("_dead_letter/chroma_sink/"))
+        .collect();
+    assert!(
+        !letters.is_empty(),
+        "unwritten vectors are dead-lettered: {stdout}"
+    );
+    let letter: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("store").join(&letters[0])).unwrap())
+            .unwrap();
+    assert_eq!(letter["error_type"], "chroma_unavailable", "{letter}");
+    assert!(
+        stdout.contains(&format!("{} dead letter(s)", letters.len())),
+        "{stdout}"
+    );
+
+    let chroma = ChromaServer::start(&path);
+    point_config_at(&config, &chroma);
+    let cfg = config.clone();
+    tokio::task::spawn_blocking(move || {
+        run_ok(
+            kass()
+                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+                .args(["run", "--config"])
+                .arg(&cfg),
+        )
+    })
+    .await
+    .unwrap();
+    let mut ids = batch_chunk_ids(&dir.path().join("store"));
+    ids.dedup();
+    let cfg = config.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || chunk_count(&cfg))
+            .await
+            .unwrap(),
+        ids.len() as u64
+    );
 }
