@@ -2,6 +2,7 @@
 //! pipelines. The `kass` binary (and later the Lambda binaries) are thin shells over this.
 
 pub mod config;
+pub mod eval;
 pub mod sources;
 pub mod telemetry;
 pub mod topology;

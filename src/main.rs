@@ -38,6 +38,8 @@ enum Command {
     Query(commands::query::QueryArgs),
     /// Count the collection's chunks per source, with its model and dimension.
     Stats(commands::query::StatsArgs),
+    /// Score retrieval on a BEIR-format labelled set: nDCG, recall and MRR at k.
+    Eval(commands::eval::EvalArgs),
     /// Print a summary of one batch file (a path on disk, or a key in the configured store).
     Inspect(commands::inspect::InspectArgs),
 }
@@ -72,6 +74,7 @@ async fn async_main() -> ExitCode {
         Command::Fetch(args) => commands::run::run(args, commands::run::Mode::FetchHalf).await,
         Command::Inspect(args) => commands::inspect::inspect(args).await,
         Command::Query(args) => commands::query::query(args).await,
+        Command::Eval(args) => commands::eval::eval(args).await,
         Command::Stats(args) => commands::query::stats(args).await,
     };
     match result {

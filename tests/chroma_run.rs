@@ -279,3 +279,55 @@ async fn chroma_killed_mid_run_loses_nothing() {
         ids.len() as u64
     );
 }
+
+/// `kass eval` on a tiny labelled set whose every query has one unmistakable answer: by the
+/// standard definitions nDCG@10, recall@10 and MRR@10 are all exactly 1 (the answer ranked
+/// first). Labelling one query's answer as a document about something else must lower them.
+#[test]
+fn eval_scores_a_labelled_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = dir.path().join("kass.toml");
+    std::fs::write(&config, chroma.config("eval-set")).unwrap();
+    let fixtures = support::repo_root().join("tests/fixtures/eval");
+    let eval = |qrels: &std::path::Path| {
+        let out = run_ok(
+            kass()
+                .args(["eval", "--config"])
+                .arg(&config)
+                .arg("--corpus")
+                .arg(fixtures.join("corpus.jsonl"))
+                .arg("--queries")
+                .arg(fixtures.join("queries.jsonl"))
+                .arg("--qrels")
+                .arg(qrels)
+                .args(["--collection", "eval-set"]),
+        );
+        stdout(&out)
+    };
+    let text = eval(&fixtures.join("qrels.tsv"));
+    assert!(
+        text.contains("nDCG@10 1.0000  recall@10 1.0000  MRR@10 1.0000  (4 queries"),
+        "{text}"
+    );
+    // q-bread's "answer" is now the tomato document, which cannot rank first for it.
+    let wrong = dir.path().join("wrong.tsv");
+    std::fs::write(
+        &wrong,
+        std::fs::read_to_string(fixtures.join("qrels.tsv"))
+            .unwrap()
+            .replace("q-bread\td-sourdough", "q-bread\td-tomato"),
+    )
+    .unwrap();
+    let text = eval(&wrong);
+    let mrr: f64 = text
+        .split("MRR@10 ")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        mrr <= 0.875,
+        "one of four queries now has its answer at rank 2 or lower: {text}"
+    );
+}

@@ -1,3 +1,4 @@
+pub mod eval;
 pub mod inspect;
 pub mod query;
 pub mod run;
