@@ -30,10 +30,10 @@ impl ChromaTarget {
             stage: "chroma".into(),
             reason: e,
         };
-        let client = ChromaClient::new(config).map_err(FatalError::Config)?;
+        let mut client = ChromaClient::new(config).map_err(FatalError::Config)?;
         client.heartbeat().await.map_err(|e| fatal(e.to_string()))?;
         let server_max = client
-            .max_batch_size()
+            .pre_flight()
             .await
             .map_err(|e| fatal(e.to_string()))?;
         let mut metadata = Map::new();
