@@ -4,8 +4,9 @@
 //! - a kass [`Document`] as JSON (it has `id` and `kind`; a missing `source` becomes the
 //!   configured name), which is how documents from another system or an earlier run come in; or
 //! - a BEIR corpus record, `{"_id": "...", "title": "...", "text": "...", ...}`, which becomes a
-//!   `text` document keeping the title, with the record's other scalar fields (and those of a
-//!   nested `metadata` object) as metadata. This reads benchmark corpora as they are published.
+//!   `text` document keeping the title, with the record's other fields (and those of a
+//!   nested `metadata` object) as metadata, flattened: nested maps to dotted keys, arrays to
+//!   string lists, nulls dropped. This reads benchmark corpora as they are published.
 //!
 //! Files are read line by line, never whole. A line that is neither goes to the dead letters as
 //! `file:line` with the parser's reason, and the rest of the file is read.
@@ -14,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use kass_pipeline::{
-    telemetry, Document, DocumentKind, FatalError, ItemError, MetaValue, Outlet, RawRecord, Source,
-    StageContext,
+    model::flatten_json, telemetry, Document, DocumentKind, FatalError, ItemError, Metadata,
+    Outlet, RawRecord, Source, StageContext,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -233,6 +234,13 @@ fn parse_line(line: &[u8], source: &str) -> Result<Option<Document>, ItemError> 
         record
             .entry("source")
             .or_insert_with(|| Value::String(source.to_string()));
+        if let Some(metadata) = record.remove("metadata") {
+            let mut flat = Metadata::new();
+            flatten_json("", metadata, &mut flat);
+            let flat = serde_json::to_value(flat)
+                .map_err(|e| ItemError::new("malformed_document", format!("metadata: {e}")))?;
+            record.insert("metadata".into(), flat);
+        }
         return serde_json::from_value(Value::Object(record))
             .map(Some)
             .map_err(|e| ItemError::new("malformed_document", format!("document: {e}")));
@@ -270,32 +278,19 @@ fn beir_document(mut record: Map<String, Value>, source: &str) -> Result<Documen
     };
     let mut document = Document::text(source, id, DocumentKind::Text, text);
     document.title = title;
+    // BEIR corpora put extra fields in a top-level `metadata` object; they are the record's
+    // own metadata, so they are not prefixed.
     if let Some(Value::Object(nested)) = record.remove("metadata") {
         record.extend(nested);
     }
-    for (key, value) in record {
-        if let Some(value) = scalar(value) {
-            document.metadata.insert(key, value);
-        }
-    }
+    flatten_json("", Value::Object(record), &mut document.metadata);
     Ok(document)
-}
-
-fn scalar(value: Value) -> Option<MetaValue> {
-    match value {
-        Value::String(s) => Some(MetaValue::Str(s)),
-        Value::Bool(b) => Some(MetaValue::Bool(b)),
-        Value::Number(n) => n
-            .as_i64()
-            .map(MetaValue::Int)
-            .or_else(|| n.as_f64().map(MetaValue::Float)),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kass_pipeline::MetaValue;
 
     #[test]
     fn blank_lines_are_skipped() {
@@ -313,7 +308,29 @@ mod tests {
         assert_eq!(d.id, "42");
         assert_eq!(d.title, None);
         assert_eq!(d.metadata.get("year"), Some(&MetaValue::Int(2020)));
-        assert!(!d.metadata.contains_key("tags"));
+        assert_eq!(
+            d.metadata.get("tags"),
+            Some(&MetaValue::List(vec!["x".into()]))
+        );
+    }
+
+    #[test]
+    fn document_metadata_is_flattened_to_dotted_keys() {
+        let d = parse_line(
+            br#"{"id": "d", "kind": "text", "text": "t", "metadata": {"author": {"name": "Ann"}, "labels": ["a", "b"], "gone": null}}"#,
+            "s",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            d.metadata.get("author.name"),
+            Some(&MetaValue::Str("Ann".into()))
+        );
+        assert_eq!(
+            d.metadata.get("labels"),
+            Some(&MetaValue::List(vec!["a".into(), "b".into()]))
+        );
+        assert!(!d.metadata.contains_key("gone"));
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct QueryArgs {
     /// matched as such), e.g. `--where source=slack --where channel=general`.
     #[arg(long = "where", value_name = "KEY=VALUE")]
     pub filters: Vec<String>,
+    /// Only chunks whose list metadata (labels, tags) holds this value (repeatable), e.g.
+    /// `--contains labels=bug`.
+    #[arg(long = "contains", value_name = "KEY=VALUE")]
+    pub contains: Vec<String>,
     /// One JSON object per line instead of text.
     #[arg(long)]
     pub json: bool,
@@ -34,8 +38,14 @@ pub struct StatsArgs {
     pub config: ConfigArg,
 }
 
-fn filter(filters: &[String]) -> Result<Option<Value>> {
+fn filter(filters: &[String], contains: &[String]) -> Result<Option<Value>> {
     let mut conditions = Vec::new();
+    for f in contains {
+        let Some((key, value)) = f.split_once('=') else {
+            bail!("--contains {f}: expected KEY=VALUE");
+        };
+        conditions.push(json!({ key: {"$contains": value} }));
+    }
     for f in filters {
         let Some((key, value)) = f.split_once('=') else {
             bail!("--where {f}: expected KEY=VALUE");
@@ -82,7 +92,7 @@ pub async fn query(args: QueryArgs) -> Result<()> {
             &target.collection.id,
             &vector,
             args.k.max(1),
-            filter(&args.filters)?.as_ref(),
+            filter(&args.filters, &args.contains)?.as_ref(),
         )
         .await
         .context("query failed")?;

@@ -13,5 +13,5 @@ pub use chunk::{content_hash, Chunk};
 pub use document::{Document, DocumentKind, Message};
 pub use embedded::{EmbeddedChunk, EmbeddingModel};
 pub use item::PipelineItem;
-pub use metadata::{MetaValue, Metadata};
+pub use metadata::{flatten_json, MetaValue, Metadata};
 pub use raw_record::{ChatDirectory, RawChat, RawMessage, RawRecord};

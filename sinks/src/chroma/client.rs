@@ -301,6 +301,25 @@ impl ChromaClient {
         Ok(())
     }
 
+    /// Merges `metadatas` into the metadata of existing records, leaving their vectors alone.
+    pub async fn update_metadata(
+        &self,
+        collection_id: &str,
+        ids: &[&str],
+        metadatas: &[Map<String, Value>],
+    ) -> Result<(), ChromaError> {
+        let body = json!({"ids": ids, "metadatas": metadatas});
+        let _: Value = self
+            .call(
+                Method::POST,
+                &self.records(collection_id, "update"),
+                Some(&body),
+                &format!("a metadata update of {} records", ids.len()),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Records by ids and/or a `where` filter, with the given `include`s.
     pub async fn get(
         &self,

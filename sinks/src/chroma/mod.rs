@@ -4,6 +4,7 @@
 //! - [`target`]: the collection of a run, checked to hold this run's model.
 //! - [`skip`]: drops chunks already stored before they are embedded.
 //! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
+//! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
 
 pub mod client;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod metadata;
 pub mod sink;
 pub mod skip;
+pub mod stale;
 pub mod target;
 
 pub use client::ChromaClient;

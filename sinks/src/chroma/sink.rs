@@ -1,6 +1,6 @@
 //! The Chroma sink: the embed half's last stage. Upserts vectors in batches no larger than the
 //! server allows, with the deterministic chunk ids (so re-processing a batch changes nothing),
-//! and deletes the chunks an edit replaced.
+//! and deletes the chunks an edit replaced or a shorter document left past its end.
 //!
 //! Chroma down past the retries: the batch's vectors are dead-lettered (vectors included, so a
 //! re-run need not embed them again) and the run goes on. A record Chroma refuses is isolated by
@@ -11,17 +11,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use kass_pipeline::{
     telemetry, EmbeddedChunk, FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext,
     StreamStage,
 };
 
-use kass_pipeline::model::content_hash;
-
-use super::metadata::to_chroma;
-use super::target::{all_of, any_of, ChromaTarget};
+use super::metadata::{refused_key, to_chroma};
+use super::stale;
+use super::target::ChromaTarget;
 use super::ChromaError;
 
 /// A chunk durably in Chroma.
@@ -67,28 +66,6 @@ impl ChromaSink {
             .await
     }
 
-    /// Deletes the chunks these replaced: same document and position, other content.
-    async fn delete_replaced(&self, batch: &[EmbeddedChunk]) -> Result<u64, ChromaError> {
-        let conditions: Vec<Value> = batch
-            .iter()
-            .map(|e| {
-                let hash = e
-                    .chunk
-                    .content_hash()
-                    .map_or_else(|| content_hash(&e.chunk.text), str::to_string);
-                all_of(vec![
-                    json!({"document_id": e.chunk.document_id}),
-                    json!({"chunk_index": e.chunk.ordinal}),
-                    json!({"content_hash": {"$ne": hash}}),
-                ])
-            })
-            .collect();
-        self.target
-            .client
-            .delete(&self.target.collection.id, None, Some(&any_of(conditions)))
-            .await
-    }
-
     /// Writes one batch; returns the chunks stored, dead-letters the rest.
     async fn write(
         &self,
@@ -104,27 +81,25 @@ impl ChromaSink {
                 for one in batch {
                     match self.upsert(std::slice::from_ref(&one)).await {
                         Ok(()) => stored.push(one),
-                        Err(e) => dead_letter(ctx, &one, &e).await?,
+                        Err(e) => dead_letter(ctx, &one, &explain(&one, e)).await?,
                     }
                 }
             }
             Err(e) => {
+                let e = match batch.as_slice() {
+                    [one] => explain(one, e),
+                    _ => e,
+                };
                 for one in &batch {
                     dead_letter(ctx, one, &e).await?;
                 }
             }
         }
         if !stored.is_empty() {
-            match self.delete_replaced(&stored).await {
-                Ok(0) => {}
-                Ok(n) => {
-                    telemetry::chroma_stale_deleted(n);
-                    tracing::debug!(deleted = n, "stale chunks deleted");
-                }
-                // The new vectors are in; the old ones stay until the next write of that
-                // document. Not worth failing the batch for.
-                Err(e) => tracing::warn!(error = %e, "cannot delete replaced chunks"),
-            }
+            let chunks = stored.iter().map(|e| &e.chunk);
+            let mut conditions: Vec<Value> = chunks.clone().map(stale::replaced).collect();
+            conditions.extend(stale::past_end(chunks));
+            stale::delete(&self.target, conditions).await;
         }
         telemetry::processing_time("chroma_sink", started.elapsed().as_secs_f64());
         for e in stored {
@@ -140,6 +115,29 @@ impl ChromaSink {
             })?;
         }
         Ok(())
+    }
+}
+
+/// Names the metadata key a single record was refused for, when it can be found.
+fn explain(item: &EmbeddedChunk, error: ChromaError) -> ChromaError {
+    match error {
+        ChromaError::Rejected {
+            what,
+            status,
+            message,
+        } => match refused_key(&message, &to_chroma(&item.chunk)) {
+            Some(key) => ChromaError::Rejected {
+                what: format!("{what} of chunk {}: metadata key `{key}`", item.chunk.id),
+                status,
+                message,
+            },
+            None => ChromaError::Rejected {
+                what,
+                status,
+                message,
+            },
+        },
+        other => other,
     }
 }
 

@@ -99,6 +99,14 @@ pub(crate) fn finish(doc: &Document, drafts: Vec<Draft>, sizer: &Sizer) -> Vec<C
             }
         }
     }
+    // Lets the embed half delete positions past the end when a document shrinks. Not part of
+    // the id, so a document that only grows keeps its earlier chunks' ids.
+    let total = chunks.len();
+    for chunk in &mut chunks {
+        chunk
+            .metadata
+            .insert("document_chunks".into(), MetaValue::from(total));
+    }
     chunks
 }
 
