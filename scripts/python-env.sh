@@ -2,6 +2,7 @@
 # how a venv is made.
 MOTO_SPEC="moto[server]==5.2.5"
 CHROMA_SPEC="chromadb==1.5.9"
+CFN_LINT_SPEC="cfn-lint==1.58.0"
 
 # ensure_venv DIR PIP_SPEC: a venv at DIR holding PIP_SPEC (`package==version`), made or fixed
 # only when the installed version differs.
