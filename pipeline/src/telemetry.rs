@@ -30,9 +30,36 @@ pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
 pub const CHROMA_UPSERTED: &str = "kass_chroma_upserted_total";
 pub const CHROMA_SKIPPED: &str = "kass_chroma_skipped_total";
 pub const CHROMA_STALE_DELETED: &str = "kass_chroma_stale_deleted_total";
+pub const EVENTS_BATCHES: &str = "kass_events_batches_total";
+pub const EVENTS_SKIPPED: &str = "kass_events_skipped_total";
+pub const EVENTS_DUPLICATES: &str = "kass_events_duplicate_batches_total";
+pub const SQS_RECEIVED: &str = "kass_sqs_messages_received_total";
+pub const SQS_DELETED: &str = "kass_sqs_messages_deleted_total";
+pub const SQS_VISIBILITY_EXTENDED: &str = "kass_sqs_visibility_extended_total";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
+    describe_counter!(
+        EVENTS_BATCHES,
+        "Batch files announced by S3 events (by source), before de-duplication."
+    );
+    describe_counter!(
+        EVENTS_SKIPPED,
+        "S3 event records not embedded, by reason: test_event, not_object_created, not_a_batch, no_key, unknown_event."
+    );
+    describe_counter!(
+        EVENTS_DUPLICATES,
+        "Batch files announced again while already being embedded (multipart uploads, redelivery)."
+    );
+    describe_counter!(SQS_RECEIVED, "Messages received from the event queue.");
+    describe_counter!(
+        SQS_DELETED,
+        "Messages deleted from the event queue once every batch they name was done."
+    );
+    describe_counter!(
+        SQS_VISIBILITY_EXTENDED,
+        "Visibility extensions of messages still being worked on."
+    );
     describe_counter!(STAGE_RECEIVED, "Items a stage took from its input channel.");
     describe_counter!(STAGE_SENT, "Items a stage (or source) sent downstream.");
     describe_counter!(
@@ -192,4 +219,28 @@ pub fn chroma_skipped(source: &str) {
 
 pub fn chroma_stale_deleted(count: u64) {
     counter!(CHROMA_STALE_DELETED).increment(count);
+}
+
+pub fn events_batch(source: &str) {
+    counter!(EVENTS_BATCHES, "source" => source.to_string()).increment(1);
+}
+
+pub fn events_skipped(reason: &'static str) {
+    counter!(EVENTS_SKIPPED, "reason" => reason).increment(1);
+}
+
+pub fn events_duplicate() {
+    counter!(EVENTS_DUPLICATES).increment(1);
+}
+
+pub fn sqs_received(count: usize) {
+    counter!(SQS_RECEIVED).increment(count as u64);
+}
+
+pub fn sqs_deleted() {
+    counter!(SQS_DELETED).increment(1);
+}
+
+pub fn sqs_visibility_extended() {
+    counter!(SQS_VISIBILITY_EXTENDED).increment(1);
 }

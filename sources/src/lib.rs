@@ -2,4 +2,5 @@
 
 pub mod files;
 pub mod jsonl;
+pub mod s3_events;
 pub mod slack_export;

@@ -44,6 +44,17 @@ pub struct S3StoreConfig {
     pub max_attempts: u32,
 }
 
+impl S3StoreConfig {
+    /// The endpoint and region, for the other AWS clients next to this bucket (SQS, Secrets
+    /// Manager).
+    pub fn endpoint(&self) -> super::AwsEndpoint {
+        super::AwsEndpoint {
+            endpoint_url: self.endpoint_url.clone(),
+            region: self.region.clone(),
+        }
+    }
+}
+
 fn default_max_attempts() -> u32 {
     5
 }

@@ -1,12 +1,14 @@
 //! Where batch files, dead letters and cursors live: a local directory (the embedded default)
 //! or an S3 bucket (AWS, or any S3 API: moto, MinIO, LocalStack).
 
+mod aws;
 mod config;
 mod local;
 mod s3;
 
 use async_trait::async_trait;
 
+pub use aws::AwsEndpoint;
 pub use config::{build_store, S3StoreConfig, StoreConfig};
 pub use local::LocalStore;
 pub use s3::S3Store;

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
@@ -19,31 +17,13 @@ pub struct S3Store {
 
 impl S3Store {
     pub async fn connect(config: &S3StoreConfig) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = &config.region {
-            loader = loader.region(aws_config::Region::new(region.clone()));
-        }
-        let shared = loader.load().await;
-        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+        let shared = config.endpoint().sdk_config().await;
+        let builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.force_path_style)
-            // Without timeouts a stalled endpoint would hang a put forever, and with it the run.
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(60))
-                    .operation_timeout(Duration::from_secs(300))
-                    .build(),
-            )
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(config.max_attempts.max(1)),
             );
-        if let Some(endpoint) = &config.endpoint_url {
-            builder = builder.endpoint_url(endpoint);
-        }
-        if shared.region().is_none() {
-            builder = builder.region(aws_config::Region::new("us-east-1"));
-        }
         Self {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
