@@ -118,7 +118,9 @@ fn context(
     store: Arc<dyn ObjectStore>,
 ) -> (
     StageContext,
-    tokio::task::JoinHandle<Result<u64, kass_pipeline::FatalError>>,
+    tokio::task::JoinHandle<
+        Result<kass_pipeline::dead_letter::LetterCounts, kass_pipeline::FatalError>,
+    >,
 ) {
     let (queue, writer) = kass_pipeline::dead_letter::spawn_writer(store);
     (

@@ -4,5 +4,6 @@
 pub mod config;
 pub mod eval;
 pub mod sources;
+pub mod split;
 pub mod telemetry;
 pub mod topology;

@@ -34,6 +34,16 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run only the fetch half: sources -> transform -> chunk router -> batch files.
     Fetch(commands::run::RunArgs),
+    /// Run only the embed half over batch files: given keys, a prefix, or the bucket's S3
+    /// events from an SQS queue (--listen sqs://QUEUE).
+    Embed(commands::embed::EmbedArgs),
+    /// Re-embed the batches of a date range (partition dates), in one process; idempotent.
+    Replay(commands::embed::ReplayArgs),
+    /// Write the bucket notifications that announce batch files (one rule per source
+    /// prefix); idempotent, keeps unrelated rules.
+    SetupTriggers(commands::triggers::SetupTriggersArgs),
+    /// Print the bucket's notification rules and warn about sources without one.
+    CheckTriggers(commands::triggers::CheckTriggersArgs),
     /// Search the collection: embeds the text with the collection's model, prints ranked chunks.
     Query(commands::query::QueryArgs),
     /// Count the collection's chunks per source, with its model and dimension.
@@ -72,6 +82,10 @@ async fn async_main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, commands::run::Mode::Whole).await,
         Command::Fetch(args) => commands::run::run(args, commands::run::Mode::FetchHalf).await,
+        Command::Embed(args) => commands::embed::embed(args).await,
+        Command::Replay(args) => commands::embed::replay(args).await,
+        Command::SetupTriggers(args) => commands::triggers::setup(args).await,
+        Command::CheckTriggers(args) => commands::triggers::check(args).await,
         Command::Inspect(args) => commands::inspect::inspect(args).await,
         Command::Query(args) => commands::query::query(args).await,
         Command::Eval(args) => commands::eval::eval(args).await,

@@ -93,22 +93,45 @@ impl DeadLetterQueue {
     }
 }
 
+/// Failures that say nothing about the item: the service it needed was down. Work that ended
+/// with one of these is worth delivering again (an SQS message is not deleted, a Lambda
+/// invocation fails so its retries apply); the others would fail the same way again.
+pub const RETRYABLE_ERROR_TYPES: &[&str] = &["embed_unavailable", "chroma_unavailable"];
+
+pub fn is_retryable(error_type: &str) -> bool {
+    RETRYABLE_ERROR_TYPES.contains(&error_type)
+}
+
+/// Letters one writer wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LetterCounts {
+    pub written: u64,
+    /// Of which [`is_retryable`].
+    pub retryable: u64,
+}
+
 /// Starts the writer task. It ends once every queue clone is dropped, returning how many letters
 /// it wrote; a store failure is fatal, since the letter would otherwise be lost.
 pub fn spawn_writer(
     store: Arc<dyn ObjectStore>,
-) -> (DeadLetterQueue, JoinHandle<Result<u64, FatalError>>) {
+) -> (
+    DeadLetterQueue,
+    JoinHandle<Result<LetterCounts, FatalError>>,
+) {
     let (tx, rx) = async_channel::bounded::<DeadLetter>(64);
     let handle = tokio::spawn(async move {
-        let mut written = 0u64;
+        let mut counts = LetterCounts::default();
         while let Ok(letter) = rx.recv().await {
             let body =
                 serde_json::to_vec_pretty(&letter).expect("dead letters are plain JSON values");
             store.put(&letter.key(), body).await?;
             telemetry::dead_letter_written(&letter.stage);
-            written += 1;
+            counts.written += 1;
+            if is_retryable(&letter.error_type) {
+                counts.retryable += 1;
+            }
         }
-        Ok(written)
+        Ok(counts)
     });
     (DeadLetterQueue { tx }, handle)
 }

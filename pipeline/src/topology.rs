@@ -60,6 +60,8 @@ pub struct RunReport {
     pub outputs: u64,
     /// Items sent to the dead letters.
     pub dead_letters: u64,
+    /// Of which failed only because a service was down ([`dead_letter::is_retryable`]).
+    pub retryable_dead_letters: u64,
 }
 
 /// The running tasks of a pipeline under construction.
@@ -69,7 +71,7 @@ pub struct Topology {
     /// Stage name of each task, to name a stage that panicked.
     names: HashMap<tokio::task::Id, String>,
     dead_letters: DeadLetterQueue,
-    dead_letter_writer: JoinHandle<Result<u64, FatalError>>,
+    dead_letter_writer: JoinHandle<Result<dead_letter::LetterCounts, FatalError>>,
     shutdown: Shutdown,
 }
 
@@ -263,7 +265,7 @@ impl<T: PipelineItem> Flow<T> {
         let supervise = async {
             let mut first_error: Option<FatalError> = None;
             let mut writer = Some(dead_letter_writer);
-            let mut written = 0u64;
+            let mut written = dead_letter::LetterCounts::default();
             // The writer's own failure is the root cause: stages that then fail to hand over
             // their letters only report its consequence.
             let mut writer_error: Option<FatalError> = None;
@@ -315,7 +317,8 @@ impl<T: PipelineItem> Flow<T> {
             Some(error) => Err(error),
             None => Ok(RunReport {
                 outputs,
-                dead_letters: written,
+                dead_letters: written.written,
+                retryable_dead_letters: written.retryable,
             }),
         }
     }

@@ -1,4 +1,6 @@
+pub mod embed;
 pub mod eval;
 pub mod inspect;
 pub mod query;
 pub mod run;
+pub mod triggers;

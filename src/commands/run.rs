@@ -100,7 +100,7 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
 }
 
 /// First Ctrl-C: stop reading sources and let in-flight work drain. Second: exit at once.
-fn watch_ctrl_c(shutdown: Shutdown) {
+pub fn watch_ctrl_c(shutdown: Shutdown) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("interrupt: finishing in-flight work (Ctrl-C again to abort)");

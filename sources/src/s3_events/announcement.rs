@@ -89,15 +89,23 @@ pub fn parse_notification(body: &str) -> Result<Parsed, UnknownEvent> {
     parse_value(value)
 }
 
-pub fn parse_value(value: Value) -> Result<Parsed, UnknownEvent> {
+pub fn parse_value(mut value: Value) -> Result<Parsed, UnknownEvent> {
     if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Ok(Parsed {
             batches: vec![],
             skipped: vec![Skip::TestEvent],
         });
     }
-    if value.get("Records").is_none() {
-        return Err(UnknownEvent("no `Records` field".into()));
+    let Some(records) = value.get_mut("Records").and_then(Value::as_array_mut) else {
+        return Err(UnknownEvent("no `Records` array".into()));
+    };
+    // S3 always sends these; some S3 APIs (moto) leave them out, and nothing here reads them.
+    for record in records.iter_mut().filter_map(Value::as_object_mut) {
+        for field in ["userIdentity", "requestParameters"] {
+            record
+                .entry(field)
+                .or_insert_with(|| Value::Object(Default::default()));
+        }
     }
     let event: S3Event = serde_json::from_value(value)
         .map_err(|e| UnknownEvent(format!("`Records` is not an S3 event: {e}")))?;

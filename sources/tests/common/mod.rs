@@ -30,7 +30,7 @@ pub async fn run_source(source: impl Source<Output = RawRecord>, stage: &str) ->
         .expect("source failed");
     let written = writer.await.unwrap().unwrap();
     let dead_letters = dead_letter::list(store.as_ref()).await.unwrap();
-    assert_eq!(written as usize, dead_letters.len());
+    assert_eq!(written.written as usize, dead_letters.len());
     Run {
         records,
         dead_letters,

@@ -1,0 +1,236 @@
+//! `kass embed` and `kass replay`: the embed half alone, over announced or listed batch files.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+
+use kass::config::KassConfig;
+use kass::split::{listen, EmbedHalf};
+use kass_pipeline::batch::{parse_batch_key, BatchRef};
+use kass_pipeline::shutdown::Shutdown;
+use kass_pipeline::store::{build_store, ObjectStore, StoreConfig};
+use kass_sources::s3_events::announcement::batch_source;
+use kass_sources::s3_events::sqs::{PollSettings, SqsQueue};
+
+use crate::ConfigArg;
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Batch keys to embed (as in the store).
+    #[arg(long, num_args = 1.., conflicts_with_all = ["prefix", "listen"])]
+    pub keys: Vec<String>,
+    /// Every batch key under this prefix, e.g. `slack/chunked/year=2025/month=10/`.
+    #[arg(long, conflicts_with = "listen")]
+    pub prefix: Option<String>,
+    /// Consume the bucket's ObjectCreated notifications from an SQS queue: `sqs://NAME` or
+    /// the queue URL. Runs until interrupted.
+    #[arg(long, value_name = "QUEUE")]
+    pub listen: Option<String>,
+    /// With --listen: stop when a poll finds the queue empty.
+    #[arg(long, requires = "listen")]
+    pub until_idle: bool,
+    /// With --listen: seconds a received message stays invisible; extended while its batches
+    /// are embedded.
+    #[arg(long, default_value_t = 120, requires = "listen")]
+    pub visibility_timeout: u64,
+    /// With --listen: long-poll wait per receive, in seconds (at most 20).
+    #[arg(long, default_value_t = 20, requires = "listen")]
+    pub wait: u64,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// Bucket holding the batches (default: the configured S3 store's).
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// Sources to replay (repeatable; default: every source with batches).
+    #[arg(long = "source")]
+    pub sources: Vec<String>,
+    /// First day (UTC, inclusive) of the batches' partition dates, YYYY-MM-DD.
+    #[arg(long)]
+    pub since: Option<NaiveDate>,
+    /// Last day (UTC, inclusive), YYYY-MM-DD.
+    #[arg(long)]
+    pub until: Option<NaiveDate>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+pub async fn embed(args: EmbedArgs) -> Result<()> {
+    let config = KassConfig::load(&args.config.config)?;
+    let store = build_store(&config.store).await?;
+    let shutdown = Shutdown::default();
+    super::run::watch_ctrl_c(shutdown.clone());
+    let started = Instant::now();
+    if let Some(queue) = &args.listen {
+        let StoreConfig::S3(s3) = &config.store else {
+            bail!("--listen needs an S3 store ([store] type = \"s3\"): events name objects in a bucket");
+        };
+        let settings = PollSettings {
+            wait: Duration::from_secs(args.wait.min(20)),
+            visibility_timeout: Duration::from_secs(args.visibility_timeout),
+            ..PollSettings::default()
+        };
+        let queue = SqsQueue::connect(&s3.endpoint(), queue, settings).await?;
+        let half = EmbedHalf::connect(config, store, shutdown).await?;
+        eprintln!("listening on {} (Ctrl-C to stop)", queue.url());
+        let report = listen(&half, &queue, args.until_idle).await?;
+        let skipped: Vec<String> = report
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{reason}: {n}"))
+            .collect();
+        println!(
+            "kass embed: {} batch files ({} announced twice), {} new or changed chunks stored, {} messages done ({} left for redelivery) in {:.1}s; skipped event records: {}; {} dead letter(s)",
+            report.batches,
+            report.duplicates,
+            report.chunks_stored,
+            report.messages_deleted,
+            report.messages_left_for_retry,
+            started.elapsed().as_secs_f64(),
+            if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
+            report.dead_letters
+        );
+        return Ok(());
+    }
+    let keys = match &args.prefix {
+        Some(prefix) => store.list(prefix).await?,
+        None => args.keys.clone(),
+    };
+    let batches = batch_refs(keys)?;
+    embed_listed(config, store, shutdown, batches, "embed", started).await
+}
+
+pub async fn replay(args: ReplayArgs) -> Result<()> {
+    let mut config = KassConfig::load(&args.config.config)?;
+    if let Some(bucket) = &args.bucket {
+        match &mut config.store {
+            StoreConfig::S3(s3) => s3.bucket = bucket.clone(),
+            StoreConfig::Local { .. } => {
+                config.store = StoreConfig::S3(kass_pipeline::store::S3StoreConfig {
+                    bucket: bucket.clone(),
+                    max_attempts: 5,
+                    ..Default::default()
+                })
+            }
+        }
+    }
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        if since > until {
+            bail!("--since {since} is after --until {until}");
+        }
+    }
+    let store = build_store(&config.store).await?;
+    let keys = replay_keys(store.as_ref(), &args).await?;
+    let shutdown = Shutdown::default();
+    super::run::watch_ctrl_c(shutdown.clone());
+    embed_listed(
+        config,
+        store,
+        shutdown,
+        batch_refs(keys)?,
+        "replay",
+        Instant::now(),
+    )
+    .await
+}
+
+async fn embed_listed(
+    config: KassConfig,
+    store: std::sync::Arc<dyn ObjectStore>,
+    shutdown: Shutdown,
+    batches: Vec<BatchRef>,
+    command: &str,
+    started: Instant,
+) -> Result<()> {
+    let count = batches.len();
+    let half = EmbedHalf::connect(config, store.clone(), shutdown).await?;
+    let report = half.embed(batches).await?;
+    println!(
+        "kass {command}: {count} batch files, {} new or changed chunks embedded with {} in {:.1}s; {} dead letter(s){}",
+        report.outputs,
+        half.embedder().model(),
+        started.elapsed().as_secs_f64(),
+        report.dead_letters,
+        if report.dead_letters > 0 {
+            " under _dead_letter/"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// Keys as batch references; a key that is not a batch file is an error naming it.
+fn batch_refs(keys: Vec<String>) -> Result<Vec<BatchRef>> {
+    keys.into_iter()
+        .filter(|k| !k.starts_with("_"))
+        .map(|key| {
+            let source = batch_source(&key)
+                .with_context(|| {
+                    format!("{key:?} is not a batch file ({{source}}/chunked/....json[.gz])")
+                })?
+                .to_string();
+            Ok(BatchRef {
+                key,
+                source,
+                chunk_count: 0,
+                bytes: 0,
+            })
+        })
+        .collect()
+}
+
+/// Longest range listed day by day; a longer or open one lists the source's prefix once and
+/// filters by the partition date.
+const MAX_DAYS_LISTED: i64 = 92;
+
+/// The batch keys a replay covers: per source, the day partitions in the range (listed one
+/// prefix per day, so a short range costs as many LISTs as days, never a scan of the bucket).
+async fn replay_keys(store: &dyn ObjectStore, args: &ReplayArgs) -> Result<Vec<String>> {
+    let sources = if args.sources.is_empty() {
+        let mut sources: Vec<String> = store
+            .list("")
+            .await?
+            .iter()
+            .filter_map(|k| batch_source(k).map(str::to_string))
+            .collect();
+        sources.sort();
+        sources.dedup();
+        sources
+    } else {
+        args.sources.clone()
+    };
+    let mut keys = Vec::new();
+    for source in &sources {
+        match (args.since, args.until) {
+            (Some(since), Some(until)) if (until - since).num_days() <= MAX_DAYS_LISTED => {
+                let mut day = since;
+                while day <= until {
+                    let prefix = format!(
+                        "{source}/chunked/year={}/month={}/day={}/",
+                        day.format("%Y"),
+                        day.format("%m"),
+                        day.format("%d")
+                    );
+                    keys.extend(store.list(&prefix).await?);
+                    day = day.succ_opt().expect("a next day");
+                }
+            }
+            (since, until) => {
+                let listed = store.list(&format!("{source}/chunked/")).await?;
+                keys.extend(listed.into_iter().filter(|key| {
+                    parse_batch_key(key).is_some_and(|parts| {
+                        since.is_none_or(|d| parts.date >= d)
+                            && until.is_none_or(|d| parts.date <= d)
+                    })
+                }));
+            }
+        }
+    }
+    keys.retain(|k| batch_source(k).is_some());
+    Ok(keys)
+}

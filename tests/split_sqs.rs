@@ -1,0 +1,450 @@
+//! The split pipeline against real servers started here: a moto server (S3 with event
+//! notifications to SQS), a real Chroma, and a local OpenAI-shaped embedding server.
+//! `kass setup-triggers` -> `kass fetch` into the bucket -> notifications on the queue ->
+//! `kass embed --listen` -> Chroma holds exactly the unique chunks.
+
+mod support;
+
+#[path = "../stages/tests/support/fake_provider.rs"]
+mod fake_provider;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use fake_provider::{Api, FakeOptions, FakeProvider};
+use kass_pipeline::store::{ObjectStore, S3Store, S3StoreConfig};
+use support::{kass, run_ok, ChromaServer, MotoServer};
+
+const BUCKET: &str = "kass-split";
+const QUEUE: &str = "kass-events";
+const KEY_ENV: &str = "KASS_SPLIT_TEST_KEY";
+
+struct World {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    moto: MotoServer,
+    _chroma: ChromaServer,
+    provider: FakeProvider,
+    store: S3Store,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    queue_arn: String,
+    config: PathBuf,
+}
+
+impl World {
+    async fn start(provider: FakeOptions, extra_config: &str) -> Self {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let moto = MotoServer::start();
+        let chroma = ChromaServer::start(&dir.join("chroma"));
+        let provider = FakeProvider::start(provider).await;
+        let store = S3Store::connect(&S3StoreConfig {
+            bucket: BUCKET.into(),
+            endpoint_url: Some(moto.endpoint()),
+            region: Some("us-east-1".into()),
+            force_path_style: true,
+            max_attempts: 3,
+        })
+        .await;
+        store
+            .client()
+            .create_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .unwrap();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(moto.endpoint())
+            .load()
+            .await;
+        let sqs = aws_sdk_sqs::Client::new(&shared);
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(QUEUE)
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+            .clone();
+        let slack = dir.join("slack");
+        support::copy_dir(
+            &support::repo_root().join("examples/data/slack-export"),
+            &slack,
+        );
+        std::fs::write(
+            dir.join("wiki.jsonl"),
+            r#"{"id": "wiki/deploy", "kind": "text", "text": "Deploys go out on Tuesdays after the change review."}"#,
+        )
+        .unwrap();
+        let config = dir.join("kass.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[batch]
+max_chunks = 4
+max_wait_ms = 200
+
+[[sources]]
+type = "slack_export"
+name = "slack"
+path = "{slack}"
+
+[[sources]]
+type = "jsonl"
+name = "wiki"
+path = "{wiki}"
+
+[embed.provider]
+kind = "openai"
+base_url = "{base}"
+model = "counted"
+dimensions = 8
+api_key_env = "{KEY_ENV}"
+{chroma}
+{extra_config}"#,
+                slack = slack.display(),
+                wiki = dir.join("wiki.jsonl").display(),
+                base = provider.base_url(),
+                chroma = chroma.config("split"),
+            ),
+        )
+        .unwrap();
+        Self {
+            _dir: tmp,
+            dir,
+            moto,
+            _chroma: chroma,
+            provider,
+            store,
+            sqs,
+            queue_url,
+            queue_arn,
+            config,
+        }
+    }
+
+    fn kass(&self) -> Command {
+        let mut cmd = kass();
+        cmd.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("KASS_S3_BUCKET", BUCKET)
+            .env("KASS_S3_ENDPOINT_URL", self.moto.endpoint())
+            .env("KASS_S3_FORCE_PATH_STYLE", "true")
+            .env(KEY_ENV, "test-key-123")
+            .env("KASS_CONFIG", &self.config);
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.kass();
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+            .await
+            .unwrap()
+    }
+
+    async fn batch_keys(&self, source: &str) -> Vec<String> {
+        self.store
+            .list(&format!("{source}/chunked/"))
+            .await
+            .unwrap()
+    }
+
+    /// Unique chunk ids of the given batches.
+    async fn chunk_ids(&self, keys: &[String]) -> std::collections::BTreeSet<String> {
+        let mut ids = std::collections::BTreeSet::new();
+        for key in keys {
+            let bytes = self.store.get(key).await.unwrap();
+            let batch = kass_pipeline::batch::read_batch(key, &bytes).unwrap();
+            ids.extend(batch.chunks.into_iter().map(|c| c.id));
+        }
+        ids
+    }
+
+    async fn chroma_count(&self) -> u64 {
+        let out = self.run(&["stats"]).await;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("chunks"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no count in {text}"))
+    }
+
+    /// Messages in the queue, visible or in flight.
+    async fn queue_depth(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| attrs[a].parse::<u64>().unwrap())
+        .sum()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An unrelated rule someone else owns on the same bucket: `notes/` objects to the same queue.
+fn unrelated_rule(queue_arn: &str) -> QueueConfiguration {
+    QueueConfiguration::builder()
+        .id("someone-elses-notes")
+        .queue_arn(queue_arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(
+                    S3KeyFilter::builder()
+                        .filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::Prefix)
+                                .value("notes/")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_then_listen_stores_exactly_the_unique_chunks() {
+    let w = World::start(FakeOptions::new(Api::OpenAi), "").await;
+    w.store
+        .client()
+        .put_bucket_notification_configuration()
+        .bucket(BUCKET)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(unrelated_rule(&w.queue_arn))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Only slack is announced at first: the wiki batch is written without an event.
+    let target = format!("sqs:{}", w.queue_arn);
+    w.run(&[
+        "setup-triggers",
+        "--bucket",
+        BUCKET,
+        "--target",
+        &target,
+        "--sources",
+        "slack",
+    ])
+    .await;
+    w.run(&["fetch"]).await;
+    let slack_keys = w.batch_keys("slack").await;
+    let wiki_keys = w.batch_keys("wiki").await;
+    assert!(
+        !slack_keys.is_empty() && wiki_keys.len() == 1,
+        "{slack_keys:?} {wiki_keys:?}"
+    );
+
+    // Re-running setup with both sources is idempotent and keeps the unrelated rule.
+    for _ in 0..2 {
+        w.run(&[
+            "setup-triggers",
+            "--bucket",
+            BUCKET,
+            "--target",
+            &target,
+            "--sources",
+            "slack,wiki",
+        ])
+        .await;
+    }
+    let check = w
+        .run(&[
+            "check-triggers",
+            "--bucket",
+            BUCKET,
+            "--sources",
+            "slack,wiki,gitlab",
+        ])
+        .await;
+    let listing = stdout(&check);
+    assert!(listing.contains("someone-elses-notes"), "{listing}");
+    assert!(listing.contains("5 notification rule(s)"), "{listing}");
+    let warnings = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(
+        warnings.contains("source `gitlab` has no ObjectCreated rule"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("`slack`") && !warnings.contains("`wiki`"),
+        "{warnings}"
+    );
+
+    // The wiki batch, copied under a key with spaces and non-ASCII characters: announced
+    // URL-encoded, embedded from the decoded key. A notes/ object arrives through the
+    // unrelated rule and is skipped.
+    let odd_key = "wiki/chunked/year=2025/month=10/day=06/batch_copy été 1.json";
+    let wiki_batch = w.store.get(&wiki_keys[0]).await.unwrap();
+    w.store.put(odd_key, wiki_batch).await.unwrap();
+    w.store
+        .put("notes/readme.json", b"{}".to_vec())
+        .await
+        .unwrap();
+
+    let out = w
+        .run(&[
+            "embed",
+            "--listen",
+            &format!("sqs://{QUEUE}"),
+            "--until-idle",
+            "--wait",
+            "2",
+        ])
+        .await;
+    let report = stdout(&out);
+    assert!(report.contains("not_a_batch: 1"), "{report}");
+    assert!(
+        report.contains("test_event: "),
+        "moto sends a test event: {report}"
+    );
+    assert!(report.contains("0 dead letter(s)"), "{report}");
+
+    let mut expected = w.chunk_ids(&slack_keys).await;
+    expected.extend(w.chunk_ids(&[odd_key.to_string()]).await);
+    assert_eq!(w.chroma_count().await, expected.len() as u64, "{report}");
+    assert_eq!(w.queue_depth().await, 0, "every message deleted once done");
+
+    // Announced again (S3 delivers at least once): nothing new is embedded.
+    let calls = w.provider.log().len();
+    w.store
+        .put(odd_key, w.store.get(odd_key).await.unwrap())
+        .await
+        .unwrap();
+    let again = w
+        .run(&[
+            "embed",
+            "--listen",
+            &format!("sqs://{QUEUE}"),
+            "--until-idle",
+            "--wait",
+            "2",
+        ])
+        .await;
+    assert!(
+        stdout(&again).contains("1 batch files"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        w.provider.log().len(),
+        calls,
+        "no embedding call for stored chunks"
+    );
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+}
+
+/// The embedder killed mid-batch: its message was not deleted, reappears after the
+/// visibility timeout, and a new listener completes it; nothing lost, nothing doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listener_leaves_its_message_for_the_next() {
+    let mut slow = FakeOptions::new(Api::OpenAi);
+    slow.latency = Duration::from_millis(400);
+    // Small requests, one at a time: the kill lands between them.
+    let w = World::start(slow, "[embed]\nbatch_size = 2\nmax_in_flight = 1\n").await;
+    let target = format!("sqs:{}", w.queue_arn);
+    w.run(&[
+        "setup-triggers",
+        "--bucket",
+        BUCKET,
+        "--target",
+        &target,
+        "--sources",
+        "slack,wiki",
+    ])
+    .await;
+    w.run(&["fetch"]).await;
+    let mut keys = w.batch_keys("slack").await;
+    keys.extend(w.batch_keys("wiki").await);
+    let expected = w.chunk_ids(&keys).await;
+
+    let mut listener = w.kass();
+    listener.args([
+        "embed",
+        "--listen",
+        &format!("sqs://{QUEUE}"),
+        "--visibility-timeout",
+        "3",
+        "--wait",
+        "1",
+    ]);
+    let mut child = listener
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it while it is embedding (the first requests have reached the provider).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while w.provider.log().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the listener never embedded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        w.queue_depth().await > 0,
+        "the unfinished messages are still queued"
+    );
+    assert!(
+        w.chroma_count().await < expected.len() as u64,
+        "killed before the end"
+    );
+
+    // After the visibility timeout the messages are delivered again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    w.run(&[
+        "embed",
+        "--listen",
+        &format!("sqs://{QUEUE}"),
+        "--until-idle",
+        "--wait",
+        "2",
+    ])
+    .await;
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+    assert_eq!(w.queue_depth().await, 0);
+    let _ = Path::new(&w.dir);
+}
