@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod eval;
+pub mod lambda;
 pub mod sources;
 pub mod split;
 pub mod telemetry;

@@ -28,7 +28,7 @@ struct World {
     _dir: tempfile::TempDir,
     dir: PathBuf,
     moto: MotoServer,
-    _chroma: ChromaServer,
+    chroma: Option<ChromaServer>,
     provider: FakeProvider,
     store: S3Store,
     sqs: aws_sdk_sqs::Client,
@@ -133,7 +133,7 @@ api_key_env = "{KEY_ENV}"
             _dir: tmp,
             dir,
             moto,
-            _chroma: chroma,
+            chroma: Some(chroma),
             provider,
             store,
             sqs,
@@ -419,7 +419,10 @@ async fn a_killed_listener_leaves_its_message_for_the_next() {
     // Kill it while it is embedding (the first requests have reached the provider).
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while w.provider.log().len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "the listener never embedded");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never embedded"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
@@ -447,4 +450,124 @@ async fn a_killed_listener_leaves_its_message_for_the_next() {
     assert_eq!(w.chroma_count().await, expected.len() as u64);
     assert_eq!(w.queue_depth().await, 0);
     let _ = Path::new(&w.dir);
+}
+
+#[path = "support/runtime_api.rs"]
+mod runtime_api;
+
+/// An S3 event for `key` as S3 sends it (the key form-encoded), from the shipped sample.
+fn s3_event(key: &str) -> serde_json::Value {
+    let mut event: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/events/s3-object-created.json")).unwrap();
+    let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    event["Records"][0]["s3"]["object"]["key"] = serde_json::json!(encoded);
+    event["Records"][0]["s3"]["bucket"]["name"] = serde_json::json!(BUCKET);
+    event
+}
+
+/// Both Lambda binaries through a real Runtime API round trip (next -> response / error):
+/// the fetcher on its schedule event writes batches; the embedder, its provider key read from
+/// Secrets Manager, stores an announced batch, answers a test event, and fails the invocation
+/// (so Lambda retries) when Chroma is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambdas_round_trip_through_the_runtime_api() {
+    use runtime_api::{Outcome, RuntimeApi};
+    let mut w = World::start(FakeOptions::new(Api::OpenAi), "").await;
+    let api = RuntimeApi::start().await;
+    let config_text = std::fs::read_to_string(&w.config).unwrap();
+    let function = |bin: &str, name: &str| {
+        let mut cmd = Command::new(bin);
+        cmd.envs(api.env(name))
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("S3_BUCKET_NAME", BUCKET)
+            .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
+            .env("KASS_S3_FORCE_PATH_STYLE", "true")
+            .env("KASS_CONFIG", &config_text)
+            .env_remove(KEY_ENV)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+
+    let mut fetcher = function(env!("CARGO_BIN_EXE_kass-fetcher"), "kass-fetcher")
+        .env(KEY_ENV, "unused")
+        .spawn()
+        .unwrap();
+    let schedule: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/events/schedule.json")).unwrap();
+    let id = api.invoke(schedule);
+    let outcome = api.outcome(&id, Duration::from_secs(120)).await;
+    fetcher.kill().unwrap();
+    fetcher.wait().unwrap();
+    let Outcome::Response(fetched) = outcome else {
+        panic!("fetcher failed: {outcome:?}")
+    };
+    let keys = w.batch_keys("slack").await;
+    assert!(!keys.is_empty());
+    assert_eq!(
+        fetched["batches"].as_array().map(Vec::len),
+        Some(keys.len() + w.batch_keys("wiki").await.len()),
+        "{fetched}"
+    );
+
+    // The provider key only in Secrets Manager (moto), named by KASS_SECRETS.
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(w.moto.endpoint())
+        .load()
+        .await;
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&shared)
+        .create_secret()
+        .name("kass/providers")
+        .secret_string(format!(r#"{{"{KEY_ENV}": "test-key-123"}}"#))
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let mut embedder = function(env!("CARGO_BIN_EXE_kass-embedder"), "kass-embedder")
+        .env("KASS_SECRETS", &secret_arn)
+        .spawn()
+        .unwrap();
+    let id = api.invoke(s3_event(&keys[0]));
+    let outcome = api.outcome(&id, Duration::from_secs(120)).await;
+    let Outcome::Response(done) = &outcome else {
+        embedder.kill().unwrap();
+        let mut log = String::new();
+        use std::io::Read;
+        embedder
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        panic!("embedder failed: {outcome:?}\n{log}")
+    };
+    let expected = w.chunk_ids(&keys[..1]).await;
+    assert_eq!(done["stored"], expected.len() as u64, "{done}");
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+
+    let test_event: serde_json::Value =
+        serde_json::from_str(include_str!("../examples/events/s3-test-event.json")).unwrap();
+    let id = api.invoke(test_event);
+    match api.outcome(&id, Duration::from_secs(30)).await {
+        Outcome::Response(r) => assert_eq!(r["skipped"]["test_event"], 1, "{r}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Chroma down: the chunks are dead-lettered and the invocation fails.
+    w.chroma.take().expect("running").stop();
+    let id = api.invoke(s3_event(keys.last().unwrap()));
+    let outcome = api.outcome(&id, Duration::from_secs(120)).await;
+    embedder.kill().unwrap();
+    embedder.wait().unwrap();
+    match outcome {
+        Outcome::Error(e) => assert!(
+            e.to_string().contains("could not be embedded or stored"),
+            "{e}"
+        ),
+        other => panic!("expected a failed invocation: {other:?}"),
+    }
 }

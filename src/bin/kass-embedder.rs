@@ -1,0 +1,22 @@
+#![recursion_limit = "256"]
+//! The embedder Lambda: invoked with S3 ObjectCreated events for batch files; embeds their
+//! chunks and upserts them into Chroma. See `deploy/` and the README's "Running split".
+
+use std::sync::Arc;
+
+use kass::lambda::{serve, EmbedderFunction};
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    kass_stages::embed::providers::local::one_thread_per_forward_pass();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let function = Arc::new(EmbedderFunction::default());
+            serve(move |event| {
+                let function = function.clone();
+                async move { function.handle(event).await }
+            })
+            .await
+        })
+}

@@ -1,0 +1,219 @@
+//! What the two Lambda binaries share: configuration from the environment, provider keys from
+//! Secrets Manager, JSON logs, counters written to the log after each invocation, and the two
+//! handlers. Init does nothing beyond reading the environment: clients, the embedding model and
+//! the Chroma collection are made on the first invocation and kept for the next ones.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use kass_pipeline::shutdown::Shutdown;
+use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
+
+use crate::config::KassConfig;
+use crate::split::{dead_letter_event, Announced, EmbedHalf};
+use crate::telemetry::{init_logging, LogFormat};
+use crate::topology::fetch_half;
+
+/// The configuration: `KASS_CONFIG` holds the TOML text itself (a Lambda has no config file);
+/// `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables apply
+/// on top.
+pub fn config_from_env() -> Result<KassConfig> {
+    let text = std::env::var("KASS_CONFIG").unwrap_or_default();
+    KassConfig::parse(&text).context("invalid KASS_CONFIG")
+}
+
+/// JSON logs on stderr (CloudWatch), and an in-process metrics recorder whose counters
+/// [`log_counters`] writes out.
+pub fn init() -> PrometheusHandle {
+    init_logging(LogFormat::Json);
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the only metrics recorder");
+    kass_pipeline::telemetry::describe();
+    handle
+}
+
+/// Writes every non-zero `kass_*` counter as one JSON log line (CloudWatch can filter them).
+pub fn log_counters(handle: &PrometheusHandle) {
+    let mut counters = serde_json::Map::new();
+    for line in handle.render().lines() {
+        if line.starts_with('#') || !line.starts_with("kass_") {
+            continue;
+        }
+        if let Some((name, value)) = line.rsplit_once(' ') {
+            if name.contains("_total") {
+                if let Ok(v) = value.parse::<f64>() {
+                    if v > 0.0 {
+                        counters.insert(name.to_string(), json!(v));
+                    }
+                }
+            }
+        }
+    }
+    let counters = Value::Object(counters).to_string();
+    tracing::info!(counters = %counters, "counters");
+}
+
+/// Sets each key of the JSON secret named by `KASS_SECRETS` (an ARN or name) as an environment
+/// variable, unless already set: provider keys (`VOYAGE_API_KEY`, ...) and `CHROMA_TOKEN` then
+/// reach the config as they do on a workstation. Values are never logged.
+pub async fn load_secrets(endpoint: &AwsEndpoint) -> Result<usize> {
+    let Some(id) = std::env::var("KASS_SECRETS").ok().filter(|v| !v.is_empty()) else {
+        return Ok(0);
+    };
+    let shared = endpoint.sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&shared);
+    let secret = client
+        .get_secret_value()
+        .secret_id(&id)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
+        .with_context(|| format!("cannot read secret {id} (KASS_SECRETS)"))?;
+    let text = secret.secret_string().unwrap_or_default();
+    let fields: serde_json::Map<String, Value> = serde_json::from_str(text)
+        .map_err(|_| anyhow::anyhow!("secret {id} (KASS_SECRETS) is not a JSON object"))?;
+    let mut set = 0;
+    for (key, value) in fields {
+        if std::env::var_os(&key).is_none() {
+            if let Some(value) = value.as_str() {
+                std::env::set_var(&key, value);
+                set += 1;
+            }
+        }
+    }
+    tracing::info!(secret = %id, variables = set, "provider keys loaded from Secrets Manager");
+    Ok(set)
+}
+
+fn endpoint_of(config: &KassConfig) -> AwsEndpoint {
+    match &config.store {
+        StoreConfig::S3(s3) => s3.endpoint(),
+        StoreConfig::Local { .. } => AwsEndpoint::default(),
+    }
+}
+
+/// The embedder function: S3 events in, vectors in Chroma out.
+#[derive(Default)]
+pub struct EmbedderFunction {
+    half: OnceCell<EmbedHalf>,
+}
+
+impl EmbedderFunction {
+    async fn half(&self) -> Result<&EmbedHalf> {
+        self.half
+            .get_or_try_init(|| async {
+                let config = config_from_env()?;
+                load_secrets(&endpoint_of(&config)).await?;
+                // Parsed again: secrets may have set variables the config reads.
+                let config = config_from_env()?;
+                let store = build_store(&config.store).await?;
+                EmbedHalf::connect(config, store, Shutdown::default()).await
+            })
+            .await
+    }
+
+    /// One invocation. An unreadable event is dead-lettered and answered (retrying cannot
+    /// help); chunks that failed only because a service was down fail the invocation, so
+    /// Lambda's retries and on-failure destination apply.
+    pub async fn handle(&self, event: Value) -> Result<Value> {
+        let started = Instant::now();
+        let half = self.half().await?;
+        let mut announced = Announced::default();
+        if let Err(error) = announced.add(event.clone()) {
+            dead_letter_event(
+                half.store.as_ref(),
+                "lambda",
+                "invocation",
+                &event.to_string(),
+                &error,
+            )
+            .await?;
+            return Ok(json!({"batches": 0, "unknown_event": error.to_string()}));
+        }
+        let keys: Vec<String> = announced.batches.iter().map(|b| b.key.clone()).collect();
+        let report = half.embed(announced.batches).await?;
+        let summary = json!({
+            "batches": keys,
+            "stored": report.outputs,
+            "dead_letters": report.dead_letters,
+            "retryable_dead_letters": report.retryable_dead_letters,
+            "skipped": announced.skipped,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        if report.retryable_dead_letters > 0 {
+            anyhow::bail!(
+                "{} chunk(s) of {:?} could not be embedded or stored (a service was down; dead letters written): {summary}",
+                report.retryable_dead_letters,
+                keys
+            );
+        }
+        Ok(summary)
+    }
+}
+
+/// The fetcher function: on its schedule, sources -> batches in `S3_BUCKET_NAME`.
+#[derive(Default)]
+pub struct FetcherFunction {
+    setup: OnceCell<(KassConfig, Arc<dyn kass_pipeline::store::ObjectStore>)>,
+}
+
+impl FetcherFunction {
+    pub async fn handle(&self, _event: Value) -> Result<Value> {
+        let started = Instant::now();
+        let (config, store) = self
+            .setup
+            .get_or_try_init(|| async {
+                let config = config_from_env()?;
+                load_secrets(&endpoint_of(&config)).await?;
+                let config = config_from_env()?;
+                let store = build_store(&config.store).await?;
+                anyhow::Ok((config, store))
+            })
+            .await?;
+        let mut batches = Vec::new();
+        let mut chunks = 0usize;
+        let report = fetch_half(config, store.clone(), Shutdown::default())?
+            .run(|batch| {
+                chunks += batch.chunk_count;
+                batches.push(batch.key);
+            })
+            .await?;
+        Ok(json!({
+            "batches": batches,
+            "chunks": chunks,
+            "dead_letters": report.dead_letters,
+            "seconds": started.elapsed().as_secs_f64(),
+        }))
+    }
+}
+
+/// Runs a handler under the Lambda Runtime API until the environment stops the process.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Value) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Value>> + Send,
+{
+    let handle = init();
+    let handler = Arc::new(handler);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<Value>| {
+            let handler = handler.clone();
+            let handle = handle.clone();
+            async move {
+                let result = handler(event.payload).await;
+                log_counters(&handle);
+                result.map_err(|e| {
+                    tracing::error!(error = %format!("{e:#}"), "invocation failed");
+                    lambda_runtime::Error::from(format!("{e:#}"))
+                })
+            }
+        },
+    ))
+    .await
+}
