@@ -17,7 +17,7 @@ use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 use crate::config::KassConfig;
 use crate::split::{dead_letter_event, Announced, EmbedHalf};
 use crate::telemetry::{init_logging, LogFormat};
-use crate::topology::fetch_half;
+use crate::topology::{fetch_half, load_cursors, save_cursors};
 
 /// The configuration: `KASS_CONFIG` holds the TOML text itself (a Lambda has no config file);
 /// `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables apply
@@ -178,12 +178,15 @@ impl FetcherFunction {
             .await?;
         let mut batches = Vec::new();
         let mut chunks = 0usize;
-        let report = fetch_half(config, store.clone(), Shutdown::default())?
+        let cursors = load_cursors(config, store.as_ref()).await?;
+        let report = fetch_half(config, store.clone(), Shutdown::default(), &cursors)?
             .run(|batch| {
                 chunks += batch.chunk_count;
                 batches.push(batch.key);
             })
             .await?;
+        // Every batch is written: only now may the next run skip what this one read.
+        save_cursors(&cursors, store.as_ref()).await?;
         Ok(json!({
             "batches": batches,
             "chunks": chunks,

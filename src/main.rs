@@ -33,7 +33,7 @@ enum Command {
     /// Run the whole pipeline in one process: sources -> batches -> embed half.
     Run(commands::run::RunArgs),
     /// Run only the fetch half: sources -> transform -> chunk router -> batch files.
-    Fetch(commands::run::RunArgs),
+    Fetch(commands::run::FetchArgs),
     /// Run only the embed half over batch files: given keys, a prefix, or the bucket's S3
     /// events from an SQS queue (--listen sqs://QUEUE).
     Embed(commands::embed::EmbedArgs),
@@ -44,6 +44,8 @@ enum Command {
     SetupTriggers(commands::triggers::SetupTriggersArgs),
     /// Print the bucket's notification rules and warn about sources without one.
     CheckTriggers(commands::triggers::CheckTriggersArgs),
+    /// List the dead letters with their reasons, or re-run them (`reprocess`).
+    DeadLetters(commands::dead_letters::DeadLettersArgs),
     /// Search the collection: embeds the text with the collection's model, prints ranked chunks.
     Query(commands::query::QueryArgs),
     /// Count the collection's chunks per source, with its model and dimension.
@@ -81,11 +83,12 @@ async fn async_main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, commands::run::Mode::Whole).await,
-        Command::Fetch(args) => commands::run::run(args, commands::run::Mode::FetchHalf).await,
+        Command::Fetch(args) => commands::run::fetch(args).await,
         Command::Embed(args) => commands::embed::embed(args).await,
         Command::Replay(args) => commands::embed::replay(args).await,
         Command::SetupTriggers(args) => commands::triggers::setup(args).await,
         Command::CheckTriggers(args) => commands::triggers::check(args).await,
+        Command::DeadLetters(args) => commands::dead_letters::dead_letters(args).await,
         Command::Inspect(args) => commands::inspect::inspect(args).await,
         Command::Query(args) => commands::query::query(args).await,
         Command::Eval(args) => commands::eval::eval(args).await,

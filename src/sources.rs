@@ -3,6 +3,9 @@
 use serde::Deserialize;
 
 use kass_pipeline::{FatalError, RawRecord, Source};
+use std::sync::Arc;
+
+use kass_sources::cursor::Cursor;
 use kass_sources::{files, jsonl, slack_export};
 
 /// One `[[sources]]` entry; `type` picks the source.
@@ -28,10 +31,21 @@ impl SourceConfig {
     }
 
     pub fn build(self) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
-        Ok(match self {
-            SourceConfig::Files(c) => Box::new(c.build()?),
-            SourceConfig::Jsonl(c) => Box::new(c.build()?),
-            SourceConfig::SlackExport(c) => Box::new(c.build()?),
+        self.build_resuming(None)
+    }
+
+    /// With a cursor, the source reads only what changed since the cursor's run.
+    pub fn build_resuming(
+        self,
+        cursor: Option<Arc<Cursor>>,
+    ) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
+        Ok(match (self, cursor) {
+            (SourceConfig::Files(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
+            (SourceConfig::Files(c), None) => Box::new(c.build()?),
+            (SourceConfig::Jsonl(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
+            (SourceConfig::Jsonl(c), None) => Box::new(c.build()?),
+            (SourceConfig::SlackExport(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
+            (SourceConfig::SlackExport(c), None) => Box::new(c.build()?),
         })
     }
 }

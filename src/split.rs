@@ -20,14 +20,14 @@ use kass_pipeline::dead_letter::DeadLetter;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::topology::RunReport;
-use kass_pipeline::{telemetry, ItemError, Topology};
-use kass_sinks::chroma::ChromaTarget;
+use kass_pipeline::{telemetry, Chunk, EmbeddedChunk, ItemError, Topology};
+use kass_sinks::chroma::{ChromaSink, ChromaTarget};
 use kass_sources::s3_events::sqs::SqsQueue;
 use kass_sources::s3_events::{self, UnknownEvent};
 use kass_stages::embed::Embedder;
 
 use crate::config::KassConfig;
-use crate::topology::{build_embedder, connect_chroma, embed_half};
+use crate::topology::{build_embedder, connect_chroma, embed_chunks, embed_half};
 
 /// The embed half's long-lived parts, resolved once: a Lambda keeps them across invocations,
 /// a listener across polls.
@@ -81,6 +81,48 @@ impl EmbedHalf {
         .run(|_| {})
         .await?;
         Ok(report)
+    }
+}
+
+impl EmbedHalf {
+    fn topology(&self) -> Topology {
+        Topology::new(
+            self.config.pipeline.clone(),
+            self.store.clone(),
+            self.shutdown.clone(),
+        )
+    }
+
+    /// Embeds and stores chunks (dead-lettered ones being re-run).
+    pub async fn embed_chunks(&self, chunks: Vec<Chunk>) -> Result<RunReport> {
+        if chunks.is_empty() {
+            return Ok(RunReport::default());
+        }
+        let flow = self
+            .topology()
+            .from_stream("dead_letters", stream::iter(chunks));
+        Ok(embed_chunks(
+            &self.config,
+            flow,
+            self.embedder.clone(),
+            self.target.clone(),
+        )
+        .run(|_| {})
+        .await?)
+    }
+
+    /// Stores vectors already computed (with this collection's model), without embedding.
+    pub async fn store_vectors(&self, vectors: Vec<EmbeddedChunk>) -> Result<RunReport> {
+        if vectors.is_empty() {
+            return Ok(RunReport::default());
+        }
+        let wait = std::time::Duration::from_millis(self.config.chroma.max_wait_ms);
+        Ok(self
+            .topology()
+            .from_stream("dead_letters", stream::iter(vectors))
+            .then_stream(ChromaSink::new(self.target.clone(), wait))
+            .run(|_| {})
+            .await?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! process (`kass run`) or only the fetch half (`kass fetch`); the embed half starts from any
 //! stream of batch references (in one process: the batch writer's output; split: S3 events).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -12,20 +13,50 @@ use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
 use std::time::Duration;
 
-use kass_pipeline::{Flow, Topology};
+use kass_pipeline::{Chunk, Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
 use kass_sinks::chroma::{ChromaSink, ChromaTarget, SkipStored, StoredChunk};
+use kass_sources::cursor::Cursor;
 use kass_stages::batch_loader::BatchLoader;
 use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::embed::Embedder;
 
 use crate::config::KassConfig;
 
-/// sources -> transform -> chunk_router -> batch_writer.
+/// Per-source cursors: a fetch given them reads only what changed since they were saved.
+pub type Cursors = BTreeMap<String, Arc<Cursor>>;
+
+/// The saved cursor of every configured source.
+pub async fn load_cursors(config: &KassConfig, store: &dyn ObjectStore) -> Result<Cursors> {
+    let mut cursors = Cursors::new();
+    for source in &config.sources {
+        let name = source.name().to_string();
+        let cursor = Cursor::load(store, &name)
+            .await
+            .with_context(|| format!("cannot read the cursor of source `{name}`"))?;
+        cursors.insert(name, Arc::new(cursor));
+    }
+    Ok(cursors)
+}
+
+/// Advances the cursors; call only after the fetch that used them wrote all its batches.
+pub async fn save_cursors(cursors: &Cursors, store: &dyn ObjectStore) -> Result<()> {
+    for (name, cursor) in cursors {
+        cursor
+            .save(store, name)
+            .await
+            .with_context(|| format!("cannot save the cursor of source `{name}`"))?;
+    }
+    Ok(())
+}
+
+/// sources -> transform -> chunk_router -> batch_writer. Sources with a cursor in `cursors`
+/// read only what changed since it was saved; the others read everything.
 pub fn fetch_half(
     config: &KassConfig,
     store: Arc<dyn ObjectStore>,
     shutdown: Shutdown,
+    cursors: &Cursors,
 ) -> Result<Flow<BatchRef>> {
     if config.sources.is_empty() {
         anyhow::bail!("configuration error: no [[sources]] configured");
@@ -41,7 +72,10 @@ pub fn fetch_half(
         .sources
         .iter()
         .cloned()
-        .map(|s| s.build())
+        .map(|s| {
+            let cursor = cursors.get(s.name()).cloned();
+            s.build_resuming(cursor)
+        })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start sources")?;
     Ok(
@@ -65,9 +99,24 @@ pub fn embed_half(
     embedder: Arc<Embedder>,
     target: Arc<ChromaTarget>,
 ) -> Flow<StoredChunk> {
+    embed_chunks(
+        config,
+        batches.then(BatchLoader::new(store)),
+        embedder,
+        target,
+    )
+}
+
+/// skip_stored -> embed -> chroma_sink: the embed half past the batch files (dead-lettered
+/// chunks re-enter here).
+pub fn embed_chunks(
+    config: &KassConfig,
+    chunks: Flow<Chunk>,
+    embedder: Arc<Embedder>,
+    target: Arc<ChromaTarget>,
+) -> Flow<StoredChunk> {
     let wait = Duration::from_millis(config.chroma.max_wait_ms);
-    batches
-        .then(BatchLoader::new(store))
+    chunks
         .then_stream(SkipStored::new(target.clone(), wait))
         .then_stream(config.embed.stage(embedder))
         .then_stream(ChromaSink::new(target, wait))

@@ -258,6 +258,60 @@ async fn chroma_killed_mid_run_loses_nothing() {
 
     let chroma = ChromaServer::start(&path);
     point_config_at(&config, &chroma);
+
+    // The dead letters name the failure; reprocessing stores their vectors without
+    // embedding them again, and removes them.
+    let cfg = config.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        run_ok(kass().args(["dead-letters", "list", "--config"]).arg(&cfg))
+    })
+    .await
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("chroma_sink chroma_unavailable"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("{} dead letter(s)", letters.len())),
+        "{listed}"
+    );
+    let calls = server.log().len();
+    let cfg = config.clone();
+    let reprocessed = tokio::task::spawn_blocking(move || {
+        run_ok(
+            kass()
+                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+                .args(["dead-letters", "reprocess", "--config"])
+                .arg(&cfg),
+        )
+    })
+    .await
+    .unwrap();
+    let reprocessed = String::from_utf8_lossy(&reprocessed.stdout).into_owned();
+    assert!(
+        reprocessed.contains("0 new dead letter(s)"),
+        "{reprocessed}"
+    );
+    assert_eq!(
+        server.log().len(),
+        calls,
+        "stored vectors are not embedded again"
+    );
+    assert!(support::files_under(&dir.path().join("store"))
+        .iter()
+        .all(|f| !f.starts_with("_dead_letter/chroma_sink/")));
+    let mut ids = batch_chunk_ids(&dir.path().join("store"));
+    ids.dedup();
+    let cfg = config.clone();
+    assert_eq!(
+        tokio::task::spawn_blocking(move || chunk_count(&cfg))
+            .await
+            .unwrap(),
+        ids.len() as u64,
+        "{reprocessed}"
+    );
+
     let cfg = config.clone();
     tokio::task::spawn_blocking(move || {
         run_ok(

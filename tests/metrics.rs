@@ -28,7 +28,7 @@ async fn stages_export_items_errors_timings_and_channel_depths() {
     ))
     .unwrap();
     let store = build_store(&config.store).await.unwrap();
-    let report = fetch_half(&config, store, Shutdown::default())
+    let report = fetch_half(&config, store, Shutdown::default(), &Default::default())
         .unwrap()
         .run(|_| {})
         .await

@@ -571,3 +571,108 @@ async fn lambdas_round_trip_through_the_runtime_api() {
         other => panic!("expected a failed invocation: {other:?}"),
     }
 }
+
+/// The fetch half resumes from its cursors in `_state/`: a second run over unchanged data
+/// writes no batch; new data in one source writes batches for that source only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_fetch_writes_only_new_data() {
+    let w = World::start(FakeOptions::new(Api::OpenAi), "").await;
+    let first = w.run(&["fetch"]).await;
+    let slack = w.batch_keys("slack").await;
+    let wiki = w.batch_keys("wiki").await;
+    assert!(!slack.is_empty() && !wiki.is_empty(), "{}", stdout(&first));
+    let state = w.store.list("_state/").await.unwrap();
+    assert_eq!(state, ["_state/slack.json", "_state/wiki.json"]);
+
+    let second = w.run(&["fetch"]).await;
+    assert!(
+        stdout(&second).contains("0 batch files"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(w.batch_keys("slack").await, slack);
+    assert_eq!(w.batch_keys("wiki").await, wiki);
+
+    // New data in the wiki only.
+    std::fs::write(
+        w.dir.join("wiki.jsonl"),
+        concat!(
+            r#"{"id": "wiki/deploy", "kind": "text", "text": "Deploys go out on Tuesdays after the change review."}"#,
+            "\n",
+            r#"{"id": "wiki/oncall", "kind": "text", "text": "The on-call rotation changes every Monday at noon."}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let third = w.run(&["fetch"]).await;
+    assert_eq!(w.batch_keys("slack").await, slack, "{}", stdout(&third));
+    let new_wiki: Vec<String> = w
+        .batch_keys("wiki")
+        .await
+        .into_iter()
+        .filter(|k| !wiki.contains(k))
+        .collect();
+    assert!(!new_wiki.is_empty(), "{}", stdout(&third));
+    let text = String::from_utf8_lossy(&w.store.get(&new_wiki[0]).await.unwrap()).into_owned();
+    assert!(text.contains("on-call rotation"), "{text}");
+
+    // --full reads everything again.
+    let full = w.run(&["fetch", "--full"]).await;
+    assert!(
+        w.batch_keys("slack").await.len() > slack.len(),
+        "{}",
+        stdout(&full)
+    );
+}
+
+/// `kass replay` lists the day partitions of a date range and re-embeds only those batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_re_embeds_only_the_date_range() {
+    let w = World::start(FakeOptions::new(Api::OpenAi), "").await;
+    w.run(&["fetch"]).await;
+    let written = w.batch_keys("slack").await;
+    assert!(written.len() >= 2, "{written:?}");
+    // Two batches moved to known partition dates, the others removed.
+    let inside = "slack/chunked/year=2025/month=10/day=03/batch_inside.json".to_string();
+    let outside = "slack/chunked/year=2025/month=10/day=20/batch_outside.json".to_string();
+    for (from, to) in [(&written[0], &inside), (&written[1], &outside)] {
+        let body = w.store.get(from).await.unwrap();
+        w.store.put(to, body).await.unwrap();
+    }
+    for key in &written {
+        w.store.delete(key).await.unwrap();
+    }
+    let out = w
+        .run(&[
+            "replay",
+            "--bucket",
+            BUCKET,
+            "--source",
+            "slack",
+            "--since",
+            "2025-10-01",
+            "--until",
+            "2025-10-05",
+        ])
+        .await;
+    assert!(stdout(&out).contains("1 batch files"), "{}", stdout(&out));
+    let expected = w.chunk_ids(std::slice::from_ref(&inside)).await;
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+
+    // The whole month: the other batch too; the first is not embedded again.
+    let calls = w.provider.log().len();
+    w.run(&[
+        "replay",
+        "--source",
+        "slack",
+        "--since",
+        "2025-10-01",
+        "--until",
+        "2025-10-31",
+    ])
+    .await;
+    let all = w.chunk_ids(&[inside, outside.clone()]).await;
+    assert_eq!(w.chroma_count().await, all.len() as u64);
+    let new_only = w.chunk_ids(&[outside]).await.difference(&expected).count();
+    assert!(w.provider.log().len() > calls && new_only > 0);
+}

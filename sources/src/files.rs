@@ -11,7 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+
+use crate::cursor::{fingerprint, Cursor};
 use chrono::{DateTime, Utc};
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
@@ -101,6 +105,7 @@ impl FilesConfig {
             config: self,
             overrides,
             include_extensions,
+            cursor: None,
         })
     }
 }
@@ -111,6 +116,15 @@ pub struct FilesSource {
     config: FilesConfig,
     overrides: Override,
     include_extensions: Vec<String>,
+    cursor: Option<Arc<Cursor>>,
+}
+
+impl FilesSource {
+    /// Reads only files changed since `cursor`'s run (and records all it sees in it).
+    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
+        self.cursor = Some(cursor);
+        self
+    }
 }
 
 /// What the walker found: a file to read, or a path it could not look at.
@@ -144,7 +158,18 @@ impl Source for FilesSource {
                 break;
             }
             let document = match found {
-                Found::File { path, size } => self.read(&path, size, &ctx).await?,
+                Found::File { path, size } => {
+                    if let Some(cursor) = &self.cursor {
+                        let fingerprint = match std::fs::metadata(&path) {
+                            Ok(meta) => fingerprint(&meta),
+                            Err(_) => String::new(),
+                        };
+                        if !cursor.changed(&relative_id(&self.config.path, &path), fingerprint) {
+                            continue;
+                        }
+                    }
+                    self.read(&path, size, &ctx).await?
+                }
                 Found::Unreadable { path, reason } => {
                     let error = ItemError::new("unreadable", format!("{path}: {reason}"));
                     ctx.dead_letter(

@@ -13,7 +13,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+
+use crate::cursor::{fingerprint, Cursor};
 use kass_pipeline::{
     model::flatten_json, telemetry, Document, DocumentKind, FatalError, ItemError, Metadata,
     Outlet, RawRecord, Source, StageContext,
@@ -67,7 +71,10 @@ impl JsonlConfig {
                 self.path.display()
             )));
         }
-        Ok(JsonlSource { config: self })
+        Ok(JsonlSource {
+            config: self,
+            cursor: None,
+        })
     }
 }
 
@@ -75,6 +82,15 @@ impl JsonlConfig {
 #[derive(Debug)]
 pub struct JsonlSource {
     config: JsonlConfig,
+    cursor: Option<Arc<Cursor>>,
+}
+
+impl JsonlSource {
+    /// Reads only files changed since `cursor`'s run (and records all it sees in it).
+    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
+        self.cursor = Some(cursor);
+        self
+    }
 }
 
 #[async_trait]
@@ -91,6 +107,16 @@ impl Source for JsonlSource {
         ctx: StageContext,
     ) -> Result<(), FatalError> {
         for file in self.files().await? {
+            if let Some(cursor) = &self.cursor {
+                let fingerprint =
+                    std::fs::metadata(&file).map_or_else(|_| String::new(), |m| fingerprint(&m));
+                let name = file
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                if !cursor.changed(&name, fingerprint) {
+                    continue;
+                }
+            }
             if !self.read_file(&file, &out, &ctx).await? {
                 break;
             }

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+use crate::cursor::{fingerprint, Cursor};
 use chrono::{DateTime, NaiveDate};
 use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
 use kass_pipeline::{
@@ -108,7 +110,10 @@ impl SlackExportConfig {
                 )));
             }
         }
-        Ok(SlackExport { config: self })
+        Ok(SlackExport {
+            config: self,
+            cursor: None,
+        })
     }
 }
 
@@ -116,6 +121,41 @@ impl SlackExportConfig {
 #[derive(Debug)]
 pub struct SlackExport {
     config: SlackExportConfig,
+    cursor: Option<Arc<Cursor>>,
+}
+
+impl SlackExport {
+    /// Reads only channels with a new or changed day file since `cursor`'s run. A whole
+    /// channel is re-read, not just its changed days: a thread's replies can land in a later
+    /// day's file than its parent.
+    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
+        self.cursor = Some(cursor);
+        self
+    }
+}
+
+/// One fingerprint for a channel folder: a digest of its files' names and fingerprints.
+async fn folder_fingerprint(folder: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(folder).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Ok(meta) = entry.metadata().await {
+                files.push(format!(
+                    "{}={}",
+                    entry.file_name().to_string_lossy(),
+                    fingerprint(&meta)
+                ));
+            }
+        }
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.as_bytes());
+        h.update([0u8]);
+    }
+    format!("{}:{}", files.len(), hex::encode(&h.finalize()[..16]))
 }
 
 #[async_trait]
@@ -140,6 +180,12 @@ impl Source for SlackExport {
                 continue;
             }
             seen_wanted.insert(channel.name.clone());
+            if let Some(cursor) = &self.cursor {
+                let fingerprint = folder_fingerprint(&self.config.path.join(&folder)).await;
+                if !cursor.changed(&folder, fingerprint) {
+                    continue;
+                }
+            }
             let reader = ChannelReader {
                 config: &self.config,
                 directory: &workspace.directory,

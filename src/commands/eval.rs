@@ -96,7 +96,12 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
         std::sync::Arc::new(LocalStore::new(scratch.path())?);
     let embedder = build_embedder(&config)?;
     let target = connect_chroma(&config, &embedder).await?;
-    let batches = fetch_half(&config, store.clone(), Shutdown::default())?;
+    let batches = fetch_half(
+        &config,
+        store.clone(),
+        Shutdown::default(),
+        &Default::default(),
+    )?;
     let report = embed_half(&config, batches, store, embedder.clone(), target.clone())
         .run(|_| {})
         .await?;

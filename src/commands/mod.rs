@@ -1,3 +1,4 @@
+pub mod dead_letters;
 pub mod embed;
 pub mod eval;
 pub mod inspect;

@@ -9,10 +9,21 @@ use kass_pipeline::store::build_store;
 use crate::progress::Progress;
 use crate::ConfigArg;
 use kass::config::KassConfig;
-use kass::topology::{build_embedder, connect_chroma, embed_half, fetch_half};
+use kass::topology::{
+    build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, save_cursors, Cursors,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    /// Read every input, ignoring the cursors in `_state/` (they are still saved after).
+    #[arg(long)]
+    pub full: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -25,9 +36,31 @@ pub enum Mode {
     FetchHalf,
 }
 
+/// `kass fetch`: the fetch half, resuming from the cursors unless `--full`.
+pub async fn fetch(args: FetchArgs) -> Result<()> {
+    run_mode(&args.config, Mode::FetchHalf, !args.full).await
+}
+
 pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
-    let config = KassConfig::load(&args.config.config)?;
+    run_mode(&args.config, mode, false).await
+}
+
+async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()> {
+    let config = KassConfig::load(&config_arg.config)?;
     let store = build_store(&config.store).await?;
+    // A fetch always saves its cursors (a later run may resume); it reads from them only
+    // when resuming. `kass run` keeps none: it reads everything, and skips stored chunks.
+    let cursors = if mode == Mode::FetchHalf {
+        let mut loaded = load_cursors(&config, store.as_ref()).await?;
+        if !resume {
+            for cursor in loaded.values_mut() {
+                *cursor = std::sync::Arc::new(Default::default());
+            }
+        }
+        loaded
+    } else {
+        Cursors::new()
+    };
     let embed = match mode {
         Mode::Whole => {
             let embedder = build_embedder(&config)?;
@@ -43,7 +76,7 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     let progress = Progress::start();
     let embedder_model = embed.as_ref().map(|(e, _)| e.model().clone());
     let collection = config.chroma.collection.clone();
-    let batches = fetch_half(&config, store.clone(), shutdown)?;
+    let batches = fetch_half(&config, store.clone(), shutdown, &cursors)?;
     let (outputs, chunks) = match mode {
         Mode::FetchHalf => {
             let mut chunks = 0usize;
@@ -69,6 +102,9 @@ pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
     };
     progress.finish();
     let interrupted = interrupted.is_triggered();
+    if !interrupted {
+        save_cursors(&cursors, store.as_ref()).await?;
+    }
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
         Mode::Whole => format!(

@@ -21,7 +21,7 @@ impl std::fmt::Display for EmbeddingModel {
 }
 
 /// A chunk with its vector: what the embed stage hands the vector-store sink.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EmbeddedChunk {
     pub chunk: Chunk,
     pub embedding: Vec<f32>,
