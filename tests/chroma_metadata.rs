@@ -301,6 +301,33 @@ fn with_token(config: &Path, url: &str, header: &str) {
     std::fs::write(config, text.join("\n")).unwrap();
 }
 
+/// Runs `kass COMMAND` with `token` as the Chroma token; its output and stdout + stderr.
+async fn with_chroma_token(
+    config: &Path,
+    token: &str,
+    command: &str,
+) -> (std::process::Output, String) {
+    let (config, token, command) = (config.to_path_buf(), token.to_string(), command.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        kass()
+            .env(KEY_ENV, "test-key-123")
+            .env("CHROMA_TEST_TOKEN", token)
+            .arg(command)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, all)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_is_sent_in_the_configured_header_and_never_shown() {
     let server = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
@@ -317,43 +344,11 @@ async fn the_token_is_sent_in_the_configured_header_and_never_shown() {
         let gateway = TokenGateway::start(chroma.url(), wire_header, expected).await;
         let config = jsonl_config(dir.path(), &chroma, &server, &format!("auth-{header}"));
         with_token(&config, &gateway.url, header);
-        let cfg = config.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            kass()
-                .env(KEY_ENV, "test-key-123")
-                .env("CHROMA_TEST_TOKEN", "s3cret-token-x")
-                .args(["run", "--config"])
-                .arg(&cfg)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&ok.stdout),
-            String::from_utf8_lossy(&ok.stderr)
-        );
+        let (ok, all) = with_chroma_token(&config, "s3cret-token-x", "run").await;
         assert!(ok.status.success(), "{header}: {all}");
         assert!(!all.contains("s3cret"), "the token leaked: {all}");
 
-        let cfg = config.clone();
-        let refused = tokio::task::spawn_blocking(move || {
-            kass()
-                .env(KEY_ENV, "test-key-123")
-                .env("CHROMA_TEST_TOKEN", "wrong-s3cret")
-                .args(["stats", "--config"])
-                .arg(&cfg)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&refused.stdout),
-            String::from_utf8_lossy(&refused.stderr)
-        );
+        let (refused, all) = with_chroma_token(&config, "wrong-s3cret", "stats").await;
         assert!(!refused.status.success(), "a wrong token must fail: {all}");
         assert!(all.contains("401"), "{all}");
         assert!(!all.contains("wrong-s3cret"), "the token leaked: {all}");

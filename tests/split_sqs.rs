@@ -164,6 +164,34 @@ api_key_env = "{KEY_ENV}"
             .unwrap()
     }
 
+    /// `kass setup-triggers` announcing `sources` (comma-separated) to the test queue.
+    async fn setup_triggers(&self, sources: &str) -> Output {
+        let target = format!("sqs:{}", self.queue_arn);
+        self.run(&[
+            "setup-triggers",
+            "--bucket",
+            BUCKET,
+            "--target",
+            &target,
+            "--sources",
+            sources,
+        ])
+        .await
+    }
+
+    /// `kass embed --listen` until the queue is empty.
+    async fn listen_until_idle(&self) -> Output {
+        self.run(&[
+            "embed",
+            "--listen",
+            &format!("sqs://{QUEUE}"),
+            "--until-idle",
+            "--wait",
+            "2",
+        ])
+        .await
+    }
+
     async fn batch_keys(&self, source: &str) -> Vec<String> {
         self.store
             .list(&format!("{source}/chunked/"))
@@ -260,17 +288,7 @@ async fn fetch_then_listen_stores_exactly_the_unique_chunks() {
         .unwrap();
 
     // Only slack is announced at first: the wiki batch is written without an event.
-    let target = format!("sqs:{}", w.queue_arn);
-    w.run(&[
-        "setup-triggers",
-        "--bucket",
-        BUCKET,
-        "--target",
-        &target,
-        "--sources",
-        "slack",
-    ])
-    .await;
+    w.setup_triggers("slack").await;
     w.run(&["fetch"]).await;
     let slack_keys = w.batch_keys("slack").await;
     let wiki_keys = w.batch_keys("wiki").await;
@@ -281,16 +299,7 @@ async fn fetch_then_listen_stores_exactly_the_unique_chunks() {
 
     // Re-running setup with both sources is idempotent and keeps the unrelated rule.
     for _ in 0..2 {
-        w.run(&[
-            "setup-triggers",
-            "--bucket",
-            BUCKET,
-            "--target",
-            &target,
-            "--sources",
-            "slack,wiki",
-        ])
-        .await;
+        w.setup_triggers("slack,wiki").await;
     }
     let check = w
         .run(&[
@@ -325,16 +334,7 @@ async fn fetch_then_listen_stores_exactly_the_unique_chunks() {
         .await
         .unwrap();
 
-    let out = w
-        .run(&[
-            "embed",
-            "--listen",
-            &format!("sqs://{QUEUE}"),
-            "--until-idle",
-            "--wait",
-            "2",
-        ])
-        .await;
+    let out = w.listen_until_idle().await;
     let report = stdout(&out);
     assert!(report.contains("not_a_batch: 1"), "{report}");
     assert!(
@@ -354,16 +354,7 @@ async fn fetch_then_listen_stores_exactly_the_unique_chunks() {
         .put(odd_key, w.store.get(odd_key).await.unwrap())
         .await
         .unwrap();
-    let again = w
-        .run(&[
-            "embed",
-            "--listen",
-            &format!("sqs://{QUEUE}"),
-            "--until-idle",
-            "--wait",
-            "2",
-        ])
-        .await;
+    let again = w.listen_until_idle().await;
     assert!(
         stdout(&again).contains("1 batch files"),
         "{}",
@@ -385,17 +376,7 @@ async fn a_killed_listener_leaves_its_message_for_the_next() {
     slow.latency = Duration::from_millis(400);
     // Small requests, one at a time: the kill lands between them.
     let w = World::start(slow, "[embed]\nbatch_size = 2\nmax_in_flight = 1\n").await;
-    let target = format!("sqs:{}", w.queue_arn);
-    w.run(&[
-        "setup-triggers",
-        "--bucket",
-        BUCKET,
-        "--target",
-        &target,
-        "--sources",
-        "slack,wiki",
-    ])
-    .await;
+    w.setup_triggers("slack,wiki").await;
     w.run(&["fetch"]).await;
     let mut keys = w.batch_keys("slack").await;
     keys.extend(w.batch_keys("wiki").await);
@@ -438,15 +419,7 @@ async fn a_killed_listener_leaves_its_message_for_the_next() {
 
     // After the visibility timeout the messages are delivered again.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    w.run(&[
-        "embed",
-        "--listen",
-        &format!("sqs://{QUEUE}"),
-        "--until-idle",
-        "--wait",
-        "2",
-    ])
-    .await;
+    w.listen_until_idle().await;
     assert_eq!(w.chroma_count().await, expected.len() as u64);
     assert_eq!(w.queue_depth().await, 0);
     let _ = Path::new(&w.dir);
