@@ -3,8 +3,9 @@
 //! handlers. Init does nothing beyond reading the environment: clients, the embedding model and
 //! the Chroma collection are made on the first invocation and kept for the next ones.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -19,12 +20,24 @@ use crate::split::{dead_letter_event, Announced, EmbedHalf};
 use crate::telemetry::{init_logging, LogFormat};
 use crate::topology::{fetch_half, load_cursors, save_cursors};
 
-/// The configuration: `KASS_CONFIG` holds the TOML text itself (a Lambda has no config file);
-/// `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables apply
-/// on top.
+/// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
+/// file); `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables
+/// apply on top.
 pub fn config_from_env() -> Result<KassConfig> {
-    let text = std::env::var("KASS_CONFIG").unwrap_or_default();
-    KassConfig::parse(&text).context("invalid KASS_CONFIG")
+    let text = std::env::var("KASS_CONFIG_TOML").unwrap_or_default();
+    KassConfig::parse(&text).context("invalid KASS_CONFIG_TOML")
+}
+
+/// Loads the Secrets Manager secret into the environment before any other thread exists
+/// (setting variables while other threads may read them is a data race), on a runtime of its
+/// own. Call first thing in `main`.
+pub fn load_secrets_at_start() -> Result<()> {
+    let config = config_from_env()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(load_secrets(&endpoint_of(&config)))?;
+    Ok(())
 }
 
 /// JSON logs on stderr (CloudWatch), and an in-process metrics recorder whose counters
@@ -38,8 +51,11 @@ pub fn init() -> PrometheusHandle {
     handle
 }
 
-/// Writes every non-zero `kass_*` counter as one JSON log line (CloudWatch can filter them).
+/// Writes what each `kass_*` counter added during this invocation as one JSON log line
+/// (CloudWatch can filter them); the recorder keeps totals since the cold start.
 pub fn log_counters(handle: &PrometheusHandle) {
+    static LAST: std::sync::Mutex<BTreeMap<String, f64>> = std::sync::Mutex::new(BTreeMap::new());
+    let mut last = LAST.lock().expect("counter lock");
     let mut counters = serde_json::Map::new();
     for line in handle.render().lines() {
         if line.starts_with('#') || !line.starts_with("kass_") {
@@ -47,9 +63,10 @@ pub fn log_counters(handle: &PrometheusHandle) {
         }
         if let Some((name, value)) = line.rsplit_once(' ') {
             if name.contains("_total") {
-                if let Ok(v) = value.parse::<f64>() {
-                    if v > 0.0 {
-                        counters.insert(name.to_string(), json!(v));
+                if let Ok(total) = value.parse::<f64>() {
+                    let before = last.insert(name.to_string(), total).unwrap_or(0.0);
+                    if total > before {
+                        counters.insert(name.to_string(), json!(total - before));
                     }
                 }
             }
@@ -109,9 +126,6 @@ impl EmbedderFunction {
         self.half
             .get_or_try_init(|| async {
                 let config = config_from_env()?;
-                load_secrets(&endpoint_of(&config)).await?;
-                // Parsed again: secrets may have set variables the config reads.
-                let config = config_from_env()?;
                 let store = build_store(&config.store).await?;
                 EmbedHalf::connect(config, store, Shutdown::default()).await
             })
@@ -119,9 +133,11 @@ impl EmbedderFunction {
     }
 
     /// One invocation. An unreadable event is dead-lettered and answered (retrying cannot
-    /// help); chunks that failed only because a service was down fail the invocation, so
-    /// Lambda's retries and on-failure destination apply.
-    pub async fn handle(&self, event: Value) -> Result<Value> {
+    /// help). A batch file that cannot be read, or chunks that failed because a service was
+    /// down, are dead-lettered and then fail the invocation, so Lambda's async retries and its
+    /// on-failure destination apply. A single chunk a provider or Chroma refuses is only
+    /// dead-lettered: the rest of its batch is stored, and a retry would refuse it again.
+    pub async fn handle(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
         let half = self.half().await?;
         let mut announced = Announced::default();
@@ -143,12 +159,14 @@ impl EmbedderFunction {
             "stored": report.outputs,
             "dead_letters": report.dead_letters,
             "retryable_dead_letters": report.retryable_dead_letters,
+            "failed_batches": report.failed_batches,
             "skipped": announced.skipped,
             "seconds": started.elapsed().as_secs_f64(),
         });
-        if report.retryable_dead_letters > 0 {
+        if report.retryable_dead_letters > 0 || report.failed_batches > 0 {
             anyhow::bail!(
-                "{} chunk(s) of {:?} could not be embedded or stored (a service was down; dead letters written): {summary}",
+                "{} batch file(s) unreadable, {} chunk(s) not embedded or stored because a service was down (dead letters written) in {:?}: {summary}",
+                report.failed_batches,
                 report.retryable_dead_letters,
                 keys
             );
@@ -157,6 +175,9 @@ impl EmbedderFunction {
     }
 }
 
+/// Time kept before a fetcher's deadline to drain what was read and save the cursors.
+const DRAIN_MARGIN: Duration = Duration::from_secs(60);
+
 /// The fetcher function: on its schedule, sources -> batches in `S3_BUCKET_NAME`.
 #[derive(Default)]
 pub struct FetcherFunction {
@@ -164,13 +185,27 @@ pub struct FetcherFunction {
 }
 
 impl FetcherFunction {
-    pub async fn handle(&self, _event: Value) -> Result<Value> {
+    /// One scheduled run. It stops reading a minute before the invocation's deadline, lets
+    /// what was read drain into batch files and saves the cursors, so a long backfill makes
+    /// progress run after run instead of starting over.
+    pub async fn handle(&self, _event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
+        let shutdown = Shutdown::default();
+        let stopper = deadline.map(|deadline| {
+            let shutdown = shutdown.clone();
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DRAIN_MARGIN);
+            tokio::spawn(async move {
+                tokio::time::sleep(left).await;
+                tracing::warn!("near the deadline: stopping the sources and draining");
+                shutdown.trigger();
+            })
+        });
         let (config, store) = self
             .setup
             .get_or_try_init(|| async {
-                let config = config_from_env()?;
-                load_secrets(&endpoint_of(&config)).await?;
                 let config = config_from_env()?;
                 let store = build_store(&config.store).await?;
                 anyhow::Ok((config, store))
@@ -179,15 +214,19 @@ impl FetcherFunction {
         let mut batches = Vec::new();
         let mut chunks = 0usize;
         let cursors = load_cursors(config, store.as_ref()).await?;
-        let report = fetch_half(config, store.clone(), Shutdown::default(), &cursors)?
+        let report = fetch_half(config, store.clone(), shutdown.clone(), &cursors)?
             .run(|batch| {
                 chunks += batch.chunk_count;
                 batches.push(batch.key);
             })
             .await?;
+        if let Some(stopper) = stopper {
+            stopper.abort();
+        }
         // Every batch is written: only now may the next run skip what this one read.
         save_cursors(&cursors, store.as_ref()).await?;
         Ok(json!({
+            "complete": !shutdown.is_triggered(),
             "batches": batches,
             "chunks": chunks,
             "dead_letters": report.dead_letters,
@@ -199,7 +238,7 @@ impl FetcherFunction {
 /// Runs a handler under the Lambda Runtime API until the environment stops the process.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where
-    F: Fn(Value) -> Fut + Send + Sync + 'static,
+    F: Fn(Value, Option<SystemTime>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Value>> + Send,
 {
     let handle = init();
@@ -209,7 +248,9 @@ where
             let handler = handler.clone();
             let handle = handle.clone();
             async move {
-                let result = handler(event.payload).await;
+                let deadline = (event.context.deadline > 0)
+                    .then(|| std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
+                let result = handler(event.payload, deadline).await;
                 log_counters(&handle);
                 result.map_err(|e| {
                     tracing::error!(error = %format!("{e:#}"), "invocation failed");

@@ -186,6 +186,18 @@ pub async fn dead_letter_event(
     Ok(())
 }
 
+/// Wait after a failed poll or embedding before trying again.
+const OUTAGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Makes messages visible again at once (best effort: otherwise the timeout does it).
+async fn release(queue: &SqsQueue, messages: &[kass_sources::s3_events::sqs::QueueMessage]) {
+    for message in messages {
+        if let Err(e) = queue.release(message).await {
+            tracing::warn!(error = %e, "cannot hand a message back");
+        }
+    }
+}
+
 /// What a listener did before it stopped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ListenReport {
@@ -204,9 +216,18 @@ pub struct ListenReport {
 pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Result<ListenReport> {
     let mut report = ListenReport::default();
     while !half.shutdown.is_triggered() {
-        let messages = tokio::select! {
-            received = queue.receive() => received?,
+        let received = tokio::select! {
+            received = queue.receive() => received,
             _ = half.shutdown.requested() => break,
+        };
+        // A long-running consumer outlives outages: log, wait, poll again.
+        let messages = match received {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot receive from the queue; retrying in 5 s");
+                tokio::time::sleep(OUTAGE_PAUSE).await;
+                continue;
+            }
         };
         if messages.is_empty() {
             if until_idle {
@@ -214,11 +235,12 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
             }
             continue;
         }
-        let _invisible: Vec<_> = messages.iter().map(|m| queue.keep_invisible(m)).collect();
+        let invisible: Vec<_> = messages.iter().map(|m| queue.keep_invisible(m)).collect();
         let mut announced = Announced::default();
         for message in &messages {
             let parsed = serde_json::from_str::<Value>(&message.body)
                 .map_err(|e| {
+                    telemetry::events_skipped("unknown_event");
                     *announced.skipped.entry("unknown_event").or_default() += 1;
                     UnknownEvent(format!("invalid JSON ({e})"))
                 })
@@ -241,17 +263,30 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
         for (reason, n) in &announced.skipped {
             *report.skipped.entry(reason).or_default() += n;
         }
-        let run = half.embed(announced.batches).await?;
+        let run = match half.embed(announced.batches).await {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "embedding failed; the messages go back to the queue");
+                drop(invisible);
+                release(queue, &messages).await;
+                report.messages_left_for_retry += messages.len() as u64;
+                tokio::time::sleep(OUTAGE_PAUSE).await;
+                continue;
+            }
+        };
+        drop(invisible);
         report.chunks_stored += run.outputs;
         report.dead_letters += run.dead_letters;
         if half.shutdown.is_triggered() {
-            // Interrupted: some batches may not have been read. Redelivery finishes them.
+            // Interrupted: some batches may not have been read. Hand the messages back now.
+            release(queue, &messages).await;
             report.messages_left_for_retry += messages.len() as u64;
             break;
         }
         if run.retryable_dead_letters > 0 {
-            // Leave the messages: they reappear after the visibility timeout (or go to the
-            // queue's redrive DLQ after maxReceiveCount).
+            // Leave the messages: they reappear after the visibility timeout (a pause that
+            // lets the service come back), or go to the queue's redrive DLQ after
+            // maxReceiveCount.
             tracing::warn!(
                 messages = messages.len(),
                 retryable = run.retryable_dead_letters,
@@ -261,8 +296,11 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
             continue;
         }
         for message in &messages {
-            queue.delete(message).await?;
-            report.messages_deleted += 1;
+            match queue.delete(message).await {
+                Ok(()) => report.messages_deleted += 1,
+                // Redelivered later; stored chunks are skipped then, so it costs little.
+                Err(e) => tracing::warn!(error = %e, "cannot delete a done message"),
+            }
         }
         tracing::info!(
             messages = messages.len(),

@@ -31,7 +31,12 @@ pub async fn load_cursors(config: &KassConfig, store: &dyn ObjectStore) -> Resul
     let mut cursors = Cursors::new();
     for source in &config.sources {
         let name = source.name().to_string();
-        let cursor = Cursor::load(store, &name)
+        // What the inputs were read with: other settings make other chunks.
+        let settings = format!(
+            "{source:?}|{:?}|{:?}|{:?}",
+            config.transform, config.chunking, config.tokenizer
+        );
+        let cursor = Cursor::load(store, &name, &settings)
             .await
             .with_context(|| format!("cannot read the cursor of source `{name}`"))?;
         cursors.insert(name, Arc::new(cursor));

@@ -457,7 +457,7 @@ async fn lambdas_round_trip_through_the_runtime_api() {
             .env("S3_BUCKET_NAME", BUCKET)
             .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
             .env("KASS_S3_FORCE_PATH_STYLE", "true")
-            .env("KASS_CONFIG", &config_text)
+            .env("KASS_CONFIG_TOML", &config_text)
             .env_remove(KEY_ENV)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
@@ -530,6 +530,18 @@ async fn lambdas_round_trip_through_the_runtime_api() {
         other => panic!("{other:?}"),
     }
 
+    // A batch that cannot be read: dead-lettered, and the invocation fails so Lambda retries
+    // it and then hands it to the on-failure destination.
+    let id = api.invoke(s3_event(
+        "slack/chunked/year=2025/month=01/day=01/batch_gone.json",
+    ));
+    match api.outcome(&id, Duration::from_secs(60)).await {
+        Outcome::Error(e) => assert!(e.to_string().contains("1 batch file(s) unreadable"), "{e}"),
+        other => panic!("expected a failed invocation: {other:?}"),
+    }
+    let letters = w.store.list("_dead_letter/batch_loader/").await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+
     // Chroma down: the chunks are dead-lettered and the invocation fails.
     w.chroma.take().expect("running").stop();
     let id = api.invoke(s3_event(keys.last().unwrap()));
@@ -537,10 +549,7 @@ async fn lambdas_round_trip_through_the_runtime_api() {
     embedder.kill().unwrap();
     embedder.wait().unwrap();
     match outcome {
-        Outcome::Error(e) => assert!(
-            e.to_string().contains("could not be embedded or stored"),
-            "{e}"
-        ),
+        Outcome::Error(e) => assert!(e.to_string().contains("because a service was down"), "{e}"),
         other => panic!("expected a failed invocation: {other:?}"),
     }
 }

@@ -108,6 +108,8 @@ pub struct LetterCounts {
     pub written: u64,
     /// Of which [`is_retryable`].
     pub retryable: u64,
+    /// Of which whole batch files (the batch loader's letters: unreadable or missing).
+    pub batches: u64,
 }
 
 /// Starts the writer task. It ends once every queue clone is dropped, returning how many letters
@@ -129,6 +131,9 @@ pub fn spawn_writer(
             counts.written += 1;
             if is_retryable(&letter.error_type) {
                 counts.retryable += 1;
+            }
+            if letter.stage == "batch_loader" {
+                counts.batches += 1;
             }
         }
         Ok(counts)

@@ -62,6 +62,8 @@ pub struct RunReport {
     pub dead_letters: u64,
     /// Of which failed only because a service was down ([`dead_letter::is_retryable`]).
     pub retryable_dead_letters: u64,
+    /// Of which whole batch files that could not be read.
+    pub failed_batches: u64,
 }
 
 /// The running tasks of a pipeline under construction.
@@ -319,6 +321,7 @@ impl<T: PipelineItem> Flow<T> {
                 outputs,
                 dead_letters: written.written,
                 retryable_dead_letters: written.retryable,
+                failed_batches: written.batches,
             }),
         }
     }

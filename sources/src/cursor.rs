@@ -2,9 +2,10 @@
 //! input it read, stored in the store at `_state/{source}.json`. A fetch skips inputs whose
 //! fingerprint is unchanged, so a scheduled run fetches only new or changed data.
 //!
-//! The cursor is saved only after the run that read the inputs finished writing every batch
-//! (the caller saves it once the fetch pipeline has drained), so a crash mid-run re-reads
-//! those inputs next time instead of skipping them. Re-reading is harmless: chunk ids are
+//! An input is recorded only once it was read completely (one that failed keeps its old
+//! fingerprint and is read again), and the cursor is saved only after the pipeline drained,
+//! i.e. every batch holding what was read is written. A crash before that re-reads those
+//! inputs next time instead of skipping them; re-reading is harmless, as chunk ids are
 //! deterministic and stored chunks are not embedded again.
 
 use std::collections::BTreeMap;
@@ -33,6 +34,10 @@ pub fn fingerprint(metadata: &std::fs::Metadata) -> Fingerprint {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorState {
     pub version: u32,
+    /// Digest of the settings the inputs were read with (source, transform and chunking
+    /// configuration): other settings make other chunks, so everything is read again.
+    #[serde(default)]
+    pub settings: String,
     /// Input (path relative to the source's root) -> fingerprint when last read.
     pub inputs: BTreeMap<String, Fingerprint>,
 }
@@ -43,6 +48,7 @@ pub struct CursorState {
 pub struct Cursor {
     previous: CursorState,
     seen: Mutex<BTreeMap<String, Fingerprint>>,
+    settings: String,
 }
 
 impl Cursor {
@@ -50,17 +56,22 @@ impl Cursor {
         format!("_state/{source}.json")
     }
 
-    /// The cursor saved for `source`, or an empty one (everything is new).
-    pub async fn load(store: &dyn ObjectStore, source: &str) -> Result<Self, StoreError> {
+    /// The cursor saved for `source`, or an empty one (everything is new) when there is none
+    /// or it was made with other `settings`.
+    pub async fn load(
+        store: &dyn ObjectStore,
+        source: &str,
+        settings: &str,
+    ) -> Result<Self, StoreError> {
         let key = Self::key(source);
+        let settings = settings_digest(settings);
         let previous = match store.get(&key).await {
             Ok(bytes) => match serde_json::from_slice::<CursorState>(&bytes) {
-                Ok(state) if state.version == VERSION => state,
-                Ok(state) => {
-                    tracing::warn!(
+                Ok(state) if state.version == VERSION && state.settings == settings => state,
+                Ok(_) => {
+                    tracing::info!(
                         key,
-                        version = state.version,
-                        "cursor of another version; reading everything"
+                        "cursor of other settings or version; reading everything"
                     );
                     CursorState::default()
                 }
@@ -72,30 +83,75 @@ impl Cursor {
             Err(StoreError::NotFound { .. }) => CursorState::default(),
             Err(e) => return Err(e),
         };
+        // Inputs this run does not reach (stopped early, or failing) keep what the last run
+        // knew of them.
+        let seen = Mutex::new(previous.inputs.clone());
         Ok(Self {
             previous,
-            seen: Mutex::default(),
+            seen,
+            settings,
         })
     }
 
-    /// Records `input` as seen with `fingerprint`; `true` if it changed since the last run
-    /// (or is new), i.e. it must be read.
-    pub fn changed(&self, input: &str, fingerprint: Fingerprint) -> bool {
-        let changed = self.previous.inputs.get(input) != Some(&fingerprint);
+    /// Whether `input` is as the last run read it (then it is skipped).
+    pub fn unchanged(&self, input: &str, fingerprint: &Fingerprint) -> bool {
+        self.previous.inputs.get(input) == Some(fingerprint)
+    }
+
+    /// Records that `input` was read completely with this fingerprint. Call it only after
+    /// reading succeeded: an input that failed keeps its old fingerprint and is read again.
+    pub fn read(&self, input: &str, fingerprint: Fingerprint) {
         self.seen
             .lock()
             .expect("cursor lock")
             .insert(input.to_string(), fingerprint);
-        changed
     }
 
-    /// Stores what this run saw; call only once its batches are written.
+    /// Stores what this run read; call only once the batches holding it are written.
     pub async fn save(&self, store: &dyn ObjectStore, source: &str) -> Result<(), StoreError> {
         let state = CursorState {
             version: VERSION,
+            settings: self.settings.clone(),
             inputs: self.seen.lock().expect("cursor lock").clone(),
         };
         let body = serde_json::to_vec_pretty(&state).expect("plain JSON");
         store.put(&Self::key(source), body).await
+    }
+}
+
+fn settings_digest(settings: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(settings.as_bytes())[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kass_pipeline::store::LocalStore;
+
+    #[tokio::test]
+    async fn only_inputs_read_completely_advance_and_other_settings_start_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let cursor = Cursor::load(&store, "s", "v1").await.unwrap();
+        assert!(!cursor.unchanged("a", &"1:1".into()));
+        cursor.read("a", "1:1".into());
+        // `b` failed: not recorded.
+        cursor.save(&store, "s").await.unwrap();
+
+        let next = Cursor::load(&store, "s", "v1").await.unwrap();
+        assert!(next.unchanged("a", &"1:1".into()));
+        assert!(!next.unchanged("b", &"2:2".into()));
+        assert!(!next.unchanged("a", &"1:2".into()), "modified");
+        // Not reached this time: kept for the next run.
+        next.save(&store, "s").await.unwrap();
+        let again = Cursor::load(&store, "s", "v1").await.unwrap();
+        assert!(again.unchanged("a", &"1:1".into()));
+
+        let other = Cursor::load(&store, "s", "v2").await.unwrap();
+        assert!(
+            !other.unchanged("a", &"1:1".into()),
+            "other settings read everything"
+        );
     }
 }

@@ -159,16 +159,19 @@ impl Source for FilesSource {
             }
             let document = match found {
                 Found::File { path, size } => {
+                    let input = relative_id(&self.config.path, &path);
+                    let fingerprint = std::fs::metadata(&path)
+                        .map_or_else(|_| String::new(), |m| fingerprint(&m));
                     if let Some(cursor) = &self.cursor {
-                        let fingerprint = match std::fs::metadata(&path) {
-                            Ok(meta) => fingerprint(&meta),
-                            Err(_) => String::new(),
-                        };
-                        if !cursor.changed(&relative_id(&self.config.path, &path), fingerprint) {
+                        if cursor.unchanged(&input, &fingerprint) {
                             continue;
                         }
                     }
-                    self.read(&path, size, &ctx).await?
+                    let document = self.read(&path, size, &ctx).await?;
+                    if let (Some(cursor), Some(_)) = (&self.cursor, &document) {
+                        cursor.read(&input, fingerprint);
+                    }
+                    document
                 }
                 Found::Unreadable { path, reason } => {
                     let error = ItemError::new("unreadable", format!("{path}: {reason}"));

@@ -107,18 +107,23 @@ impl Source for JsonlSource {
         ctx: StageContext,
     ) -> Result<(), FatalError> {
         for file in self.files().await? {
-            if let Some(cursor) = &self.cursor {
-                let fingerprint =
-                    std::fs::metadata(&file).map_or_else(|_| String::new(), |m| fingerprint(&m));
-                let name = file
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                if !cursor.changed(&name, fingerprint) {
-                    continue;
-                }
+            let fingerprint =
+                std::fs::metadata(&file).map_or_else(|_| String::new(), |m| fingerprint(&m));
+            let name = file
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            if self
+                .cursor
+                .as_ref()
+                .is_some_and(|c| c.unchanged(&name, &fingerprint))
+            {
+                continue;
             }
             if !self.read_file(&file, &out, &ctx).await? {
                 break;
+            }
+            if let Some(cursor) = &self.cursor {
+                cursor.read(&name, fingerprint);
             }
         }
         Ok(())

@@ -180,12 +180,16 @@ impl Source for SlackExport {
                 continue;
             }
             seen_wanted.insert(channel.name.clone());
-            if let Some(cursor) = &self.cursor {
-                let fingerprint = folder_fingerprint(&self.config.path.join(&folder)).await;
-                if !cursor.changed(&folder, fingerprint) {
-                    continue;
+            let fingerprint = match &self.cursor {
+                Some(cursor) => {
+                    let fingerprint = folder_fingerprint(&self.config.path.join(&folder)).await;
+                    if cursor.unchanged(&folder, &fingerprint) {
+                        continue;
+                    }
+                    Some(fingerprint)
                 }
-            }
+                None => None,
+            };
             let reader = ChannelReader {
                 config: &self.config,
                 directory: &workspace.directory,
@@ -195,6 +199,9 @@ impl Source for SlackExport {
             };
             if reader.run(&self.config.path.join(&folder)).await? == Flow::Stop {
                 return Ok(());
+            }
+            if let (Some(cursor), Some(fingerprint)) = (&self.cursor, fingerprint) {
+                cursor.read(&folder, fingerprint);
             }
         }
         for name in wanted.iter().filter(|n| !seen_wanted.contains(**n)) {

@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use kass::lambda::{serve, EmbedderFunction};
+use kass::lambda::{load_secrets_at_start, serve, EmbedderFunction};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     kass_stages::embed::providers::local::one_thread_per_forward_pass();
+    load_secrets_at_start().map_err(|e| format!("{e:#}"))?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(async {
             let function = Arc::new(EmbedderFunction::default());
-            serve(move |event| {
+            serve(move |event, deadline| {
                 let function = function.clone();
-                async move { function.handle(event).await }
+                async move { function.handle(event, deadline).await }
             })
             .await
         })

@@ -4,14 +4,19 @@
 
 use std::sync::Arc;
 
-use kass::lambda::{serve, FetcherFunction};
+use kass::lambda::{load_secrets_at_start, serve, FetcherFunction};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    let function = Arc::new(FetcherFunction::default());
-    serve(move |event| {
-        let function = function.clone();
-        async move { function.handle(event).await }
-    })
-    .await
+fn main() -> Result<(), lambda_runtime::Error> {
+    load_secrets_at_start().map_err(|e| format!("{e:#}"))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let function = Arc::new(FetcherFunction::default());
+            serve(move |event, deadline| {
+                let function = function.clone();
+                async move { function.handle(event, deadline).await }
+            })
+            .await
+        })
 }

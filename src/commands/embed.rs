@@ -32,7 +32,8 @@ pub struct EmbedArgs {
     pub until_idle: bool,
     /// With --listen: seconds a received message stays invisible; extended while its batches
     /// are embedded.
-    #[arg(long, default_value_t = 120, requires = "listen")]
+    #[arg(long, default_value_t = 120, requires = "listen",
+          value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub visibility_timeout: u64,
     /// With --listen: long-poll wait per receive, in seconds (at most 20).
     #[arg(long, default_value_t = 20, requires = "listen")]
@@ -46,7 +47,8 @@ pub struct ReplayArgs {
     /// Bucket holding the batches (default: the configured S3 store's).
     #[arg(long)]
     pub bucket: Option<String>,
-    /// Sources to replay (repeatable; default: every source with batches).
+    /// Sources to replay (repeatable; default: the configured [[sources]], else every source
+    /// with batches in the bucket).
     #[arg(long = "source")]
     pub sources: Vec<String>,
     /// First day (UTC, inclusive) of the batches' partition dates, YYYY-MM-DD.
@@ -96,11 +98,21 @@ pub async fn embed(args: EmbedArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let keys = match &args.prefix {
-        Some(prefix) => store.list(prefix).await?,
-        None => args.keys.clone(),
+    let batches = match &args.prefix {
+        Some(prefix) => {
+            let listed = store.list(prefix).await?;
+            let (batches, others): (Vec<_>, Vec<_>) =
+                listed.into_iter().partition(|k| batch_source(k).is_some());
+            if !others.is_empty() {
+                eprintln!(
+                    "note: {} object(s) under {prefix} are not batch files; skipped",
+                    others.len()
+                );
+            }
+            batch_refs(batches)?
+        }
+        None => batch_refs(args.keys.clone())?,
     };
-    let batches = batch_refs(keys)?;
     embed_listed(config, store, shutdown, batches, "embed", started).await
 }
 
@@ -114,7 +126,12 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
                     bucket: bucket.clone(),
                     max_attempts: 5,
                     ..Default::default()
-                })
+                });
+                // The endpoint and region variables apply to the bucket given here too.
+                config.apply_env(|k| std::env::var(k).ok());
+                if let StoreConfig::S3(s3) = &mut config.store {
+                    s3.bucket = bucket.clone();
+                }
             }
         }
     }
@@ -124,7 +141,12 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
         }
     }
     let store = build_store(&config.store).await?;
-    let keys = replay_keys(store.as_ref(), &args).await?;
+    let configured: Vec<String> = config
+        .sources
+        .iter()
+        .map(|s| s.name().to_string())
+        .collect();
+    let keys = replay_keys(store.as_ref(), &args, &configured).await?;
     let shutdown = Shutdown::default();
     super::run::watch_ctrl_c(shutdown.clone());
     embed_listed(
@@ -190,8 +212,18 @@ const MAX_DAYS_LISTED: i64 = 92;
 
 /// The batch keys a replay covers: per source, the day partitions in the range (listed one
 /// prefix per day, so a short range costs as many LISTs as days, never a scan of the bucket).
-async fn replay_keys(store: &dyn ObjectStore, args: &ReplayArgs) -> Result<Vec<String>> {
-    let sources = if args.sources.is_empty() {
+async fn replay_keys(
+    store: &dyn ObjectStore,
+    args: &ReplayArgs,
+    config_sources: &[String],
+) -> Result<Vec<String>> {
+    let configured: Vec<String> = config_sources.to_vec();
+    let sources = if !args.sources.is_empty() {
+        args.sources.clone()
+    } else if !configured.is_empty() {
+        configured
+    } else {
+        // No sources named anywhere: find them by listing the bucket once.
         let mut sources: Vec<String> = store
             .list("")
             .await?
@@ -201,8 +233,6 @@ async fn replay_keys(store: &dyn ObjectStore, args: &ReplayArgs) -> Result<Vec<S
         sources.sort();
         sources.dedup();
         sources
-    } else {
-        args.sources.clone()
     };
     let mut keys = Vec::new();
     for source in &sources {

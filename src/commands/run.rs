@@ -102,9 +102,9 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
     };
     progress.finish();
     let interrupted = interrupted.is_triggered();
-    if !interrupted {
-        save_cursors(&cursors, store.as_ref()).await?;
-    }
+    // The pipeline drained (also when interrupted): every input a cursor records as read is
+    // in a written batch file.
+    save_cursors(&cursors, store.as_ref()).await?;
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
         Mode::Whole => format!(
