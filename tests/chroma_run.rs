@@ -41,6 +41,24 @@ fn point_config_at(config: &std::path::Path, chroma: &ChromaServer) {
     std::fs::write(config, text).unwrap();
 }
 
+/// `kass ARGS --config CONFIG` with the test provider's key, off the async runtime; its stdout.
+async fn kass_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        run_ok(
+            kass()
+                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+                .args(&args)
+                .arg("--config")
+                .arg(&config),
+        )
+    })
+    .await
+    .unwrap();
+    stdout(&out)
+}
+
 /// Embeds with a local OpenAI-like server so that embedding calls can be counted.
 fn use_counting_provider(config: &std::path::Path, server: &FakeProvider) {
     let mut text = std::fs::read_to_string(config).unwrap();
@@ -58,22 +76,7 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
     let chroma = ChromaServer::start(&dir.path().join("chroma"));
     let config = write_run_config(dir.path(), &chroma, "idempotent");
     use_counting_provider(&config, &server);
-    let config2 = config.clone();
-    let run = move || {
-        let config = config2.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                run_ok(
-                    kass()
-                        .env("KASS_CHROMA_TEST_KEY", "test-key-123")
-                        .args(["run", "--config"])
-                        .arg(&config),
-                )
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let run = || kass_ok(&config, &["run"]);
     run().await;
     let unique = {
         let mut ids = batch_chunk_ids(&dir.path().join("store"));
@@ -91,11 +94,7 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
     );
 
     let again = run().await;
-    assert!(
-        stdout(&again).contains("0 new or changed chunks"),
-        "{}",
-        stdout(&again)
-    );
+    assert!(again.contains("0 new or changed chunks"), "{again}");
     assert_eq!(
         server.log().len(),
         first_calls,
@@ -120,11 +119,7 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
     first["text"] = serde_json::json!("An edited message that says something else entirely.");
     std::fs::write(&day, serde_json::to_string(&messages).unwrap()).unwrap();
     let edited = run().await;
-    assert!(
-        stdout(&edited).contains("1 new or changed chunks"),
-        "{}",
-        stdout(&edited)
-    );
+    assert!(edited.contains("1 new or changed chunks"), "{edited}");
     let cfg = config.clone();
     assert_eq!(
         tokio::task::spawn_blocking(move || chunk_count(&cfg))
@@ -261,13 +256,7 @@ async fn chroma_killed_mid_run_loses_nothing() {
 
     // The dead letters name the failure; reprocessing stores their vectors without
     // embedding them again, and removes them.
-    let cfg = config.clone();
-    let listed = tokio::task::spawn_blocking(move || {
-        run_ok(kass().args(["dead-letters", "list", "--config"]).arg(&cfg))
-    })
-    .await
-    .unwrap();
-    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let listed = kass_ok(&config, &["dead-letters", "list"]).await;
     assert!(
         listed.contains("chroma_sink chroma_unavailable"),
         "{listed}"
@@ -277,18 +266,7 @@ async fn chroma_killed_mid_run_loses_nothing() {
         "{listed}"
     );
     let calls = server.log().len();
-    let cfg = config.clone();
-    let reprocessed = tokio::task::spawn_blocking(move || {
-        run_ok(
-            kass()
-                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
-                .args(["dead-letters", "reprocess", "--config"])
-                .arg(&cfg),
-        )
-    })
-    .await
-    .unwrap();
-    let reprocessed = String::from_utf8_lossy(&reprocessed.stdout).into_owned();
+    let reprocessed = kass_ok(&config, &["dead-letters", "reprocess"]).await;
     assert!(
         reprocessed.contains("0 new dead letter(s)"),
         "{reprocessed}"
@@ -312,17 +290,7 @@ async fn chroma_killed_mid_run_loses_nothing() {
         "{reprocessed}"
     );
 
-    let cfg = config.clone();
-    tokio::task::spawn_blocking(move || {
-        run_ok(
-            kass()
-                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
-                .args(["run", "--config"])
-                .arg(&cfg),
-        )
-    })
-    .await
-    .unwrap();
+    kass_ok(&config, &["run"]).await;
     let mut ids = batch_chunk_ids(&dir.path().join("store"));
     ids.dedup();
     let cfg = config.clone();
