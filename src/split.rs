@@ -141,7 +141,19 @@ impl Announced {
     /// Adds what one notification names; an unparseable one is returned for the caller to
     /// dead-letter.
     pub fn add(&mut self, notification: Value) -> Result<(), UnknownEvent> {
-        let parsed = s3_events::announcement::parse_value(notification).inspect_err(|_| {
+        self.record(s3_events::announcement::parse_value(notification))
+    }
+
+    /// [`Announced::add`] for a message body (JSON text).
+    pub fn add_body(&mut self, body: &str) -> Result<(), UnknownEvent> {
+        self.record(s3_events::parse_notification(body))
+    }
+
+    fn record(
+        &mut self,
+        parsed: Result<s3_events::Parsed, UnknownEvent>,
+    ) -> Result<(), UnknownEvent> {
+        let parsed = parsed.inspect_err(|_| {
             telemetry::events_skipped("unknown_event");
             *self.skipped.entry("unknown_event").or_default() += 1;
         })?;
@@ -238,14 +250,7 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
         let invisible: Vec<_> = messages.iter().map(|m| queue.keep_invisible(m)).collect();
         let mut announced = Announced::default();
         for message in &messages {
-            let parsed = serde_json::from_str::<Value>(&message.body)
-                .map_err(|e| {
-                    telemetry::events_skipped("unknown_event");
-                    *announced.skipped.entry("unknown_event").or_default() += 1;
-                    UnknownEvent(format!("invalid JSON ({e})"))
-                })
-                .and_then(|v| announced.add(v));
-            if let Err(error) = parsed {
+            if let Err(error) = announced.add_body(&message.body) {
                 report.dead_letters += 1;
                 dead_letter_event(
                     half.store.as_ref(),

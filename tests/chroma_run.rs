@@ -24,6 +24,14 @@ fn chunk_count(config: &std::path::Path) -> u64 {
         .unwrap_or_else(|| panic!("no count in {text}"))
 }
 
+/// [`chunk_count`] off the async runtime.
+async fn stored_count(config: &std::path::Path) -> u64 {
+    let config = config.to_path_buf();
+    tokio::task::spawn_blocking(move || chunk_count(&config))
+        .await
+        .unwrap()
+}
+
 /// Rewrites the `[chroma] url` of a config to a (re)started server.
 fn point_config_at(config: &std::path::Path, chroma: &ChromaServer) {
     let text = std::fs::read_to_string(config).unwrap();
@@ -84,10 +92,7 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
         ids.len() as u64
     };
     let first_calls = server.log().len();
-    let cfg = config.clone();
-    let count = tokio::task::spawn_blocking(move || chunk_count(&cfg))
-        .await
-        .unwrap();
+    let count = stored_count(&config).await;
     assert_eq!(
         count, unique,
         "the collection holds exactly the unique chunks"
@@ -100,13 +105,7 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
         first_calls,
         "a re-run makes no embedding call"
     );
-    let cfg = config.clone();
-    assert_eq!(
-        tokio::task::spawn_blocking(move || chunk_count(&cfg))
-            .await
-            .unwrap(),
-        unique
-    );
+    assert_eq!(stored_count(&config).await, unique);
 
     // Edit one message: its chunk is re-embedded and the old version deleted.
     let day = dir.path().join("slack/general/2025-10-06.json");
@@ -120,11 +119,8 @@ async fn rerun_is_idempotent_without_embedding_calls_and_edits_replace_stale_chu
     std::fs::write(&day, serde_json::to_string(&messages).unwrap()).unwrap();
     let edited = run().await;
     assert!(edited.contains("1 new or changed chunks"), "{edited}");
-    let cfg = config.clone();
     assert_eq!(
-        tokio::task::spawn_blocking(move || chunk_count(&cfg))
-            .await
-            .unwrap(),
+        stored_count(&config).await,
         unique,
         "the replaced chunk was deleted, not kept beside the new one"
     );
@@ -281,11 +277,8 @@ async fn chroma_killed_mid_run_loses_nothing() {
         .all(|f| !f.starts_with("_dead_letter/chroma_sink/")));
     let mut ids = batch_chunk_ids(&dir.path().join("store"));
     ids.dedup();
-    let cfg = config.clone();
     assert_eq!(
-        tokio::task::spawn_blocking(move || chunk_count(&cfg))
-            .await
-            .unwrap(),
+        stored_count(&config).await,
         ids.len() as u64,
         "{reprocessed}"
     );
@@ -293,13 +286,7 @@ async fn chroma_killed_mid_run_loses_nothing() {
     kass_ok(&config, &["run"]).await;
     let mut ids = batch_chunk_ids(&dir.path().join("store"));
     ids.dedup();
-    let cfg = config.clone();
-    assert_eq!(
-        tokio::task::spawn_blocking(move || chunk_count(&cfg))
-            .await
-            .unwrap(),
-        ids.len() as u64
-    );
+    assert_eq!(stored_count(&config).await, ids.len() as u64);
 }
 
 /// `kass eval` on a tiny labelled set whose every query has one unmistakable answer: by the

@@ -129,8 +129,15 @@ impl FilesSource {
 
 /// What the walker found: a file to read, or a path it could not look at.
 enum Found {
-    File { path: PathBuf, size: u64 },
-    Unreadable { path: String, reason: String },
+    File {
+        path: PathBuf,
+        size: u64,
+        fingerprint: crate::cursor::Fingerprint,
+    },
+    Unreadable {
+        path: String,
+        reason: String,
+    },
 }
 
 #[async_trait]
@@ -158,10 +165,12 @@ impl Source for FilesSource {
                 break;
             }
             let document = match found {
-                Found::File { path, size } => {
+                Found::File {
+                    path,
+                    size,
+                    fingerprint,
+                } => {
                     let input = relative_id(&self.config.path, &path);
-                    let fingerprint = std::fs::metadata(&path)
-                        .map_or_else(|_| String::new(), |m| fingerprint(&m));
                     if let Some(cursor) = &self.cursor {
                         if cursor.unchanged(&input, &fingerprint) {
                             continue;
@@ -223,6 +232,7 @@ fn walk(root: &Path, overrides: Override, include: &[String], tx: &mpsc::Sender<
                 match std::fs::metadata(&path) {
                     Ok(meta) => Found::File {
                         size: meta.len(),
+                        fingerprint: fingerprint(&meta),
                         path,
                     },
                     Err(e) => Found::Unreadable {

@@ -107,8 +107,9 @@ impl Source for JsonlSource {
         ctx: StageContext,
     ) -> Result<(), FatalError> {
         for file in self.files().await? {
-            let fingerprint =
-                std::fs::metadata(&file).map_or_else(|_| String::new(), |m| fingerprint(&m));
+            let fingerprint = tokio::fs::metadata(&file)
+                .await
+                .map_or_else(|_| String::new(), |m| fingerprint(&m));
             let name = file
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
