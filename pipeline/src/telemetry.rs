@@ -18,6 +18,7 @@ pub const BATCHES_WRITTEN: &str = "kass_batches_written_total";
 pub const BATCH_BYTES: &str = "kass_batch_written_bytes_total";
 pub const RECORDS_DROPPED: &str = "kass_records_dropped_total";
 pub const SOURCE_BYTES: &str = "kass_source_read_bytes_total";
+pub const SOURCE_WARNINGS: &str = "kass_source_warnings_total";
 pub const EMBED_REQUESTS: &str = "kass_embed_requests_total";
 pub const EMBED_REQUEST_TIME: &str = "kass_embed_request_seconds";
 pub const EMBED_TOKENS: &str = "kass_embed_tokens_total";
@@ -84,6 +85,10 @@ pub fn describe() {
         "Source records dropped on purpose (joins, empty bot messages, ...), by reason."
     );
     describe_counter!(SOURCE_BYTES, Unit::Bytes, "Bytes read by sources.");
+    describe_counter!(
+        SOURCE_WARNINGS,
+        "Places where a source read nothing although its listing promised data (a listed channel without a folder, an empty folder, a link it cannot follow), by reason."
+    );
     describe_counter!(
         EMBED_REQUESTS,
         "Embedding requests by endpoint and outcome (HTTP status, `ok`, `network`)."
@@ -172,6 +177,12 @@ pub fn record_dropped(source: &str, reason: &str) {
 
 pub fn source_bytes(source: &str, bytes: usize) {
     counter!(SOURCE_BYTES, "source" => source.to_string()).increment(bytes as u64);
+}
+
+/// `count` places where `source` found nothing its listing promised, for one `reason`.
+pub fn source_warnings(source: &str, reason: &'static str, count: usize) {
+    counter!(SOURCE_WARNINGS, "source" => source.to_string(), "reason" => reason)
+        .increment(count as u64);
 }
 
 pub fn embed_request(endpoint: &str, status: &str, seconds: f64) {

@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod export;
+#[path = "../../../tests/support/test_data.rs"]
+pub mod test_data;
+
 use std::sync::Arc;
 
 use kass_pipeline::dead_letter::{self, DeadLetter};
