@@ -88,8 +88,18 @@ fn chat_window_splits_on_a_31_minute_gap_but_not_on_30() {
         meta(&chunks[0], "end_time").as_str(),
         Some("2024-03-01T09:30:00Z")
     );
+    // Epoch seconds beside the RFC 3339 times, for range filters.
+    assert_eq!(meta(&chunks[0], "start_ts").as_i64(), Some(1_709_283_600));
+    assert_eq!(
+        meta(&chunks[0], "end_ts").as_i64(),
+        Some(1_709_283_600 + 30 * 60)
+    );
     assert_eq!(meta(&chunks[1], "message_count").as_i64(), Some(2));
-    assert_eq!(meta(&chunks[1], "authors").as_str(), Some("Ann, Bob"));
+    // A list, so that Chroma's `$contains` finds one author.
+    assert_eq!(
+        meta(&chunks[1], "authors"),
+        &MetaValue::List(vec!["Ann".into(), "Bob".into()])
+    );
     assert_eq!(meta(&chunks[1], "kind").as_str(), Some("chat_conversation"));
     assert_eq!(
         chunks.iter().map(|c| c.ordinal).collect::<Vec<_>>(),
@@ -154,7 +164,10 @@ fn thread_parent_is_repeated_at_the_top_of_later_windows() {
     );
     // The parent is context, not one of the window's messages.
     assert_eq!(meta(&chunks[1], "message_count").as_i64(), Some(3));
-    assert_eq!(meta(&chunks[1], "authors").as_str(), Some("Bob"));
+    assert_eq!(
+        meta(&chunks[1], "authors"),
+        &MetaValue::List(vec!["Bob".into()])
+    );
 }
 
 #[test]

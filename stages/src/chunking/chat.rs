@@ -6,11 +6,16 @@
 //! the first starts with the parent message (shortened to a quarter of the budget if long), so
 //! each window can be understood alone. A message longer than the budget is split into pieces,
 //! each `Author: piece`.
+//!
+//! Each window's metadata says who spoke and when in the shapes a vector store filters on:
+//! `authors` is a list of names (Chroma's `$contains` matches one of them), `start_ts` and
+//! `end_ts` are epoch seconds (`$gte`/`$lt`) beside the readable RFC 3339 `start_time` and
+//! `end_time`.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use kass_pipeline::{Document, DocumentKind, Message};
+use kass_pipeline::{Document, DocumentKind, Message, MetaValue};
 
 use super::{base_metadata, ChunkingConfig, Draft, Sizer};
 
@@ -203,17 +208,20 @@ fn window_metadata(
     let first = messages[in_window[0]];
     let last = messages[in_window[in_window.len() - 1]];
     let mut seen = HashSet::new();
-    let authors: Vec<&str> = in_window
+    let authors: Vec<String> = in_window
         .iter()
         .map(|&m| messages[m].author.as_str())
         .filter(|author| seen.insert(*author))
+        .map(str::to_string)
         .collect();
 
     let mut metadata = base_metadata(doc);
     metadata.insert("start_time".into(), rfc3339(first.ts).into());
+    metadata.insert("start_ts".into(), first.ts.timestamp().into());
     metadata.insert("end_time".into(), rfc3339(last.ts).into());
+    metadata.insert("end_ts".into(), last.ts.timestamp().into());
     metadata.insert("message_count".into(), in_window.len().into());
-    metadata.insert("authors".into(), authors.join(", ").into());
+    metadata.insert("authors".into(), MetaValue::List(authors));
     metadata
 }
 
