@@ -36,15 +36,17 @@ impl DeadLetter {
         item: &T,
         error: &ItemError,
     ) -> Self {
-        let item = serde_json::to_value(item).unwrap_or_else(|e| {
+        let mut item = serde_json::to_value(item).unwrap_or_else(|e| {
             serde_json::Value::String(format!("<item could not be serialised: {e}>"))
         });
+        // Letters are kept in the store: no secret or URL user info a service echoed goes in.
+        crate::redact::redact_json(&mut item);
         Self {
             stage: stage.to_string(),
             source: source.to_string(),
             item_id: item_id.to_string(),
             error_type: error.error_type.to_string(),
-            reason: error.reason.clone(),
+            reason: crate::redact::redact(&error.reason).into_owned(),
             failed_at: Utc::now(),
             item,
         }

@@ -63,8 +63,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// `text` trimmed and cut to `max_chars` characters (an ellipsis marks the cut), so that a
-/// server's long error page cannot flood a log line or a dead letter.
+/// server's long error page cannot flood a log line or a dead letter. Redacted before the cut:
+/// a secret the server quoted would no longer match once cut in half.
 pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let text = crate::redact::redact(text);
     let text = text.trim();
     match text.char_indices().nth(max_chars) {
         Some((at, _)) => format!("{}…", &text[..at]),

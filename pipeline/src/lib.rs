@@ -7,6 +7,7 @@
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
 //! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
 //! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
+//! - [`redact`]: the one redactor for text leaving the process (secrets, URL user info).
 //! - [`telemetry`]: every metric kass emits, defined once.
 
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod context;
 pub mod dead_letter;
 pub mod error;
 pub mod model;
+pub mod redact;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;

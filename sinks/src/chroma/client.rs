@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use kass_pipeline::error::{error_chain, excerpt};
+use kass_pipeline::redact;
 use kass_pipeline::retry::{parse_retry_after, RetryPolicy};
 use kass_pipeline::secret::Secret;
 
@@ -72,6 +73,8 @@ impl Failure {
 pub struct ChromaClient {
     http: reqwest::Client,
     root: String,
+    /// `root` as shown in messages (see [`Self::url`]).
+    shown: String,
     database: String,
     token: Option<(TokenHeader, Secret)>,
     retry: RetryPolicy,
@@ -89,12 +92,21 @@ impl ChromaClient {
             Some(var) => Some((
                 config.token_header,
                 Secret::from_env(var)
+                    .map_err(|e| format!("[chroma] the token in {e}"))?
                     .ok_or_else(|| format!("[chroma] token_env: {var} is not set"))?,
             )),
             None => None,
         };
+        // reqwest sends a URL's `user:password@` as basic auth; the password is a secret too.
+        if let Some(password) = reqwest::Url::parse(&config.url)
+            .ok()
+            .and_then(|url| url.password().map(str::to_string))
+        {
+            redact::register(&password);
+        }
         let root = format!("{}/api/v2", config.url.trim_end_matches('/'));
         Ok(Self {
+            shown: redact::without_userinfo(&root).into_owned(),
             database: format!(
                 "{root}/tenants/{}/databases/{}",
                 config.tenant, config.database
@@ -107,8 +119,9 @@ impl ChromaClient {
         })
     }
 
+    /// The API root for messages: without the URL's user info, which may hold a password.
     pub fn url(&self) -> &str {
-        &self.root
+        &self.shown
     }
 
     async fn call<T: DeserializeOwned>(
@@ -133,7 +146,7 @@ impl ChromaClient {
             .map_err(|(failure, attempts)| match failure {
                 Failure::Final(e) => e,
                 Failure::Retryable { message, .. } => ChromaError::Unavailable {
-                    url: self.root.clone(),
+                    url: self.shown.clone(),
                     attempts,
                     message,
                 },

@@ -122,7 +122,7 @@ impl ChromaConfig {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
             return Err(format!(
                 "[chroma] url `{}` must start with http:// or https://",
-                self.url
+                kass_pipeline::redact::without_userinfo(&self.url)
             ));
         }
         if self.batch_size == 0 {

@@ -295,7 +295,10 @@ impl EndpointConfig {
             .api_key_env
             .clone()
             .or(d.api_key_env.map(str::to_string));
-        let api_key = key_env.as_deref().and_then(Secret::from_env);
+        let api_key = match key_env.as_deref() {
+            Some(var) => Secret::from_env(var).map_err(|e| err(format!("the API key in {e}")))?,
+            None => None,
+        };
         if api_key.is_none() && d.api_key_required {
             return Err(err(format!(
                 "no API key: set the environment variable {}",
