@@ -12,12 +12,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use kass_pipeline::redact;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 
 use crate::config::KassConfig;
 use crate::split::{dead_letter_event, Announced, EmbedHalf};
-use crate::telemetry::{init_logging, LogFormat};
+use crate::telemetry::{error_text, init_logging, LogFormat};
 use crate::topology::{fetch_half, load_cursors, save_cursors};
 
 /// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
@@ -93,19 +94,30 @@ pub async fn load_secrets(endpoint: &AwsEndpoint) -> Result<usize> {
         .map_err(|e| anyhow::anyhow!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
         .with_context(|| format!("cannot read secret {id} (KASS_SECRETS)"))?;
     let text = secret.secret_string().unwrap_or_default();
-    let fields: serde_json::Map<String, Value> = serde_json::from_str(text)
-        .map_err(|_| anyhow::anyhow!("secret {id} (KASS_SECRETS) is not a JSON object"))?;
     let mut set = 0;
-    for (key, value) in fields {
+    for (key, value) in secret_fields(&id, text)? {
         if std::env::var_os(&key).is_none() {
-            if let Some(value) = value.as_str() {
-                std::env::set_var(&key, value);
-                set += 1;
-            }
+            std::env::set_var(&key, value);
+            set += 1;
         }
     }
     tracing::info!(secret = %id, variables = set, "provider keys loaded from Secrets Manager");
     Ok(set)
+}
+
+/// The string fields of the secret's JSON object, each value registered with the redactor,
+/// also those a variable already set overrides: every value in the secret is a secret.
+fn secret_fields(id: &str, text: &str) -> Result<Vec<(String, String)>> {
+    let fields: serde_json::Map<String, Value> = serde_json::from_str(text)
+        .map_err(|_| anyhow::anyhow!("secret {id} (KASS_SECRETS) is not a JSON object"))?;
+    Ok(fields
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let value = value.as_str()?.to_string();
+            redact::register(&value);
+            Some((key, value))
+        })
+        .collect())
 }
 
 fn endpoint_of(config: &KassConfig) -> AwsEndpoint {
@@ -252,12 +264,48 @@ where
                     .then(|| std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
                 let result = handler(event.payload, deadline).await;
                 log_counters(&handle);
-                result.map_err(|e| {
-                    tracing::error!(error = %format!("{e:#}"), "invocation failed");
-                    lambda_runtime::Error::from(format!("{e:#}"))
-                })
+                // The response leaves the process: redacted like every log line.
+                match result {
+                    Ok(mut response) => {
+                        redact::redact_json(&mut response);
+                        Ok(response)
+                    }
+                    Err(e) => {
+                        let text = error_text(&e);
+                        tracing::error!(error = %text, "invocation failed");
+                        Err(lambda_runtime::Error::from(text))
+                    }
+                }
             }
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_of_the_secret_is_registered_for_redaction() {
+        let fields = secret_fields(
+            "kass/providers",
+            r#"{"VOYAGE_API_KEY": "pa-from-secrets-manager-01", "UNUSED_TOKEN": "tok-never-applied-02", "PORT": 8000}"#,
+        )
+        .unwrap();
+        assert_eq!(fields.len(), 2, "only string fields become variables");
+        assert_eq!(
+            redact::redact("echo pa-from-secrets-manager-01 and tok-never-applied-02"),
+            "echo *** and ***"
+        );
+    }
+
+    #[test]
+    fn a_secret_that_is_not_json_is_refused_without_quoting_it() {
+        let error = secret_fields("kass/providers", "pa-plain-text-value-03")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("not a JSON object"), "{error}");
+        assert!(!error.contains("pa-plain-text-value-03"), "{error}");
+    }
 }

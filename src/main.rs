@@ -77,7 +77,7 @@ async fn async_main() -> ExitCode {
     telemetry::init_logging(cli.log_format);
     if let Some(addr) = cli.metrics_addr {
         if let Err(e) = telemetry::serve_metrics(addr) {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", telemetry::error_text(&e));
             return ExitCode::FAILURE;
         }
     }
@@ -97,7 +97,7 @@ async fn async_main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", telemetry::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use kass_pipeline::redact::{redact, Redacting};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
@@ -13,16 +14,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
+/// Logs go to stderr; `RUST_LOG` filters them (default `info`). Every formatted line, plain
+/// or JSON, passes the redactor on its way out (secrets and URL user info become `***`).
 pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| Redacting(std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// An error as it leaves the process (the binary's `Error: ...`, a Lambda's error response):
+/// the whole chain of causes, redacted.
+pub fn error_text(error: &anyhow::Error) -> String {
+    redact(&format!("{error:#}")).into_owned()
 }
 
 /// Serves every `kass_*` metric at `http://ADDR/metrics` for as long as the process runs.
@@ -40,4 +48,20 @@ pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
     kass_pipeline::telemetry::describe();
     tracing::info!(%addr, "metrics at http://{addr}/metrics");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_leaving_the_process_is_redacted_through_its_causes() {
+        kass_pipeline::redact::register("sk-telemetry-unit-0001");
+        let error = anyhow::anyhow!("401: bad key sk-telemetry-unit-0001")
+            .context("cannot reach Chroma at http://admin:hunter22@127.0.0.1:9/api/v2");
+        assert_eq!(
+            error_text(&error),
+            "cannot reach Chroma at http://***@127.0.0.1:9/api/v2: 401: bad key ***"
+        );
+    }
 }
