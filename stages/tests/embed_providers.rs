@@ -211,6 +211,31 @@ async fn a_missing_key_is_a_configuration_error_naming_the_variable() {
 }
 
 #[tokio::test]
+async fn a_key_with_a_newline_is_a_configuration_error_naming_the_variable() {
+    let server = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let config = EmbedConfig {
+        provider: endpoint(
+            &server,
+            Api::OpenAi,
+            "sk-pasted-0123\nsk-twice-4567",
+            "KASS_TEST_KEY_NEWLINE",
+        ),
+        ..Default::default()
+    };
+    let message = config
+        .build_embedder()
+        .err()
+        .expect("unsendable key")
+        .to_string();
+    assert!(
+        message.contains("the API key in KASS_TEST_KEY_NEWLINE contains a newline"),
+        "{message}"
+    );
+    assert!(!message.contains("sk-pasted-0123"), "{message}");
+    assert!(server.log().is_empty(), "nothing is sent");
+}
+
+#[tokio::test]
 async fn only_the_poison_chunk_is_dead_lettered() {
     for (i, api) in [Api::OpenAi, Api::Voyage, Api::Tei].into_iter().enumerate() {
         let mut options = FakeOptions::new(api);

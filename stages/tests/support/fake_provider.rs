@@ -49,6 +49,9 @@ pub struct FakeOptions {
     pub retry_after_as_date: bool,
     /// Artificial latency per request.
     pub latency: Duration,
+    /// Every error message quotes the Authorization header the request carried, as some
+    /// providers and gateways do: what kass must never copy into its output.
+    pub echo_key: bool,
 }
 
 impl FakeOptions {
@@ -66,6 +69,7 @@ impl FakeOptions {
             fail_status: 503,
             retry_after_as_date: false,
             latency: Duration::ZERO,
+            echo_key: false,
         }
     }
 }
@@ -291,19 +295,24 @@ async fn answer(
     if !o.latency.is_zero() {
         tokio::time::sleep(o.latency).await;
     }
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let fail = |api: Api, status: u16, message: &str| match (o.echo_key, presented) {
+        (true, Some(header)) => error(api, status, &format!("{message} (you sent: {header})")),
+        _ => error(api, status, message),
+    };
     if let Some(key) = &o.api_key {
         let expected = format!("Bearer {key}");
-        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-            return error(o.api, 401, "Provided API key is invalid.");
+        if presented != Some(expected.as_str()) {
+            return fail(o.api, 401, "Provided API key is invalid.");
         }
     }
     let inputs = match inputs {
         Ok(i) => i,
-        Err(e) if e.starts_with("no route") => return error(o.api, 404, &e),
-        Err(e) => return error(o.api, if o.api == Api::Voyage { 400 } else { 422 }, &e),
+        Err(e) if e.starts_with("no route") => return fail(o.api, 404, &e),
+        Err(e) => return fail(o.api, if o.api == Api::Voyage { 400 } else { 422 }, &e),
     };
     if inputs.len() > o.max_inputs {
-        return error(
+        return fail(
             o.api,
             400,
             &format!("too many inputs: {} > {}", inputs.len(), o.max_inputs),
@@ -331,7 +340,7 @@ async fn answer(
             } else {
                 wait.as_secs_f64().ceil().max(1.0).to_string()
             };
-            let mut response = error(
+            let mut response = fail(
                 o.api,
                 429,
                 "You have exceeded your rate limit. Please try again later.",
@@ -343,7 +352,7 @@ async fn answer(
         }
         let seen = inner.log.lock().unwrap().len();
         if seen < o.fail_first {
-            return error(
+            return fail(
                 o.api,
                 o.fail_status,
                 "The server had an error while processing your request.",
@@ -359,11 +368,11 @@ async fn answer(
                 _ => "Input text is too long for the model's context length.".to_string(),
             };
             let status = if o.api == Api::Tei { 413 } else { 400 };
-            return error(o.api, status, &message);
+            return fail(o.api, status, &message);
         }
     }
     if matches!(o.api, Api::Voyage | Api::OpenAi) && inputs.iter().any(|t| t.is_empty()) {
-        return error(
+        return fail(
             o.api,
             400,
             "'$.input' is invalid. Please check the API reference.",
