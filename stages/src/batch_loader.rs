@@ -2,13 +2,14 @@
 //! the store, validates it against the batch contract, and emits its chunks.
 //!
 //! A malformed or missing batch is dead-lettered (with the key and offending field) and the
-//! other batches go on.
+//! other batches go on; a chunk the batch cannot use (blank text, no id) is dead-lettered alone
+//! and the rest of its batch goes on.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use kass_pipeline::batch::{read_batch, BatchRef};
+use kass_pipeline::batch::{load_batch, BatchRef};
 use kass_pipeline::store::{ObjectStore, StoreError};
 use kass_pipeline::{Chunk, FatalError, ItemError, ItemStage, StageContext, StageError};
 
@@ -38,21 +39,30 @@ impl ItemStage for BatchLoader {
     async fn process(
         &self,
         batch: &BatchRef,
-        _ctx: &StageContext,
+        ctx: &StageContext,
     ) -> Result<Vec<Chunk>, StageError> {
-        let bytes = self.store.get(&batch.key).await.map_err(|e| match e {
-            // Announced but absent: this batch is unusable, others may be fine.
-            StoreError::NotFound { .. } => {
-                StageError::Item(ItemError::new("missing_batch", e.to_string()))
-            }
-            // Unreachable after the store's retries: every other batch would fail the same way.
-            other => StageError::Fatal(other.into()),
+        // Every failure to read one object is that batch's alone: the others of the same
+        // delivery may be fine, and a long-running listener must not stop for one object.
+        let bytes = self.store.get(&batch.key).await.map_err(|e| {
+            let kind = match &e {
+                StoreError::NotFound { .. } => "missing_batch",
+                StoreError::InvalidKey { .. } => "invalid_batch_key",
+                StoreError::Refused { .. } => "batch_refused",
+                StoreError::Io { .. } => "store_unavailable",
+            };
+            ItemError::new(kind, e.to_string())
         })?;
         let key = batch.key.clone();
-        let parsed = tokio::task::spawn_blocking(move || read_batch(&key, &bytes))
+        let loaded = tokio::task::spawn_blocking(move || load_batch(&key, &bytes))
             .await
             .map_err(|e| FatalError::Panicked(format!("batch_loader: {e}")))?
             .map_err(|e| ItemError::new("malformed_batch", e.to_string()))?;
-        Ok(parsed.into_chunks())
+        for rejected in &loaded.rejected {
+            let item_id = format!("{}#chunks[{}]", batch.key, rejected.index);
+            let error = ItemError::new("malformed_chunk", rejected.error.to_string());
+            ctx.dead_letter(&loaded.batch.source, &item_id, &rejected.chunk, &error)
+                .await?;
+        }
+        Ok(loaded.batch.into_chunks())
     }
 }

@@ -95,8 +95,12 @@ pub struct ChromaServer {
 impl ChromaServer {
     /// Starts `$KASS_CHROMA` (set by scripts/test.sh), else `chroma` from PATH.
     pub fn start(path: &Path) -> Self {
+        Self::start_on(path, free_port())
+    }
+
+    /// [`ChromaServer::start`] on a given port: a restart where clients already point.
+    pub fn start_on(path: &Path, port: u16) -> Self {
         let bin = std::env::var("KASS_CHROMA").unwrap_or_else(|_| "chroma".into());
-        let port = free_port();
         let mut child = Command::new(&bin)
             .arg("run")
             .arg("--path")

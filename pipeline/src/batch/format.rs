@@ -96,34 +96,13 @@ impl Batch {
         }
     }
 
-    /// Chunks as pipeline items again (the embed half's input).
+    /// Chunks as pipeline items again (the embed half's input), their identity settled by
+    /// [`Chunk::from_batch`] as the reader settled it.
     pub fn into_chunks(self) -> Vec<Chunk> {
         let source = self.source;
         self.chunks
             .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let document_id = c
-                    .metadata
-                    .get("document_id")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                let ordinal = c
-                    .metadata
-                    .get("chunk_index")
-                    .and_then(|v| v.as_i64())
-                    .and_then(|v| usize::try_from(v).ok())
-                    .unwrap_or(i);
-                Chunk {
-                    id: c.id,
-                    source: source.clone(),
-                    document_id,
-                    ordinal,
-                    text: c.text,
-                    metadata: c.metadata,
-                }
-            })
+            .map(|c| Chunk::from_batch(&source, c.id, c.text, c.metadata))
             .collect()
     }
 }

@@ -18,9 +18,12 @@
 mod batch_ref;
 mod format;
 mod key;
+mod lenient_json;
 mod reader;
 
 pub use batch_ref::BatchRef;
 pub use format::{Batch, BatchChunk, Compression, SCHEMA_VERSION};
 pub use key::{batch_id, batch_key, parse_batch_key, BatchKeyParts};
-pub use reader::{read_batch, BatchFormatError, MAX_BATCH_BYTES};
+pub use reader::{
+    load_batch, read_batch, BatchFormatError, LoadedBatch, RejectedChunk, MAX_BATCH_BYTES,
+};

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use kass_pipeline::model::chunk_keys;
 use kass_pipeline::{Chunk, MetaValue};
 
 pub fn to_chroma(chunk: &Chunk) -> Map<String, Value> {
@@ -23,9 +24,15 @@ pub fn to_chroma(chunk: &Chunk) -> Map<String, Value> {
         };
         out.insert(key.clone(), v);
     }
-    out.insert("source".into(), chunk.source.clone().into());
-    out.insert("document_id".into(), chunk.document_id.clone().into());
-    out.insert("chunk_index".into(), (chunk.ordinal as u64).into());
+    out.insert(chunk_keys::SOURCE.into(), chunk.source.clone().into());
+    out.insert(
+        chunk_keys::DOCUMENT_ID.into(),
+        chunk.document_id.clone().into(),
+    );
+    out.insert(
+        chunk_keys::CHUNK_INDEX.into(),
+        (chunk.ordinal as u64).into(),
+    );
     out
 }
 

@@ -17,6 +17,7 @@ mod sizer;
 
 use std::ops::Range;
 
+use kass_pipeline::model::chunk_keys;
 use kass_pipeline::{Chunk, Document, MetaValue, Metadata};
 
 pub use config::ChunkingConfig;
@@ -105,7 +106,7 @@ pub(crate) fn finish(doc: &Document, drafts: Vec<Draft>, sizer: &Sizer) -> Vec<C
     for chunk in &mut chunks {
         chunk
             .metadata
-            .insert("document_chunks".into(), MetaValue::from(total));
+            .insert(chunk_keys::DOCUMENT_CHUNKS.into(), MetaValue::from(total));
     }
     chunks
 }
