@@ -48,7 +48,7 @@ async fn main() {
     let mut metadata = Map::new();
     metadata.insert("hnsw:space".into(), "cosine".into());
     let collection = client
-        .get_or_create_collection(&name, metadata)
+        .get_or_create_collection(&name, metadata, None)
         .await
         .unwrap();
     let started = Instant::now();

@@ -1,7 +1,9 @@
 //! Dead letters: items a stage could not process, kept in the store with the reason so that
 //! nothing is lost and an operator can see, fix and re-run them.
 //!
-//! Layout: `_dead_letter/{stage}/{YYYY-MM-DD}/{HHMMSS}_{hash}.json`, one JSON object per item.
+//! Layout: `_dead_letter/{stage}/{YYYY-MM-DD}/{HHMMSS}_{hash}[_{item}].json`, one JSON object per
+//! item. `{item}` is the item id when it is a plain token (chunk ids are): a letter can then be
+//! found by its chunk from a listing alone, and retired when that chunk is stored later.
 
 use std::sync::Arc;
 
@@ -40,7 +42,7 @@ impl DeadLetter {
             serde_json::Value::String(format!("<item could not be serialised: {e}>"))
         });
         // Letters are kept in the store: no secret or URL user info a service echoed goes in.
-        crate::redact::redact_json(&mut item);
+        crate::redact::mask_secrets_json(&mut item);
         Self {
             stage: stage.to_string(),
             source: source.to_string(),
@@ -71,13 +73,59 @@ impl DeadLetter {
                 }
             })
             .collect();
+        let item = if is_token(&self.item_id) {
+            format!("_{}", self.item_id)
+        } else {
+            String::new()
+        };
         format!(
-            "{DEAD_LETTER_PREFIX}{stage}/{}/{}_{}.json",
+            "{DEAD_LETTER_PREFIX}{stage}/{}/{}_{}{item}.json",
             self.failed_at.format("%Y-%m-%d"),
             self.failed_at.format("%H%M%S"),
             &hex::encode(h.finalize())[..12]
         )
     }
+}
+
+/// Whether an item id can stand in a key as it is.
+fn is_token(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Stages whose letters hold one chunk (or its vectors), named by the chunk id.
+pub const CHUNK_STAGES: &[&str] = &["skip_stored", "embed", "chroma_sink"];
+
+/// Deletes the letters of chunks that are stored now (a later try succeeded), so that the
+/// letters left report only what is still missing. Returns how many went. Costs one listing
+/// per chunk stage; no letter is read.
+pub async fn retire(
+    store: &dyn ObjectStore,
+    stored: &std::collections::HashSet<String>,
+) -> Result<u64, crate::store::StoreError> {
+    if stored.is_empty() {
+        return Ok(0);
+    }
+    let mut retired = 0;
+    for stage in CHUNK_STAGES {
+        for key in store.list(&format!("{DEAD_LETTER_PREFIX}{stage}/")).await? {
+            let item = key
+                .strip_suffix(".json")
+                .and_then(|k| k.rsplit('/').next())
+                .and_then(|name| name.splitn(3, '_').nth(2));
+            if item.is_some_and(|id| stored.contains(id)) {
+                store.delete(&key).await?;
+                retired += 1;
+            }
+        }
+    }
+    if retired > 0 {
+        telemetry::dead_letters_retired(retired);
+        tracing::info!(retired, "dead letters retired: their chunks are stored now");
+    }
+    Ok(retired)
 }
 
 /// The sending side stages use (through `StageContext::dead_letter`).
@@ -98,20 +146,37 @@ impl DeadLetterQueue {
 /// Failures that say nothing about the item: the service it needed was down. Work that ended
 /// with one of these is worth delivering again (an SQS message is not deleted, a Lambda
 /// invocation fails so its retries apply); the others would fail the same way again.
-pub const RETRYABLE_ERROR_TYPES: &[&str] = &["embed_unavailable", "chroma_unavailable"];
+pub const RETRYABLE_ERROR_TYPES: &[&str] = &[
+    "embed_unavailable",
+    "chroma_unavailable",
+    "store_unavailable",
+];
+
+/// Failures of a whole batch file (the batch loader's letters whose item is the batch
+/// reference, its key as the item id), as opposed to one chunk of it.
+pub const BATCH_ERROR_TYPES: &[&str] = &[
+    "missing_batch",
+    "malformed_batch",
+    "invalid_batch_key",
+    "batch_refused",
+    "store_unavailable",
+];
 
 pub fn is_retryable(error_type: &str) -> bool {
     RETRYABLE_ERROR_TYPES.contains(&error_type)
 }
 
 /// Letters one writer wrote.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LetterCounts {
     pub written: u64,
     /// Of which [`is_retryable`].
     pub retryable: u64,
     /// Of which whole batch files (the batch loader's letters: unreadable or missing).
     pub batches: u64,
+    /// Keys of the batch files among them that may be read on another try: the deliveries
+    /// that announced them are left for redelivery, the others acknowledged.
+    pub retryable_batch_keys: std::collections::BTreeSet<String>,
 }
 
 /// Starts the writer task. It ends once every queue clone is dropped, returning how many letters
@@ -134,8 +199,11 @@ pub fn spawn_writer(
             if is_retryable(&letter.error_type) {
                 counts.retryable += 1;
             }
-            if letter.stage == "batch_loader" {
+            if BATCH_ERROR_TYPES.contains(&letter.error_type.as_str()) {
                 counts.batches += 1;
+                if is_retryable(&letter.error_type) {
+                    counts.retryable_batch_keys.insert(letter.item_id.clone());
+                }
             }
         }
         Ok(counts)

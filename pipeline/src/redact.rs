@@ -60,33 +60,47 @@ pub fn register(value: &str) {
 /// `text` with every registered secret and every URL's user info replaced by [`MASK`];
 /// borrowed when there was nothing to replace (the usual case, so a log line costs no copy).
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let mut out = Cow::Borrowed(text);
-    {
-        let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
-        for secret in secrets.iter() {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), MASK));
-            }
-        }
+    match mask_secrets(text) {
+        Cow::Borrowed(text) => without_userinfo(text),
+        Cow::Owned(masked) => Cow::Owned(without_userinfo(&masked).into_owned()),
     }
-    if let Cow::Owned(cleaned) = without_userinfo(&out) {
-        return Cow::Owned(cleaned);
+}
+
+/// `text` with every registered secret replaced by [`MASK`], and nothing else changed.
+pub fn mask_secrets(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), MASK));
+        }
     }
     out
 }
 
-/// Redacts every string inside a JSON value (a dead letter's item, a Lambda response) in
-/// place; keys and numbers are left as they are.
+/// Redacts every string inside a JSON value (a Lambda response) in place, as [`redact`];
+/// keys and numbers are left as they are.
 pub fn redact_json(value: &mut serde_json::Value) {
+    map_strings(value, &redact);
+}
+
+/// Masks registered secrets in every string of an item kept for re-processing (a dead letter's
+/// item), and nothing else: a URL with user info in a message is the message's content, and
+/// changing it would store other text under the chunk's id when the letter is re-run.
+pub fn mask_secrets_json(value: &mut serde_json::Value) {
+    map_strings(value, &mask_secrets);
+}
+
+fn map_strings(value: &mut serde_json::Value, f: &dyn Fn(&str) -> Cow<'_, str>) {
     use serde_json::Value;
     match value {
         Value::String(s) => {
-            if let Cow::Owned(cleaned) = redact(s) {
+            if let Cow::Owned(cleaned) = f(s) {
                 *s = cleaned;
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_json),
-        Value::Object(map) => map.values_mut().for_each(redact_json),
+        Value::Array(items) => items.iter_mut().for_each(|v| map_strings(v, f)),
+        Value::Object(map) => map.values_mut().for_each(|v| map_strings(v, f)),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
@@ -266,7 +280,8 @@ mod tests {
             ),
         );
         assert_eq!(letter.reason, "you sent: Bearer ***");
-        assert_eq!(letter.item["text"], "*** at http://***@h");
+        // The item is content to re-run: only registered secrets are masked in it.
+        assert_eq!(letter.item["text"], "*** at http://u:p@h");
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
 pub const CHROMA_UPSERTED: &str = "kass_chroma_upserted_total";
 pub const CHROMA_SKIPPED: &str = "kass_chroma_skipped_total";
 pub const CHROMA_STALE_DELETED: &str = "kass_chroma_stale_deleted_total";
+pub const CHROMA_OUTAGE_WAIT: &str = "kass_chroma_outage_wait_seconds_total";
+pub const DEAD_LETTERS_RETIRED: &str = "kass_dead_letters_retired_total";
 pub const EVENTS_BATCHES: &str = "kass_events_batches_total";
 pub const EVENTS_SKIPPED: &str = "kass_events_skipped_total";
 pub const EVENTS_DUPLICATES: &str = "kass_events_duplicate_batches_total";
@@ -133,6 +135,15 @@ pub fn describe() {
         CHROMA_STALE_DELETED,
         "Chunks deleted from Chroma because an edit replaced them."
     );
+    describe_counter!(
+        CHROMA_OUTAGE_WAIT,
+        Unit::Seconds,
+        "Time embedding was held because Chroma was unreachable."
+    );
+    describe_counter!(
+        DEAD_LETTERS_RETIRED,
+        "Dead letters deleted because their chunk was stored on a later try."
+    );
 }
 
 pub fn items_received(stage: &str, source: &str) {
@@ -230,6 +241,14 @@ pub fn chroma_skipped(source: &str) {
 
 pub fn chroma_stale_deleted(count: u64) {
     counter!(CHROMA_STALE_DELETED).increment(count);
+}
+
+pub fn chroma_outage_wait(seconds: f64) {
+    counter!(CHROMA_OUTAGE_WAIT).increment(seconds.ceil() as u64);
+}
+
+pub fn dead_letters_retired(count: u64) {
+    counter!(DEAD_LETTERS_RETIRED).increment(count);
 }
 
 pub fn events_batch(source: &str) {

@@ -64,6 +64,19 @@ pub struct RunReport {
     pub retryable_dead_letters: u64,
     /// Of which whole batch files that could not be read.
     pub failed_batches: u64,
+    /// Keys of the batch files that could not be read only because the store was unavailable
+    /// (counted in `retryable_dead_letters` too).
+    pub retryable_batch_keys: std::collections::BTreeSet<String>,
+}
+
+impl RunReport {
+    /// Letters that failed because a service every chunk needs was down (the embedding
+    /// provider, Chroma), as opposed to one batch file the store could not give: after these
+    /// the whole delivery is worth another try.
+    pub fn service_outages(&self) -> u64 {
+        self.retryable_dead_letters
+            .saturating_sub(self.retryable_batch_keys.len() as u64)
+    }
 }
 
 /// The running tasks of a pipeline under construction.
@@ -322,6 +335,7 @@ impl<T: PipelineItem> Flow<T> {
                 dead_letters: written.written,
                 retryable_dead_letters: written.retryable,
                 failed_batches: written.batches,
+                retryable_batch_keys: written.retryable_batch_keys,
             }),
         }
     }

@@ -85,6 +85,12 @@ impl LocalStore {
             StoreError::NotFound {
                 location: self.location(key),
             }
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+            StoreError::Refused {
+                op,
+                location: self.location(key),
+                reason: e.to_string(),
+            }
         } else {
             StoreError::Io {
                 op,

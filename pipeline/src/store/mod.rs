@@ -45,8 +45,24 @@ pub enum StoreError {
         location: String,
         reason: String,
     },
+    /// The store answered and refused this object (access denied by a bucket policy or a KMS
+    /// key, a permission on disk): asking again will not help until someone changes it.
+    #[error("cannot {op} {location}: refused: {reason}")]
+    Refused {
+        op: &'static str,
+        location: String,
+        reason: String,
+    },
     #[error("invalid key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+}
+
+impl StoreError {
+    /// Whether the same request may succeed later on its own (`Io`: the store was slow,
+    /// throttling or unreachable past the retries).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Io { .. })
+    }
 }
 
 /// Keys are relative, `/`-separated, and never escape the store root.

@@ -42,10 +42,25 @@ impl S3Store {
     where
         E: std::error::Error + 'static,
     {
-        StoreError::Io {
-            op,
-            location: self.location(key),
-            reason: DisplayErrorContext(&e).to_string(),
+        let location = self.location(key);
+        let reason = DisplayErrorContext(&e).to_string();
+        // 4xx other than throttling and timeouts: the request itself is refused (403 from a
+        // bucket policy or KMS). 5xx (503 SlowDown), timeouts and network errors may pass later.
+        let refused = matches!(&e, SdkError::ServiceError(s)
+            if matches!(s.raw().status().as_u16(), 400..=499)
+                && !matches!(s.raw().status().as_u16(), 408 | 429));
+        if refused {
+            StoreError::Refused {
+                op,
+                location,
+                reason,
+            }
+        } else {
+            StoreError::Io {
+                op,
+                location,
+                reason,
+            }
         }
     }
 }

@@ -244,12 +244,18 @@ impl ChromaClient {
             .unwrap_or(1000) as usize)
     }
 
+    /// `configuration` is Chroma's collection configuration (`embedding_function`, ...), set
+    /// only when the collection is created.
     pub async fn get_or_create_collection(
         &self,
         name: &str,
         metadata: Map<String, Value>,
+        configuration: Option<Value>,
     ) -> Result<Collection, ChromaError> {
-        let body = json!({"name": name, "metadata": metadata, "get_or_create": true});
+        let mut body = json!({"name": name, "metadata": metadata, "get_or_create": true});
+        if let Some(configuration) = configuration {
+            body["configuration"] = configuration;
+        }
         self.call(
             Method::POST,
             &format!("{}/collections", self.database),

@@ -35,6 +35,12 @@ pub struct ChromaConfig {
     pub timeout_secs: u64,
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Longest the embed half waits for an unreachable Chroma before it embeds anything more,
+    /// in seconds. Embedding what cannot be stored only spends the provider's budget: chunks
+    /// wait while Chroma is down, and past this they are dead-lettered (`chroma_unavailable`,
+    /// not embedded) so the delivery is retried later. Keep it under a Lambda's timeout.
+    #[serde(default = "default_outage_hold_secs")]
+    pub outage_hold_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -66,6 +72,9 @@ fn default_max_wait_ms() -> u64 {
 fn default_timeout_secs() -> u64 {
     30
 }
+fn default_outage_hold_secs() -> u64 {
+    120
+}
 
 impl Default for ChromaConfig {
     fn default() -> Self {
@@ -80,6 +89,7 @@ impl Default for ChromaConfig {
             max_wait_ms: default_max_wait_ms(),
             timeout_secs: default_timeout_secs(),
             retry: RetryPolicy::default(),
+            outage_hold_secs: default_outage_hold_secs(),
         }
     }
 }
@@ -87,6 +97,10 @@ impl Default for ChromaConfig {
 impl ChromaConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs.max(1))
+    }
+
+    pub fn outage_hold(&self) -> Duration {
+        Duration::from_secs(self.outage_hold_secs)
     }
 
     /// Applies `CHROMA_URL`, or the seed deployment's `CHROMADB_HOST` / `CHROMADB_PORT`.

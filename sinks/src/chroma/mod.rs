@@ -6,11 +6,13 @@
 //! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
 //! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
+//! - [`outage`]: holding work while Chroma is unreachable.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod metadata;
+pub mod outage;
 pub mod sink;
 pub mod skip;
 pub mod stale;

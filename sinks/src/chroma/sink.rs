@@ -2,7 +2,8 @@
 //! server allows, with the deterministic chunk ids (so re-processing a batch changes nothing),
 //! and deletes the chunks an edit replaced or a shorter document left past its end.
 //!
-//! Chroma down past the retries: the batch's vectors are dead-lettered (vectors included, so a
+//! Chroma down: the sink holds the vectors and tries again ([`super::outage`]); past the hold,
+//! the batch's vectors are dead-lettered (vectors included, so a
 //! re-run need not embed them again) and the run goes on. A record Chroma refuses is isolated by
 //! writing the batch's records one by one: only the refused one is dead-lettered.
 
@@ -11,7 +12,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use serde_json::Value;
 
 use kass_pipeline::{
     telemetry, EmbeddedChunk, FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext,
@@ -19,6 +19,7 @@ use kass_pipeline::{
 };
 
 use super::metadata::{refused_key, to_chroma};
+use super::outage;
 use super::stale;
 use super::target::ChromaTarget;
 use super::ChromaError;
@@ -75,7 +76,8 @@ impl ChromaSink {
     ) -> Result<(), FatalError> {
         let started = std::time::Instant::now();
         let mut stored = Vec::new();
-        match self.upsert(&batch).await {
+        // An outage is waited out with the vectors in hand: they cost an embedding each.
+        match outage::hold(&self.target, ctx, || self.upsert(&batch)).await {
             Ok(()) => stored = batch,
             Err(ChromaError::Rejected { .. }) if batch.len() > 1 => {
                 for one in batch {
@@ -96,10 +98,7 @@ impl ChromaSink {
             }
         }
         if !stored.is_empty() {
-            let chunks = stored.iter().map(|e| &e.chunk);
-            let mut conditions: Vec<Value> = chunks.clone().map(stale::replaced).collect();
-            conditions.extend(stale::past_end(chunks));
-            stale::delete(&self.target, conditions).await;
+            stale::delete_stale(&self.target, stored.iter().map(|e| &e.chunk)).await;
         }
         telemetry::processing_time("chroma_sink", started.elapsed().as_secs_f64());
         for e in stored {

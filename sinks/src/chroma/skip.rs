@@ -6,8 +6,11 @@
 //! its earlier chunks) still matters: its stored `document_chunks` is brought up to date
 //! and the positions past the document's new end are deleted, without embedding anything.
 //!
-//! If Chroma cannot be asked (down past the retries), the chunks pass through: embedding them
-//! again is only a cost, and the upsert is idempotent.
+//! If Chroma is unreachable, nothing more is embedded: vectors that cannot be stored only
+//! spend the provider's budget, and a redelivery would pay again. The stage holds its chunks
+//! ([`super::outage`]); past the hold the chunks are dead-lettered as `chroma_unavailable`,
+//! unembedded, which leaves their delivery for a retry. Any other failure to ask (an odd answer) lets the chunks
+//! pass: embedding them again is only a cost, and the upsert is idempotent.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,10 +19,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use kass_pipeline::{telemetry, Chunk, FatalError, Inlet, Outlet, StageContext, StreamStage};
+use kass_pipeline::model::chunk_keys;
+use kass_pipeline::{
+    telemetry, Chunk, FatalError, Inlet, ItemError, Outlet, StageContext, StreamStage,
+};
 
+use super::client::GetResult;
+use super::outage;
 use super::stale;
 use super::target::ChromaTarget;
+use super::ChromaError;
 
 pub struct SkipStored {
     target: Arc<ChromaTarget>,
@@ -31,47 +40,28 @@ impl SkipStored {
         Self { target, max_wait }
     }
 
-    async fn pass_new(&self, chunks: Vec<Chunk>, out: &Outlet<Chunk>) -> Result<(), FatalError> {
-        let ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
-        let stored: HashMap<String, Option<i64>> = match self
-            .target
-            .client
-            .get(
-                &self.target.collection.id,
-                Some(&ids),
-                None,
-                &["metadatas"],
-                None,
-                None,
-            )
-            .await
-        {
-            Ok(found) => {
-                let metadatas = found.metadatas.unwrap_or_default();
-                found
-                    .ids
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, id)| {
-                        let n = metadatas
-                            .get(i)
-                            .and_then(Option::as_ref)
-                            .and_then(|m| m.get(stale::DOCUMENT_CHUNKS))
-                            .and_then(Value::as_i64);
-                        (id, n)
-                    })
-                    .collect()
-            }
+    async fn pass_new(
+        &self,
+        chunks: Vec<Chunk>,
+        out: &Outlet<Chunk>,
+        ctx: &StageContext,
+    ) -> Result<(), FatalError> {
+        let stored = match self.stored(&chunks, ctx).await {
+            Ok(stored) => stored,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot ask Chroma which chunks it holds; embedding them all");
-                Default::default()
+                let error = ItemError::new("chroma_unavailable", format!("not embedded: {e}"));
+                for chunk in &chunks {
+                    ctx.dead_letter(&chunk.source, &chunk.id, chunk, &error)
+                        .await?;
+                }
+                return Ok(());
             }
         };
         let mut resized = Vec::new();
         for chunk in chunks {
             if let Some(stored_n) = stored.get(&chunk.id) {
                 telemetry::chroma_skipped(&chunk.source);
-                let n = stale::document_chunks(&chunk);
+                let n = chunk.document_chunks();
                 if n.is_some() && n != *stored_n {
                     resized.push(chunk);
                 }
@@ -88,6 +78,35 @@ impl SkipStored {
         Ok(())
     }
 
+    /// The ids among `chunks` that Chroma holds, with their recorded document length; waits out
+    /// an outage for at most the hold (see the module docs).
+    async fn stored(
+        &self,
+        chunks: &[Chunk],
+        ctx: &StageContext,
+    ) -> Result<HashMap<String, Option<i64>>, ChromaError> {
+        let ids: Vec<&str> = chunks.iter().map(|c| c.id.as_str()).collect();
+        let found = outage::hold(&self.target, ctx, || {
+            self.target.client.get(
+                &self.target.collection.id,
+                Some(&ids),
+                None,
+                &["metadatas"],
+                None,
+                None,
+            )
+        })
+        .await;
+        match found {
+            Ok(found) => Ok(lengths(found)),
+            Err(e @ ChromaError::Unavailable { .. }) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask Chroma which chunks it holds; embedding them all");
+                Ok(HashMap::new())
+            }
+        }
+    }
+
     /// Stored chunks of documents that changed length: new count in their metadata, positions
     /// past the new end deleted.
     async fn record_new_lengths(&self, chunks: &[Chunk]) {
@@ -97,8 +116,8 @@ impl SkipStored {
             .map(|c| {
                 let mut m = Map::new();
                 m.insert(
-                    stale::DOCUMENT_CHUNKS.into(),
-                    stale::document_chunks(c).into(),
+                    chunk_keys::DOCUMENT_CHUNKS.into(),
+                    c.document_chunks().into(),
                 );
                 m
             })
@@ -111,8 +130,26 @@ impl SkipStored {
         {
             tracing::warn!(error = %e, "cannot record new document lengths");
         }
-        stale::delete(&self.target, stale::past_end(chunks)).await;
+        stale::delete_stale(&self.target, chunks).await;
     }
+}
+
+/// Ids found, with the `document_chunks` each records.
+fn lengths(found: GetResult) -> HashMap<String, Option<i64>> {
+    let metadatas = found.metadatas.unwrap_or_default();
+    found
+        .ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let n = metadatas
+                .get(i)
+                .and_then(Option::as_ref)
+                .and_then(|m| m.get(chunk_keys::DOCUMENT_CHUNKS))
+                .and_then(Value::as_i64);
+            (id, n)
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -128,10 +165,10 @@ impl StreamStage for SkipStored {
         self: Box<Self>,
         input: Inlet<Chunk>,
         out: Outlet<Chunk>,
-        _ctx: StageContext,
+        ctx: StageContext,
     ) -> Result<(), FatalError> {
         while let Some(batch) = input.recv_batch(self.target.max_batch, self.max_wait).await {
-            self.pass_new(batch, &out).await?;
+            self.pass_new(batch, &out, &ctx).await?;
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ pub struct ChromaTarget {
     pub collection: Collection,
     /// Records per write: `[chroma] batch_size`, capped by the server's `max_batch_size`.
     pub max_batch: usize,
+    /// `[chroma] outage_hold_secs`.
+    pub outage_hold: std::time::Duration,
 }
 
 /// Collection metadata keys recording what the collection holds.
@@ -41,7 +43,7 @@ impl ChromaTarget {
         metadata.insert(MODEL_KEY.into(), json!(model.name));
         metadata.insert(DIMENSION_KEY.into(), json!(model.dimension));
         let collection = client
-            .get_or_create_collection(&config.collection, metadata)
+            .get_or_create_collection(&config.collection, metadata, configuration(model))
             .await
             .map_err(|e| fatal(e.to_string()))?;
         check_model(&collection, model).map_err(FatalError::Config)?;
@@ -49,6 +51,7 @@ impl ChromaTarget {
             client,
             collection,
             max_batch: config.batch_size.min(server_max).max(1),
+            outage_hold: config.outage_hold(),
         }))
     }
 
@@ -73,6 +76,7 @@ impl ChromaTarget {
             client,
             collection,
             max_batch: config.batch_size,
+            outage_hold: config.outage_hold(),
         }))
     }
 
@@ -107,6 +111,21 @@ pub fn check_model(collection: &Collection, model: &EmbeddingModel) -> Result<()
     }
 }
 
+/// The collection configuration naming the embedding function a Python client should use for
+/// `query_texts`, where Chroma knows one for this model: all-MiniLM-L6-v2 (kass's local model,
+/// also Chroma's default) is sentence-transformers'. Other models are left unnamed rather than
+/// guessed: a wrong function would embed queries into another space.
+pub fn configuration(model: &EmbeddingModel) -> Option<Value> {
+    let name = model.name.trim_start_matches("sentence-transformers/");
+    (name == "all-MiniLM-L6-v2").then(|| {
+        json!({"embedding_function": {
+            "type": "known",
+            "name": "sentence_transformer",
+            "config": {"model_name": name, "device": "cpu", "normalize_embeddings": false, "kwargs": {}}
+        }})
+    })
+}
+
 /// `{"$and": [...]}` over several conditions, the condition itself for one (Chroma wants at
 /// least two operands for `$and` / `$or`).
 pub fn all_of(mut conditions: Vec<Value>) -> Value {
@@ -122,5 +141,25 @@ pub fn any_of(mut conditions: Vec<Value>) -> Value {
         conditions.pop().expect("one")
     } else {
         json!({"$or": conditions})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_model_chroma_knows_is_named() {
+        let minilm = EmbeddingModel {
+            name: "all-MiniLM-L6-v2".into(),
+            dimension: 384,
+        };
+        let named = configuration(&minilm).unwrap();
+        assert_eq!(named["embedding_function"]["name"], "sentence_transformer");
+        let other = EmbeddingModel {
+            name: "voyage-3.5".into(),
+            dimension: 1024,
+        };
+        assert!(configuration(&other).is_none());
     }
 }
