@@ -17,7 +17,7 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 
 use crate::config::KassConfig;
-use crate::split::{dead_letter_event, Announced, EmbedHalf};
+use crate::split::{dead_letter_event, EmbedHalf};
 use crate::telemetry::{error_text, init_logging, LogFormat};
 use crate::topology::{fetch_half, load_cursors, save_cursors};
 
@@ -152,7 +152,7 @@ impl EmbedderFunction {
     pub async fn handle(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
         let half = self.half().await?;
-        let mut announced = Announced::default();
+        let mut announced = half.announced();
         if let Err(error) = announced.add(event.clone()) {
             dead_letter_event(
                 half.store.as_ref(),

@@ -18,11 +18,11 @@ use serde_json::Value;
 use kass_pipeline::batch::BatchRef;
 use kass_pipeline::dead_letter::DeadLetter;
 use kass_pipeline::shutdown::Shutdown;
-use kass_pipeline::store::ObjectStore;
+use kass_pipeline::store::{ObjectStore, StoreConfig};
 use kass_pipeline::topology::RunReport;
-use kass_pipeline::{telemetry, Chunk, EmbeddedChunk, ItemError, Topology};
-use kass_sinks::chroma::{ChromaSink, ChromaTarget};
-use kass_sources::s3_events::sqs::SqsQueue;
+use kass_pipeline::{telemetry, Chunk, EmbeddedChunk, Flow, ItemError, Topology};
+use kass_sinks::chroma::{ChromaSink, ChromaTarget, StoredChunk};
+use kass_sources::s3_events::sqs::{QueueMessage, SqsQueue};
 use kass_sources::s3_events::{self, UnknownEvent};
 use kass_stages::embed::Embedder;
 
@@ -60,6 +60,14 @@ impl EmbedHalf {
         &self.embedder
     }
 
+    /// An empty set of announcements, refusing objects outside the store's bucket.
+    pub fn announced(&self) -> Announced {
+        Announced::for_bucket(match &self.config.store {
+            StoreConfig::S3(s3) => Some(s3.bucket.clone()),
+            StoreConfig::Local { .. } => None,
+        })
+    }
+
     /// Embeds and stores the chunks of `batches` (one pipeline, run to its end).
     pub async fn embed(&self, batches: Vec<BatchRef>) -> Result<RunReport> {
         if batches.is_empty() {
@@ -71,15 +79,26 @@ impl EmbedHalf {
             self.shutdown.clone(),
         )
         .from_stream("batch_announcements", stream::iter(batches));
-        let report = embed_half(
+        let flow = embed_half(
             &self.config,
             flow,
             self.store.clone(),
             self.embedder.clone(),
             self.target.clone(),
-        )
-        .run(|_| {})
-        .await?;
+        );
+        self.run_and_retire(flow).await
+    }
+
+    /// Runs a flow to its end, then retires the dead letters of the chunks it stored: they
+    /// failed on an earlier try and are not lost after all.
+    async fn run_and_retire(&self, flow: Flow<StoredChunk>) -> Result<RunReport> {
+        let mut stored = HashSet::new();
+        let report = flow
+            .run(|chunk| {
+                stored.insert(chunk.id);
+            })
+            .await?;
+        retire_letters(self.store.as_ref(), &stored).await;
         Ok(report)
     }
 }
@@ -101,14 +120,13 @@ impl EmbedHalf {
         let flow = self
             .topology()
             .from_stream("dead_letters", stream::iter(chunks));
-        Ok(embed_chunks(
+        let flow = embed_chunks(
             &self.config,
             flow,
             self.embedder.clone(),
             self.target.clone(),
-        )
-        .run(|_| {})
-        .await?)
+        );
+        self.run_and_retire(flow).await
     }
 
     /// Stores vectors already computed (with this collection's model), without embedding.
@@ -117,18 +135,26 @@ impl EmbedHalf {
             return Ok(RunReport::default());
         }
         let wait = std::time::Duration::from_millis(self.config.chroma.max_wait_ms);
-        Ok(self
+        let flow = self
             .topology()
             .from_stream("dead_letters", stream::iter(vectors))
-            .then_stream(ChromaSink::new(self.target.clone(), wait))
-            .run(|_| {})
-            .await?)
+            .then_stream(ChromaSink::new(self.target.clone(), wait));
+        self.run_and_retire(flow).await
+    }
+}
+
+/// Retires the dead letters of chunks stored now; a failure only leaves them listed.
+pub async fn retire_letters(store: &dyn ObjectStore, stored: &HashSet<String>) {
+    if let Err(e) = kass_pipeline::dead_letter::retire(store, stored).await {
+        tracing::warn!(error = %e, "cannot retire the dead letters of stored chunks");
     }
 }
 
 /// Batches named by a set of notifications, each once.
 #[derive(Debug, Default)]
 pub struct Announced {
+    /// The store's bucket: announcements of objects elsewhere are refused.
+    bucket: Option<String>,
     pub batches: Vec<BatchRef>,
     keys: HashSet<String>,
     /// Records skipped, by reason label.
@@ -138,32 +164,50 @@ pub struct Announced {
 }
 
 impl Announced {
+    /// Announcements for the store's bucket only (`None`: a local store, any bucket).
+    pub fn for_bucket(bucket: Option<String>) -> Self {
+        Self {
+            bucket,
+            ..Self::default()
+        }
+    }
+
     /// Adds what one notification names; an unparseable one is returned for the caller to
-    /// dead-letter.
-    pub fn add(&mut self, notification: Value) -> Result<(), UnknownEvent> {
+    /// dead-letter. Returns the batch keys it named (repeats included).
+    pub fn add(&mut self, notification: Value) -> Result<Vec<String>, UnknownEvent> {
         self.record(s3_events::announcement::parse_value(notification))
     }
 
     /// [`Announced::add`] for a message body (JSON text).
-    pub fn add_body(&mut self, body: &str) -> Result<(), UnknownEvent> {
+    pub fn add_body(&mut self, body: &str) -> Result<Vec<String>, UnknownEvent> {
         self.record(s3_events::parse_notification(body))
     }
 
     fn record(
         &mut self,
         parsed: Result<s3_events::Parsed, UnknownEvent>,
-    ) -> Result<(), UnknownEvent> {
-        let parsed = parsed.inspect_err(|_| {
+    ) -> Result<Vec<String>, UnknownEvent> {
+        let mut parsed = parsed.inspect_err(|_| {
             telemetry::events_skipped("unknown_event");
             *self.skipped.entry("unknown_event").or_default() += 1;
         })?;
+        if let Some(bucket) = &self.bucket {
+            parsed.keep_bucket(bucket);
+        }
         for skip in &parsed.skipped {
             telemetry::events_skipped(skip.label());
             *self.skipped.entry(skip.label()).or_default() += 1;
-            tracing::debug!(reason = %skip, "event record skipped");
+            match skip {
+                s3_events::Skip::OtherBucket { .. } | s3_events::Skip::UnsupportedVersion(_) => {
+                    tracing::warn!(reason = %skip, "event record refused")
+                }
+                _ => tracing::debug!(reason = %skip, "event record skipped"),
+            }
         }
+        let mut named = Vec::with_capacity(parsed.batches.len());
         for batch in parsed.batches {
             telemetry::events_batch(&batch.source);
+            named.push(batch.key.clone());
             // A multipart upload announces twice; S3 delivers at least once.
             if self.keys.insert(batch.key.clone()) {
                 self.batches.push(batch.batch_ref());
@@ -172,7 +216,7 @@ impl Announced {
                 self.duplicates += 1;
             }
         }
-        Ok(())
+        Ok(named)
     }
 }
 
@@ -202,7 +246,7 @@ pub async fn dead_letter_event(
 const OUTAGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Makes messages visible again at once (best effort: otherwise the timeout does it).
-async fn release(queue: &SqsQueue, messages: &[kass_sources::s3_events::sqs::QueueMessage]) {
+async fn release(queue: &SqsQueue, messages: &[QueueMessage]) {
     for message in messages {
         if let Err(e) = queue.release(message).await {
             tracing::warn!(error = %e, "cannot hand a message back");
@@ -221,11 +265,25 @@ pub struct ListenReport {
     pub duplicates: u64,
     /// Event records not embedded, by reason label.
     pub skipped: BTreeMap<&'static str, u64>,
+    /// Polls whose work failed as a whole (their messages were handed back).
+    pub failed_polls: u64,
+    /// Stopped by Ctrl-C (or SIGTERM) rather than by an idle queue.
+    pub interrupted: bool,
+}
+
+/// What one poll's messages named, message by message.
+struct Poll {
+    announced: Announced,
+    /// Per message: the batch keys it named, or `None` when it could not be recorded (left
+    /// for redelivery).
+    named: Vec<Option<Vec<String>>>,
 }
 
 /// Polls `queue` and embeds what its messages announce until shut down (or, with
-/// `until_idle`, until a poll comes back empty).
-pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Result<ListenReport> {
+/// `until_idle`, until a poll comes back empty). Nothing one poll holds stops the listener:
+/// an unreadable event is dead-lettered, a batch that cannot be read is dead-lettered alone,
+/// and a poll whose work fails as a whole hands its messages back and is tried again later.
+pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> ListenReport {
     let mut report = ListenReport::default();
     while !half.shutdown.is_triggered() {
         let received = tokio::select! {
@@ -237,7 +295,7 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
             Ok(messages) => messages,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot receive from the queue; retrying in 5 s");
-                tokio::time::sleep(OUTAGE_PAUSE).await;
+                pause(half).await;
                 continue;
             }
         };
@@ -248,34 +306,16 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
             continue;
         }
         let invisible: Vec<_> = messages.iter().map(|m| queue.keep_invisible(m)).collect();
-        let mut announced = Announced::default();
-        for message in &messages {
-            if let Err(error) = announced.add_body(&message.body) {
-                report.dead_letters += 1;
-                dead_letter_event(
-                    half.store.as_ref(),
-                    queue.url(),
-                    &message.id,
-                    &message.body,
-                    &error,
-                )
-                .await?;
-            }
-        }
-        let batches = announced.batches.len();
-        report.batches += batches as u64;
-        report.duplicates += announced.duplicates;
-        for (reason, n) in &announced.skipped {
-            *report.skipped.entry(reason).or_default() += n;
-        }
-        let run = match half.embed(announced.batches).await {
+        let poll = read_poll(half, queue, &messages, &mut report).await;
+        let run = match half.embed(poll.announced.batches).await {
             Ok(run) => run,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "embedding failed; the messages go back to the queue");
+                tracing::error!(error = %format!("{e:#}"), "this poll's work failed; its messages go back to the queue");
                 drop(invisible);
                 release(queue, &messages).await;
+                report.failed_polls += 1;
                 report.messages_left_for_retry += messages.len() as u64;
-                tokio::time::sleep(OUTAGE_PAUSE).await;
+                pause(half).await;
                 continue;
             }
         };
@@ -288,31 +328,99 @@ pub async fn listen(half: &EmbedHalf, queue: &SqsQueue, until_idle: bool) -> Res
             report.messages_left_for_retry += messages.len() as u64;
             break;
         }
-        if run.retryable_dead_letters > 0 {
-            // Leave the messages: they reappear after the visibility timeout (a pause that
-            // lets the service come back), or go to the queue's redrive DLQ after
-            // maxReceiveCount.
-            tracing::warn!(
-                messages = messages.len(),
-                retryable = run.retryable_dead_letters,
-                "a service was down for some chunks; leaving the messages for redelivery"
-            );
-            report.messages_left_for_retry += messages.len() as u64;
-            continue;
-        }
-        for message in &messages {
-            match queue.delete(message).await {
-                Ok(()) => report.messages_deleted += 1,
-                // Redelivered later; stored chunks are skipped then, so it costs little.
-                Err(e) => tracing::warn!(error = %e, "cannot delete a done message"),
+        acknowledge(queue, &messages, &poll.named, &run, &mut report).await;
+    }
+    report.interrupted = half.shutdown.is_triggered();
+    report
+}
+
+/// Records every message of a poll; unreadable events are dead-lettered.
+async fn read_poll(
+    half: &EmbedHalf,
+    queue: &SqsQueue,
+    messages: &[QueueMessage],
+    report: &mut ListenReport,
+) -> Poll {
+    let mut announced = half.announced();
+    let mut named = Vec::with_capacity(messages.len());
+    for message in messages {
+        match announced.add_body(&message.body) {
+            Ok(keys) => named.push(Some(keys)),
+            Err(error) => {
+                let letter = dead_letter_event(
+                    half.store.as_ref(),
+                    queue.url(),
+                    &message.id,
+                    &message.body,
+                    &error,
+                )
+                .await;
+                match letter {
+                    Ok(()) => {
+                        report.dead_letters += 1;
+                        named.push(Some(Vec::new()));
+                    }
+                    Err(e) => {
+                        // Not recorded anywhere: the message itself must stay.
+                        tracing::error!(error = %format!("{e:#}"), id = %message.id, "cannot dead-letter an unreadable event; leaving it in the queue");
+                        named.push(None);
+                    }
+                }
             }
         }
-        tracing::info!(
+    }
+    report.batches += announced.batches.len() as u64;
+    report.duplicates += announced.duplicates;
+    for (reason, n) in &announced.skipped {
+        *report.skipped.entry(reason).or_default() += n;
+    }
+    Poll { announced, named }
+}
+
+/// Deletes the messages whose work is done; leaves the others for redelivery (after the
+/// visibility timeout, or to the queue's redrive DLQ after `maxReceiveCount`).
+async fn acknowledge(
+    queue: &SqsQueue,
+    messages: &[QueueMessage],
+    named: &[Option<Vec<String>>],
+    run: &RunReport,
+    report: &mut ListenReport,
+) {
+    let outage = run.service_outages() > 0;
+    if outage {
+        tracing::warn!(
             messages = messages.len(),
-            batches,
-            stored = run.outputs,
-            "poll done"
+            retryable = run.retryable_dead_letters,
+            "a service was down for some chunks; leaving the messages for redelivery"
         );
     }
-    Ok(report)
+    for (message, keys) in messages.iter().zip(named) {
+        let done = !outage
+            && keys
+                .as_ref()
+                .is_some_and(|keys| keys.iter().all(|k| !run.retryable_batch_keys.contains(k)));
+        if !done {
+            report.messages_left_for_retry += 1;
+            continue;
+        }
+        match queue.delete(message).await {
+            Ok(()) => report.messages_deleted += 1,
+            // Redelivered later; stored chunks are skipped then, so it costs little.
+            Err(e) => tracing::warn!(error = %e, "cannot delete a done message"),
+        }
+    }
+    tracing::info!(
+        messages = messages.len(),
+        stored = run.outputs,
+        dead_letters = run.dead_letters,
+        "poll done"
+    );
+}
+
+/// Waits out an outage, unless asked to stop.
+async fn pause(half: &EmbedHalf) {
+    tokio::select! {
+        _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
+        _ = half.shutdown.requested() => {}
+    }
 }

@@ -3,9 +3,10 @@
 //! Re-run by the stage that gave up: vectors Chroma did not take (`chroma_sink`) are stored
 //! again without embedding when they are of the collection's model; chunks the embedder gave
 //! up on (`embed`, `skip_stored`, `batch_writer`) are embedded again; batch files the loader
-//! could not read (`batch_loader`) are loaded again. Letters of the fetch half's first stages
-//! (a malformed file, an unreadable event) need their input fixed: they are listed, not
-//! re-run. A re-run letter is deleted once its run ends: either its item is stored now, or
+//! could not read (`batch_loader`) are loaded again; event notifications that could not be
+//! read (`s3_events`) are read again, and the batches they name embedded, once they parse.
+//! Letters of the fetch half's first stages (a malformed file) and single malformed chunks of a
+//! batch need their input fixed: they are listed, not re-run. A re-run letter is deleted once its run ends: either its item is stored now, or
 //! the run wrote a new letter with the current reason.
 
 use anyhow::Result;
@@ -50,6 +51,9 @@ enum Item {
     Vectors(EmbeddedChunk),
     Chunk(Chunk),
     Batch(BatchRef),
+    /// An event notification (its body) that could not be read when it arrived: re-run once
+    /// this kass reads it (a newer envelope, a fixed body).
+    Event(String),
     /// Needs its input fixed, then a new fetch.
     NotRerunnable,
 }
@@ -63,9 +67,18 @@ fn item_of(letter: &DeadLetter) -> Result<Item, String> {
         "embed" | "skip_stored" | "batch_writer" => {
             Item::Chunk(serde_json::from_value(letter.item.clone()).map_err(parse_error)?)
         }
+        // One chunk of a batch (blank text, no id): the file needs fixing, then a re-announce.
+        "batch_loader" if letter.error_type == "malformed_chunk" => Item::NotRerunnable,
         "batch_loader" => {
             Item::Batch(serde_json::from_value(letter.item.clone()).map_err(parse_error)?)
         }
+        "s3_events" => Item::Event(
+            letter
+                .item
+                .as_str()
+                .ok_or_else(|| "item of an s3_events letter is not the event's text".to_string())?
+                .to_string(),
+        ),
         _ => Item::NotRerunnable,
     })
 }
@@ -122,6 +135,7 @@ async fn reprocess(stage: Option<String>, config: ConfigArg) -> Result<()> {
     let mut vectors = (Vec::new(), Vec::new());
     let mut chunks = (Vec::new(), Vec::new());
     let mut batches = (Vec::new(), Vec::new());
+    let mut events = Vec::new();
     let mut kept = 0usize;
     for (key, letter) in &all {
         match item_of(letter) {
@@ -137,6 +151,7 @@ async fn reprocess(stage: Option<String>, config: ConfigArg) -> Result<()> {
                 batches.0.push(b);
                 batches.1.push(key.clone());
             }
+            Ok(Item::Event(body)) => events.push((key.clone(), body)),
             Ok(Item::NotRerunnable) => kept += 1,
             Err(reason) => {
                 kept += 1;
@@ -144,11 +159,24 @@ async fn reprocess(stage: Option<String>, config: ConfigArg) -> Result<()> {
             }
         }
     }
-    if vectors.0.is_empty() && chunks.0.is_empty() && batches.0.is_empty() {
+    if vectors.0.is_empty() && chunks.0.is_empty() && batches.0.is_empty() && events.is_empty() {
         println!("kass dead-letters: nothing to re-run ({kept} letter(s) need their input fixed)");
         return Ok(());
     }
     let half = EmbedHalf::connect(config, store.clone(), Shutdown::default()).await?;
+    for (key, body) in events {
+        let mut announced = half.announced();
+        match announced.add_body(&body) {
+            Ok(_) => {
+                batches.0.extend(announced.batches);
+                batches.1.push(key);
+            }
+            Err(e) => {
+                kept += 1;
+                eprintln!("warning: {key}: still unreadable ({e}); kept");
+            }
+        }
+    }
     // Vectors of another model than the collection's cannot be stored: embed their chunks.
     let model = half.embedder().model().clone();
     let (same, other): (Vec<_>, Vec<_>) = vectors.0.into_iter().partition(|v| v.model == model);

@@ -15,7 +15,10 @@ use kass_sources::s3_events::sqs::{PollSettings, SqsQueue};
 
 use crate::ConfigArg;
 
+/// What to embed is required: without it there is nothing to do, and "0 batch files" would
+/// read like an empty bucket.
 #[derive(clap::Args, Debug)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["keys", "prefix", "listen"]))]
 pub struct EmbedArgs {
     /// Batch keys to embed (as in the store).
     #[arg(long, num_args = 1.., conflicts_with_all = ["prefix", "listen"])]
@@ -79,7 +82,7 @@ pub async fn embed(args: EmbedArgs) -> Result<()> {
         let queue = SqsQueue::connect(&s3.endpoint(), queue, settings).await?;
         let half = EmbedHalf::connect(config, store, shutdown).await?;
         eprintln!("listening on {} (Ctrl-C to stop)", queue.url());
-        let report = listen(&half, &queue, args.until_idle).await?;
+        let report = listen(&half, &queue, args.until_idle).await;
         let skipped: Vec<String> = report
             .skipped
             .iter()
@@ -96,8 +99,13 @@ pub async fn embed(args: EmbedArgs) -> Result<()> {
             if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") },
             report.dead_letters
         );
+        if report.interrupted {
+            eprintln!("interrupted: messages in progress were handed back to the queue");
+            std::process::exit(130);
+        }
         return Ok(());
     }
+
     let batches = match &args.prefix {
         Some(prefix) => {
             let listed = store.list(prefix).await?;

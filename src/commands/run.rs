@@ -89,15 +89,16 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
             (report, chunks)
         }
         Mode::Whole => {
-            let mut chunks = 0usize;
+            let mut stored = std::collections::HashSet::new();
             let (embedder, target) = embed.expect("built for a whole run");
             let report = embed_half(&config, batches, store.clone(), embedder, target)
-                .run(|_embedded| {
-                    chunks += 1;
+                .run(|chunk| {
+                    stored.insert(chunk.id);
                     progress.chunk_done();
                 })
                 .await?;
-            (report, chunks)
+            kass::split::retire_letters(store.as_ref(), &stored).await;
+            (report, stored.len())
         }
     };
     progress.finish();

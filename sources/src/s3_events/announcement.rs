@@ -1,6 +1,14 @@
 //! S3 event notifications read as announcements of batch files. The same parsing serves the
 //! three ways events arrive (a Lambda invocation, an SQS message body, a replayed list), so
 //! what counts as a batch, and what is skipped and why, is decided in one place.
+//!
+//! Three envelopes are read, as AWS documents them:
+//! - S3 event notifications, `{"Records": [...]}` with `eventVersion` 2.x (keys URL-encoded as
+//!   form values); other major versions are skipped, counted, since their meaning may differ;
+//! - the same wrapped by SNS (fan-out S3 -> SNS -> SQS without raw delivery):
+//!   `{"Type": "Notification", "Message": "<the S3 event as JSON text>"}`;
+//! - EventBridge events, `{"source": "aws.s3", "detail-type": "Object Created", "detail":
+//!   {"bucket": {"name"}, "object": {"key", "size", "sequencer"}}}` (keys not encoded).
 
 use std::fmt;
 
@@ -43,6 +51,10 @@ pub enum Skip {
     NotABatch(String),
     /// A record without an object key.
     NoKey,
+    /// A record of an event version this reader does not know (only 2.x is read).
+    UnsupportedVersion(String),
+    /// An object in another bucket than the store's: not ours to read.
+    OtherBucket { bucket: String, key: String },
 }
 
 impl Skip {
@@ -52,6 +64,8 @@ impl Skip {
             Skip::NotObjectCreated(_) => "not_object_created",
             Skip::NotABatch(_) => "not_a_batch",
             Skip::NoKey => "no_key",
+            Skip::UnsupportedVersion(_) => "unsupported_event_version",
+            Skip::OtherBucket { .. } => "other_bucket",
         }
     }
 }
@@ -66,6 +80,13 @@ impl fmt::Display for Skip {
                 "key {key:?} is not a batch file ({{source}}/chunked/....json[.gz])"
             ),
             Skip::NoKey => write!(f, "record without an object key"),
+            Skip::UnsupportedVersion(v) => {
+                write!(f, "eventVersion {v:?} is not supported (only 2.x)")
+            }
+            Skip::OtherBucket { bucket, key } => write!(
+                f,
+                "s3://{bucket}/{key} is in another bucket than the store's: refused"
+            ),
         }
     }
 }
@@ -82,14 +103,93 @@ pub struct Parsed {
     pub skipped: Vec<Skip>,
 }
 
-/// Parses a notification body: `{"Records": [...]}` (event version 2.x) or an S3 test event.
+impl Parsed {
+    /// Moves announcements of objects in another bucket than `bucket` to the skipped ones.
+    pub fn keep_bucket(&mut self, bucket: &str) {
+        let (ours, others): (Vec<_>, Vec<_>) = std::mem::take(&mut self.batches)
+            .into_iter()
+            .partition(|a| a.bucket.as_deref().is_none_or(|b| b == bucket));
+        self.batches = ours;
+        self.skipped
+            .extend(others.into_iter().map(|a| Skip::OtherBucket {
+                bucket: a.bucket.unwrap_or_default(),
+                key: a.key,
+            }));
+    }
+}
+
+/// Parses a notification body (any of the envelopes above, or an S3 test event).
 pub fn parse_notification(body: &str) -> Result<Parsed, UnknownEvent> {
     let value: Value =
         serde_json::from_str(body).map_err(|e| UnknownEvent(format!("invalid JSON ({e})")))?;
     parse_value(value)
 }
 
-pub fn parse_value(mut value: Value) -> Result<Parsed, UnknownEvent> {
+pub fn parse_value(value: Value) -> Result<Parsed, UnknownEvent> {
+    if value.get("Type").and_then(Value::as_str) == Some("Notification") {
+        let message = value
+            .get("Message")
+            .and_then(Value::as_str)
+            .ok_or_else(|| UnknownEvent("SNS notification without a `Message` text".into()))?;
+        let inner: Value = serde_json::from_str(message)
+            .map_err(|e| UnknownEvent(format!("the SNS `Message` is not JSON ({e})")))?;
+        if inner.get("Type").is_some() {
+            return Err(UnknownEvent("an SNS notification inside another".into()));
+        }
+        return parse_value(inner);
+    }
+    if value.get("detail-type").is_some() {
+        return parse_eventbridge(&value);
+    }
+    parse_s3_notification(value)
+}
+
+/// An EventBridge event from S3.
+fn parse_eventbridge(value: &Value) -> Result<Parsed, UnknownEvent> {
+    if value.get("source").and_then(Value::as_str) != Some("aws.s3") {
+        return Err(UnknownEvent(format!(
+            "an EventBridge event from {}, not aws.s3",
+            value.get("source").unwrap_or(&Value::Null)
+        )));
+    }
+    let kind = value
+        .get("detail-type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut parsed = Parsed::default();
+    if kind != "Object Created" {
+        parsed
+            .skipped
+            .push(Skip::NotObjectCreated(kind.to_string()));
+        return Ok(parsed);
+    }
+    let detail = value
+        .get("detail")
+        .ok_or_else(|| UnknownEvent("EventBridge `Object Created` without `detail`".into()))?;
+    let Some(key) = detail.pointer("/object/key").and_then(Value::as_str) else {
+        parsed.skipped.push(Skip::NoKey);
+        return Ok(parsed);
+    };
+    match batch_source(key) {
+        Some(source) => parsed.batches.push(Announcement {
+            bucket: detail
+                .pointer("/bucket/name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            key: key.to_string(),
+            source: source.to_string(),
+            size: detail.pointer("/object/size").and_then(Value::as_u64),
+            sequencer: detail
+                .pointer("/object/sequencer")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }),
+        None => parsed.skipped.push(Skip::NotABatch(key.to_string())),
+    }
+    Ok(parsed)
+}
+
+fn parse_s3_notification(mut value: Value) -> Result<Parsed, UnknownEvent> {
     if value.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         return Ok(Parsed {
             batches: vec![],
@@ -125,6 +225,10 @@ pub fn parse_event(event: &S3Event) -> Parsed {
 }
 
 fn announcement(record: &S3EventRecord) -> Result<Announcement, Skip> {
+    let version = record.event_version.clone().unwrap_or_default();
+    if !version.starts_with("2.") {
+        return Err(Skip::UnsupportedVersion(version));
+    }
     let name = record.event_name.clone().unwrap_or_default();
     // `ObjectCreated:Put` in event version 2.x; some emitters prefix `s3:`.
     if !name.trim_start_matches("s3:").starts_with("ObjectCreated:") {
@@ -174,6 +278,61 @@ mod tests {
                    "bucket": {"name": "kb", "ownerIdentity": {"principalId": "X"}, "arn": "arn:aws:s3:::kb"},
                    "object": {"key": key, "size": 120, "eTag": "e", "sequencer": "0A1B"}}
         })
+    }
+
+    fn batch_key() -> &'static str {
+        "slack/chunked/year=2025/month=10/day=06/batch_1.json"
+    }
+
+    #[test]
+    fn an_sns_envelope_is_unwrapped() {
+        let inner = json!({"Records": [record("ObjectCreated:Put", batch_key())]});
+        let sns = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:x",
+                         "Message": inner.to_string(), "Timestamp": "2025-10-06T09:00:00Z"});
+        let parsed = parse_value(sns).unwrap();
+        assert_eq!(parsed.batches.len(), 1);
+        assert_eq!(parsed.batches[0].key, batch_key());
+        let broken = json!({"Type": "Notification", "Message": "not json"});
+        assert!(parse_value(broken).unwrap_err().0.contains("SNS"));
+    }
+
+    #[test]
+    fn an_eventbridge_object_created_event_is_read() {
+        let event = json!({
+            "version": "0", "id": "x", "detail-type": "Object Created", "source": "aws.s3",
+            "account": "1", "time": "2025-10-06T09:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:s3:::kb"],
+            "detail": {"version": "0", "bucket": {"name": "kb"},
+                       "object": {"key": "slack/chunked/a b+c.json", "size": 5, "sequencer": "01"},
+                       "reason": "PutObject"}
+        });
+        let parsed = parse_value(event.clone()).unwrap();
+        assert_eq!(
+            parsed.batches[0].key, "slack/chunked/a b+c.json",
+            "not decoded"
+        );
+        assert_eq!(parsed.batches[0].bucket.as_deref(), Some("kb"));
+        let mut deleted = event;
+        deleted["detail-type"] = json!("Object Deleted");
+        assert_eq!(
+            parse_value(deleted).unwrap().skipped[0].label(),
+            "not_object_created"
+        );
+    }
+
+    #[test]
+    fn other_event_versions_and_buckets_are_skipped_with_a_reason() {
+        let mut old = record("ObjectCreated:Put", batch_key());
+        old["eventVersion"] = json!("1.0");
+        let mut parsed =
+            parse_value(json!({"Records": [old, record("ObjectCreated:Put", batch_key())]}))
+                .unwrap();
+        assert_eq!(parsed.skipped[0].label(), "unsupported_event_version");
+        assert_eq!(parsed.batches.len(), 1);
+        parsed.keep_bucket("another");
+        assert!(parsed.batches.is_empty());
+        assert_eq!(parsed.skipped[1].label(), "other_bucket");
+        assert!(parsed.skipped[1].to_string().contains("s3://kb/"));
     }
 
     #[test]
