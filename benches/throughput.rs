@@ -2,9 +2,9 @@
 //!
 //! Inputs: the real Slack export in ../shared/data/slack-export-sample (read once through the
 //! slack_export source and the transform), and a generated code corpus (deterministic Rust and
-//! Python files). Run: `cargo bench --bench throughput`.
+//! Python files). Run: `cargo bench --bench throughput`. Without ../shared/data only the code
+//! corpus is measured, after a `SKIPPED` line (see tests/support/test_data.rs).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -30,10 +30,11 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn slack_documents(rt: &tokio::runtime::Runtime) -> Vec<Document> {
-    let export =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/slack-export-sample");
-    assert!(export.exists(), "{} missing", export.display());
+#[path = "../tests/support/test_data.rs"]
+mod test_data;
+
+fn slack_documents(rt: &tokio::runtime::Runtime) -> Option<Vec<Document>> {
+    let export = test_data::shared_data("slack-export-sample")?;
     let config = KassConfig::parse(&format!(
         "[[sources]]\ntype = \"slack_export\"\nname = \"slack\"\npath = \"{}\"\n",
         export.display()
@@ -47,7 +48,7 @@ fn slack_documents(rt: &tokio::runtime::Runtime) -> Vec<Document> {
         .cloned()
         .map(|s| s.build().unwrap())
         .collect();
-    rt.block_on(async {
+    Some(rt.block_on(async {
         let mut docs = Vec::new();
         Topology::new(TopologyConfig::default(), store, Shutdown::default())
             .sources(sources)
@@ -56,7 +57,7 @@ fn slack_documents(rt: &tokio::runtime::Runtime) -> Vec<Document> {
             .await
             .unwrap();
         docs
-    })
+    }))
 }
 
 /// Deterministic code files: functions of varied length in Rust and Python, ~`total` bytes.
@@ -155,9 +156,14 @@ fn benches(c: &mut Criterion) {
 
     let slack = slack_documents(&rt);
     let code = code_documents(2 * 1024 * 1024);
+    let inputs: Vec<(&str, &Vec<Document>)> = slack
+        .iter()
+        .map(|docs| ("slack_export_sample", docs))
+        .chain([("generated_code", &code)])
+        .collect();
     let mut group = c.benchmark_group("chunk_router");
     group.sample_size(10);
-    for (name, docs) in [("slack_export_sample", &slack), ("generated_code", &code)] {
+    for &(name, docs) in &inputs {
         group.throughput(Throughput::Bytes(text_bytes(docs)));
         group.bench_function(name, |b| b.iter(|| chunk_all(&rt, &router, docs, &ctx)));
     }
@@ -165,7 +171,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("batch_writer");
     group.sample_size(10);
-    for (name, docs) in [("slack_export_sample", &slack), ("generated_code", &code)] {
+    for &(name, docs) in &inputs {
         let chunks = chunk_all(&rt, &router, docs, &ctx);
         let bytes: u64 = chunks.iter().map(|c| c.text.len() as u64).sum();
         group.throughput(Throughput::Bytes(bytes));

@@ -1,6 +1,10 @@
 //! Shared set-up for the end-to-end tests: real servers on loopback, started by the test.
 #![allow(dead_code)]
 
+/// The project's fixtures and the real exports in `../shared/data` (skipped loudly when missing,
+/// unless `KASS_REQUIRE_SHARED_DATA=1`).
+pub mod test_data;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,18 +13,6 @@ use std::time::{Duration, Instant};
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The real exports the project leads keep beside the repository. Tests that use them fail
-/// loudly when they are missing: CI always has them.
-pub fn shared_data(rel: &str) -> PathBuf {
-    let path = repo_root().join("..").join("shared").join("data").join(rel);
-    assert!(
-        path.exists(),
-        "{} is missing: tests need ../shared/data beside the repository",
-        path.display()
-    );
-    path
 }
 
 /// The `kass` binary under test.

@@ -44,7 +44,7 @@ pub fn shared_data_dir() -> PathBuf {
 
 /// Whether missing shared data must fail the test (`KASS_REQUIRE_SHARED_DATA=1`).
 pub fn shared_data_required() -> bool {
-    std::env::var(REQUIRE_SHARED_DATA_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+    std::env::var(REQUIRE_SHARED_DATA_ENV).is_ok_and(|v| v.trim() == "1")
 }
 
 /// `rel` under the shared data, e.g. `shared_data("slack-export-sample")`, or `None` after a
