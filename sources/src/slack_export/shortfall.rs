@@ -81,9 +81,12 @@ impl Shortfall<'_> {
                 } else {
                     String::new()
                 };
+                let (count, verb) = match folders.len() {
+                    1 => ("1 conversation".to_string(), "has"),
+                    n => (format!("{n} conversations"), "have"),
+                };
                 format!(
-                    "{} conversations listed in the export have no folder in {}: {shown}{more}",
-                    folders.len(),
+                    "{count} listed in the export {verb} no folder in {}: {shown}{more}",
                     root.display()
                 )
             }
@@ -128,6 +131,15 @@ mod tests {
             message,
             "12 conversations listed in the export have no folder in /export: \
              c0, c1, c2, c3, c4, c5, c6, c7, c8, c9 and 2 more"
+        );
+        let one = Shortfall::ListedChannelsMissing {
+            root: Path::new("/export"),
+            folders: &["design"],
+        }
+        .message();
+        assert_eq!(
+            one,
+            "1 conversation listed in the export has no folder in /export: design"
         );
     }
 
