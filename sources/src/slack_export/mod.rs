@@ -21,9 +21,9 @@
 //! still arrives after its thread was emitted becomes a continuation document,
 //! `{channel_id}/thread/{thread_ts}/{first late reply ts}`.
 //!
-//! Folders and day files may be symbolic links (see [`listing`]). Where the export holds less
+//! Folders and day files may be symbolic links (see `listing.rs`). Where the export holds less
 //! than it promises (a listed channel without a folder, a folder without day files, nothing read
-//! at all) the source warns, naming the path (see [`shortfall`]).
+//! at all) the source warns, naming the path (see `shortfall.rs`).
 //!
 //! A malformed day file, or a malformed message in one, goes to the dead letters and the rest of
 //! the export is read. A missing or malformed `users.json`/`channels.json` stops the run: without
