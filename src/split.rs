@@ -16,7 +16,7 @@ use futures::stream;
 use serde_json::Value;
 
 use kass_pipeline::batch::BatchRef;
-use kass_pipeline::dead_letter::DeadLetter;
+use kass_pipeline::dead_letter::{DeadLetter, Recovered};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{ObjectStore, StoreConfig};
 use kass_pipeline::topology::RunReport;
@@ -73,6 +73,7 @@ impl EmbedHalf {
         if batches.is_empty() {
             return Ok(RunReport::default());
         }
+        let keys: Vec<String> = batches.iter().map(|b| b.key.clone()).collect();
         let flow = Topology::new(
             self.config.pipeline.clone(),
             self.store.clone(),
@@ -86,19 +87,30 @@ impl EmbedHalf {
             self.embedder.clone(),
             self.target.clone(),
         );
-        self.run_and_retire(flow).await
+        self.run_and_retire(flow, keys).await
     }
 
-    /// Runs a flow to its end, then retires the dead letters of the chunks it stored: they
-    /// failed on an earlier try and are not lost after all.
-    async fn run_and_retire(&self, flow: Flow<StoredChunk>) -> Result<RunReport> {
-        let mut stored = HashSet::new();
+    /// Runs a flow to its end, then retires the dead letters of what went through (chunks
+    /// stored; of `batches`, those read): they failed on an earlier try and are not lost.
+    async fn run_and_retire(
+        &self,
+        flow: Flow<StoredChunk>,
+        batches: Vec<String>,
+    ) -> Result<RunReport> {
+        let mut recovered = Recovered::default();
         let report = flow
             .run(|chunk| {
-                stored.insert(chunk.id);
+                recovered.chunks.insert(chunk.id);
             })
             .await?;
-        retire_letters(self.store.as_ref(), &stored).await;
+        // Interrupted, some batches were never read: only a finished run says which were.
+        if !self.shutdown.is_triggered() {
+            recovered.batches = batches
+                .into_iter()
+                .filter(|k| !report.failed_batch_keys.contains(k))
+                .collect();
+        }
+        retire_letters(self.store.as_ref(), &recovered).await;
         Ok(report)
     }
 }
@@ -126,7 +138,7 @@ impl EmbedHalf {
             self.embedder.clone(),
             self.target.clone(),
         );
-        self.run_and_retire(flow).await
+        self.run_and_retire(flow, Vec::new()).await
     }
 
     /// Stores vectors already computed (with this collection's model), without embedding.
@@ -139,14 +151,14 @@ impl EmbedHalf {
             .topology()
             .from_stream("dead_letters", stream::iter(vectors))
             .then_stream(ChromaSink::new(self.target.clone(), wait));
-        self.run_and_retire(flow).await
+        self.run_and_retire(flow, Vec::new()).await
     }
 }
 
-/// Retires the dead letters of chunks stored now; a failure only leaves them listed.
-pub async fn retire_letters(store: &dyn ObjectStore, stored: &HashSet<String>) {
-    if let Err(e) = kass_pipeline::dead_letter::retire(store, stored).await {
-        tracing::warn!(error = %e, "cannot retire the dead letters of stored chunks");
+/// Retires the dead letters of what went through now; a failure only leaves them listed.
+pub async fn retire_letters(store: &dyn ObjectStore, recovered: &Recovered) {
+    if let Err(e) = kass_pipeline::dead_letter::retire(store, recovered).await {
+        tracing::warn!(error = %e, "cannot retire the dead letters of recovered items");
     }
 }
 

@@ -504,3 +504,119 @@ async fn a_refused_object_is_told_from_a_throttled_one() {
     assert!(slow.is_transient());
     server.abort();
 }
+
+/// A pass-through to an S3 API that answers the first GET of every key holding `flaky` with
+/// 503 SlowDown, as S3 does when a prefix is throttled.
+async fn throttling_proxy(upstream: String) -> (String, tokio::task::JoinHandle<()>) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use std::sync::{Arc, Mutex};
+    let refused: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (refused, http, upstream) = (refused.clone(), http.clone(), upstream.clone());
+            async move {
+                let path = uri.path().to_string();
+                if method == Method::GET
+                    && path.contains("flaky")
+                    && refused.lock().unwrap().insert(path)
+                {
+                    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+                    return (StatusCode::SERVICE_UNAVAILABLE, xml).into_response();
+                }
+                let target = format!("{upstream}{}", uri.path_and_query().map_or("", |p| p.as_str()));
+                let mut forwarded = http.request(method, target).body(body);
+                for (name, value) in &headers {
+                    if name != "host" {
+                        forwarded = forwarded.header(name, value);
+                    }
+                }
+                let answer = forwarded.send().await.unwrap();
+                let status = answer.status();
+                let mut out = axum::http::Response::builder().status(status.as_u16());
+                for (name, value) in answer.headers() {
+                    if name != "transfer-encoding" && name != "content-length" {
+                        out = out.header(name, value);
+                    }
+                }
+                out.body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                    .unwrap()
+                    .into_response()
+            }
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_batch_waits_for_redelivery_alone_and_its_letter_is_retired() {
+    let w = World::start(FakeOptions::new(Api::OpenAi), "").await;
+    let (proxy, server) = throttling_proxy(w.moto.endpoint()).await;
+    let (good, good_bytes) = batch("slack", "C1/2025-10-06", 2, 9);
+    let (flaky, flaky_bytes) = batch("slack", "C9/flaky", 3, 10);
+    let flaky = flaky.replace("batch_", "batch_flaky_");
+    w.store.put(&good, good_bytes).await.unwrap();
+    w.store.put(&flaky, flaky_bytes).await.unwrap();
+    for key in [&good, &flaky] {
+        w.sqs
+            .send_message()
+            .queue_url(&w.queue_url)
+            .message_body(s3_event(BUCKET, key).to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+    // One try per request, so the SDK does not retry the 503 away before kass sees it.
+    let mut text = std::fs::read_to_string(&w.config).unwrap();
+    text.push_str(&format!(
+        "\n[store]\ntype = \"s3\"\nbucket = \"{BUCKET}\"\nmax_attempts = 1\n"
+    ));
+    std::fs::write(&w.config, text).unwrap();
+    let listen = |w: &World| {
+        let mut cmd = w.kass();
+        cmd.env("KASS_S3_ENDPOINT_URL", &proxy).args([
+            "embed",
+            "--listen",
+            &format!("sqs://{QUEUE}"),
+            "--until-idle",
+            "--wait",
+            "1",
+            "--visibility-timeout",
+            "2",
+        ]);
+        tokio::task::spawn_blocking(move || support::run_ok(&mut cmd))
+    };
+    let first = listen(&w).await.unwrap();
+    let stdout = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert_eq!(
+        w.chroma_count().await,
+        2,
+        "the good batch is stored: {stdout}"
+    );
+    assert_eq!(
+        w.queue_depth().await,
+        1,
+        "only the throttled batch's message stays: {stdout}"
+    );
+    let letters = w.store.list("_dead_letter/batch_loader/").await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter: Value = serde_json::from_slice(&w.store.get(&letters[0]).await.unwrap()).unwrap();
+    assert_eq!(letter["error_type"], "store_unavailable", "{letter}");
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = listen(&w).await.unwrap();
+    let stdout = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert_eq!(w.chroma_count().await, 5, "{stdout}");
+    assert_eq!(w.queue_depth().await, 0, "{stdout}");
+    let left = w.store.list("_dead_letter/").await.unwrap();
+    assert!(
+        left.is_empty(),
+        "the batch was read on redelivery: {left:?}"
+    );
+    server.abort();
+}

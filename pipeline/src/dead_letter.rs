@@ -1,9 +1,9 @@
 //! Dead letters: items a stage could not process, kept in the store with the reason so that
 //! nothing is lost and an operator can see, fix and re-run them.
 //!
-//! Layout: `_dead_letter/{stage}/{YYYY-MM-DD}/{HHMMSS}_{hash}[_{item}].json`, one JSON object per
-//! item. `{item}` is the item id when it is a plain token (chunk ids are): a letter can then be
-//! found by its chunk from a listing alone, and retired when that chunk is stored later.
+//! Layout: `_dead_letter/{stage}/{YYYY-MM-DD}/{HHMMSS}_{hash}_{item}.json`, one JSON object per
+//! item. `{item}` is [`item_token`] of the item id: a letter can be found by its item from a
+//! listing alone, and retired when that item goes through later.
 
 use std::sync::Arc;
 
@@ -73,11 +73,7 @@ impl DeadLetter {
                 }
             })
             .collect();
-        let item = if is_token(&self.item_id) {
-            format!("_{}", self.item_id)
-        } else {
-            String::new()
-        };
+        let item = format!("_{}", item_token(&self.item_id));
         format!(
             "{DEAD_LETTER_PREFIX}{stage}/{}/{}_{}{item}.json",
             self.failed_at.format("%Y-%m-%d"),
@@ -87,35 +83,55 @@ impl DeadLetter {
     }
 }
 
-/// Whether an item id can stand in a key as it is.
-fn is_token(id: &str) -> bool {
-    (1..=64).contains(&id.len())
+/// The item id as it stands in a letter's key: itself when it is a plain token (chunk ids),
+/// else `h` and 16 hex digits of its SHA-256 (batch keys, paths), so that a letter can be found
+/// by its item from a listing alone.
+pub fn item_token(id: &str) -> String {
+    let plain = (1..=64).contains(&id.len())
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if plain {
+        id.to_string()
+    } else {
+        format!("h{}", &hex::encode(Sha256::digest(id.as_bytes()))[..16])
+    }
 }
 
 /// Stages whose letters hold one chunk (or its vectors), named by the chunk id.
 pub const CHUNK_STAGES: &[&str] = &["skip_stored", "embed", "chroma_sink"];
 
-/// Deletes the letters of chunks that are stored now (a later try succeeded), so that the
-/// letters left report only what is still missing. Returns how many went. Costs one listing
-/// per chunk stage; no letter is read.
+/// What a later try got through: chunks now stored, batch files now read.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    pub chunks: std::collections::HashSet<String>,
+    pub batches: std::collections::HashSet<String>,
+}
+
+/// Deletes the letters of items that went through on a later try (a chunk stored, a batch file
+/// read), so that the letters left report only what is still missing. Returns how many went.
+/// Costs one listing per stage concerned; no letter is read.
 pub async fn retire(
     store: &dyn ObjectStore,
-    stored: &std::collections::HashSet<String>,
+    recovered: &Recovered,
 ) -> Result<u64, crate::store::StoreError> {
-    if stored.is_empty() {
-        return Ok(0);
-    }
     let mut retired = 0;
-    for stage in CHUNK_STAGES {
+    let batches: std::collections::HashSet<String> =
+        recovered.batches.iter().map(|k| item_token(k)).collect();
+    let stages = CHUNK_STAGES
+        .iter()
+        .map(|stage| (*stage, &recovered.chunks))
+        .chain(std::iter::once(("batch_loader", &batches)));
+    for (stage, items) in stages {
+        if items.is_empty() {
+            continue;
+        }
         for key in store.list(&format!("{DEAD_LETTER_PREFIX}{stage}/")).await? {
             let item = key
                 .strip_suffix(".json")
                 .and_then(|k| k.rsplit('/').next())
                 .and_then(|name| name.splitn(3, '_').nth(2));
-            if item.is_some_and(|id| stored.contains(id)) {
+            if item.is_some_and(|id| items.contains(id)) {
                 store.delete(&key).await?;
                 retired += 1;
             }
@@ -123,7 +139,10 @@ pub async fn retire(
     }
     if retired > 0 {
         telemetry::dead_letters_retired(retired);
-        tracing::info!(retired, "dead letters retired: their chunks are stored now");
+        tracing::info!(
+            retired,
+            "dead letters retired: their items went through on a later try"
+        );
     }
     Ok(retired)
 }
@@ -177,6 +196,8 @@ pub struct LetterCounts {
     /// Keys of the batch files among them that may be read on another try: the deliveries
     /// that announced them are left for redelivery, the others acknowledged.
     pub retryable_batch_keys: std::collections::BTreeSet<String>,
+    /// Keys of every batch file among them.
+    pub failed_batch_keys: std::collections::BTreeSet<String>,
 }
 
 /// Starts the writer task. It ends once every queue clone is dropped, returning how many letters
@@ -201,6 +222,7 @@ pub fn spawn_writer(
             }
             if BATCH_ERROR_TYPES.contains(&letter.error_type.as_str()) {
                 counts.batches += 1;
+                counts.failed_batch_keys.insert(letter.item_id.clone());
                 if is_retryable(&letter.error_type) {
                     counts.retryable_batch_keys.insert(letter.item_id.clone());
                 }

@@ -67,6 +67,8 @@ pub struct RunReport {
     /// Keys of the batch files that could not be read only because the store was unavailable
     /// (counted in `retryable_dead_letters` too).
     pub retryable_batch_keys: std::collections::BTreeSet<String>,
+    /// Keys of every batch file that could not be read.
+    pub failed_batch_keys: std::collections::BTreeSet<String>,
 }
 
 impl RunReport {
@@ -336,6 +338,7 @@ impl<T: PipelineItem> Flow<T> {
                 retryable_dead_letters: written.retryable,
                 failed_batches: written.batches,
                 retryable_batch_keys: written.retryable_batch_keys,
+                failed_batch_keys: written.failed_batch_keys,
             }),
         }
     }

@@ -89,16 +89,16 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
             (report, chunks)
         }
         Mode::Whole => {
-            let mut stored = std::collections::HashSet::new();
+            let mut recovered = kass_pipeline::dead_letter::Recovered::default();
             let (embedder, target) = embed.expect("built for a whole run");
             let report = embed_half(&config, batches, store.clone(), embedder, target)
                 .run(|chunk| {
-                    stored.insert(chunk.id);
+                    recovered.chunks.insert(chunk.id);
                     progress.chunk_done();
                 })
                 .await?;
-            kass::split::retire_letters(store.as_ref(), &stored).await;
-            (report, stored.len())
+            kass::split::retire_letters(store.as_ref(), &recovered).await;
+            (report, recovered.chunks.len())
         }
     };
     progress.finish();
