@@ -223,6 +223,44 @@ async fn batches_of_the_seed_and_of_foreign_producers_are_stored_and_stay() {
         "stored chunks are not embedded again"
     );
     assert_eq!(chroma_records(&chroma.url(), "kept").await.len(), 9);
+
+    // An event an older kass could not read (SNS-wrapped), kept as a dead letter: reprocess
+    // reads it now and embeds the batch it names.
+    let late = format!("{day}/batch_20251006_160000_c9d0.json");
+    write(
+        &store,
+        &late,
+        &seed(vec![seed_chunk(
+            "hal: Announced late.",
+            "ops",
+            "2025-10-06T16:00:00Z",
+            1,
+        )]),
+    );
+    let body =
+        json!({"Type": "Notification", "Message": s3_event("any", &late).to_string()}).to_string();
+    write(
+        &store,
+        "_dead_letter/s3_events/2025-10-06/160000_0123456789ab_m1.json",
+        &serde_json::to_vec(&json!({
+        "stage": "s3_events", "source": "sqs", "item_id": "m1", "error_type": "unknown_event",
+        "reason": "not an S3 event notification: no `Records` array",
+        "failed_at": "2025-10-06T16:00:00Z", "item": body}))
+        .unwrap(),
+    );
+    let out = kass_in(&config, &["dead-letters", "reprocess"]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        chroma_records(&chroma.url(), "kept").await.len(),
+        10,
+        "{text}"
+    );
+    assert!(
+        letters(&store)
+            .iter()
+            .all(|(stage, _, _)| stage != "s3_events"),
+        "{text}"
+    );
 }
 
 /// A v1 batch of `n` chunks of one document, as kass writes it.

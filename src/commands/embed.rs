@@ -7,10 +7,9 @@ use chrono::NaiveDate;
 
 use kass::config::KassConfig;
 use kass::split::{listen, EmbedHalf};
-use kass_pipeline::batch::{parse_batch_key, BatchRef};
+use kass_pipeline::batch::{batch_source, day_prefix, parse_batch_key, source_prefix, BatchRef};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, ObjectStore, StoreConfig};
-use kass_sources::s3_events::announcement::batch_source;
 use kass_sources::s3_events::sqs::{PollSettings, SqsQueue};
 
 use crate::ConfigArg;
@@ -248,18 +247,12 @@ async fn replay_keys(
             (Some(since), Some(until)) if (until - since).num_days() <= MAX_DAYS_LISTED => {
                 let mut day = since;
                 while day <= until {
-                    let prefix = format!(
-                        "{source}/chunked/year={}/month={}/day={}/",
-                        day.format("%Y"),
-                        day.format("%m"),
-                        day.format("%d")
-                    );
-                    keys.extend(store.list(&prefix).await?);
+                    keys.extend(store.list(&day_prefix(source, day)).await?);
                     day = day.succ_opt().expect("a next day");
                 }
             }
             (since, until) => {
-                let listed = store.list(&format!("{source}/chunked/")).await?;
+                let listed = store.list(&source_prefix(source)).await?;
                 keys.extend(listed.into_iter().filter(|key| {
                     parse_batch_key(key).is_some_and(|parts| {
                         since.is_none_or(|d| parts.date >= d)

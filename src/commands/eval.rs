@@ -10,6 +10,7 @@ use kass::config::KassConfig;
 use kass::eval::{best_chunk_per_document, mean, parse_qrels, score};
 use kass::sources::SourceConfig;
 use kass::topology::{build_embedder, connect_chroma, embed_half, fetch_half};
+use kass_pipeline::model::chunk_keys;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_sources::jsonl::JsonlConfig;
@@ -130,7 +131,12 @@ pub async fn eval(args: EvalArgs) -> Result<()> {
             .unwrap_or_default();
         let documents: Vec<String> = metadatas
             .iter()
-            .filter_map(|m| m.as_ref()?.get("document_id")?.as_str().map(str::to_string))
+            .filter_map(|m| {
+                m.as_ref()?
+                    .get(chunk_keys::DOCUMENT_ID)?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect();
         let ranked = best_chunk_per_document(documents.iter().map(String::as_str));
         per_query.push(score(&ranked, relevant, args.k));

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use kass_pipeline::batch::read_batch;
+use kass_pipeline::batch::{batch_source, read_batch};
+use kass_pipeline::model::chunk_keys;
 use kass_pipeline::store::build_store;
 
 use kass::config::KassConfig;
@@ -37,7 +38,11 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     let documents: BTreeSet<&str> = batch
         .chunks
         .iter()
-        .filter_map(|c| c.metadata.get("document_id").and_then(|v| v.as_str()))
+        .filter_map(|c| {
+            c.metadata
+                .get(chunk_keys::DOCUMENT_ID)
+                .and_then(|v| v.as_str())
+        })
         .collect();
     let mut metadata_keys: BTreeMap<&str, usize> = BTreeMap::new();
     for chunk in &batch.chunks {
@@ -72,13 +77,10 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
 }
 
 /// A path like `/data/.kass-data/slack/chunked/...` names the key `slack/chunked/...`: keep the
-/// part the source check in `read_batch` understands.
+/// part the batch-key grammar takes for a batch file.
 fn strip_to_key(path: &str) -> &str {
-    match path.find("/chunked/") {
-        Some(idx) => {
-            let start = path[..idx].rfind('/').map(|i| i + 1).unwrap_or(0);
-            &path[start..]
-        }
-        None => path,
-    }
+    path.match_indices('/')
+        .map(|(i, _)| &path[i + 1..])
+        .find(|rest| batch_source(rest).is_some())
+        .unwrap_or(path)
 }

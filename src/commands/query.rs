@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use kass::config::KassConfig;
 use kass::topology::build_embedder;
+use kass_pipeline::model::chunk_keys;
 use kass_sinks::chroma::target::all_of;
 use kass_sinks::chroma::ChromaTarget;
 
@@ -131,7 +132,7 @@ pub async fn query(args: QueryArgs) -> Result<()> {
             .iter()
             .map(|k| text_of(&metadata, k))
             .find(|v| !v.is_empty())
-            .unwrap_or_else(|| text_of(&metadata, "document_id"));
+            .unwrap_or_else(|| text_of(&metadata, chunk_keys::DOCUMENT_ID));
         let time = text_of(&metadata, "start_time");
         let excerpt: String = document.split_whitespace().collect::<Vec<_>>().join(" ");
         let excerpt: String = excerpt.chars().take(240).collect();

@@ -10,11 +10,25 @@ use aws_sdk_s3::types::{
 };
 
 use kass::config::KassConfig;
+use kass_pipeline::batch::{source_prefix, BATCH_SUFFIXES};
 use kass_pipeline::store::{S3Store, S3StoreConfig, StoreConfig};
 
 use crate::ConfigArg;
 
-const SUFFIXES: [(&str, &str); 2] = [(".json", "json"), (".json.gz", "json-gz")];
+/// A rule per batch suffix, labelled in the rule id: `kass-{source}-json`, `kass-{source}-json-gz`.
+fn suffixes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    BATCH_SUFFIXES.iter().map(|c| {
+        let suffix = c.extension();
+        (
+            suffix,
+            if suffix.ends_with(".gz") {
+                "json-gz"
+            } else {
+                "json"
+            },
+        )
+    })
+}
 
 #[derive(clap::Args, Debug)]
 pub struct SetupTriggersArgs {
@@ -147,7 +161,7 @@ pub async fn setup(args: SetupTriggersArgs) -> Result<()> {
     let existing = current(&store).await?;
     let ours: Vec<String> = sources
         .iter()
-        .flat_map(|s| SUFFIXES.iter().map(move |(_, label)| rule_id(s, label)))
+        .flat_map(|s| suffixes().map(move |(_, label)| rule_id(s, label)))
         .collect();
     let is_ours = |id: Option<&str>| id.is_some_and(|id| ours.iter().any(|o| o == id));
     // Unrelated rules stay as they are; ours are replaced, so a re-run is a no-op.
@@ -164,8 +178,8 @@ pub async fn setup(args: SetupTriggersArgs) -> Result<()> {
         .cloned()
         .collect();
     for source in &sources {
-        let prefix = format!("{source}/chunked/");
-        for (suffix, label) in SUFFIXES {
+        let prefix = source_prefix(source);
+        for (suffix, label) in suffixes() {
             let id = rule_id(source, label);
             if kind == "sqs" {
                 queues.push(
@@ -279,7 +293,7 @@ pub async fn check(args: CheckTriggersArgs) -> Result<()> {
     }
     let mut missing = 0;
     for source in &sources {
-        let prefix = format!("{source}/chunked/");
+        let prefix = source_prefix(source);
         let covers = |suffix: &str| {
             rules.iter().any(|(_, _, events, p, s)| {
                 prefix.starts_with(p.as_str())

@@ -24,6 +24,9 @@ pub fn batch_id<'a>(
     )
 }
 
+/// The one place the batch-key grammar lives: what the writer names, what a reader, an event
+/// filter, a trigger rule or a replay listing takes for a batch file.
+///
 /// `{source}/chunked/year=YYYY/month=MM/day=DD/batch_{batch_id}.json[.gz]`, partitioned by the
 /// batch's write date so that replays can list a date range cheaply.
 pub fn batch_key(
@@ -33,12 +36,39 @@ pub fn batch_key(
     compression: Compression,
 ) -> String {
     format!(
-        "{source}/chunked/year={:04}/month={:02}/day={:02}/batch_{batch_id}{}",
-        timestamp.year(),
-        timestamp.month(),
-        timestamp.day(),
+        "{}batch_{batch_id}{}",
+        day_prefix(source, timestamp.date_naive()),
         compression.extension()
     )
+}
+
+/// Every batch of a source lies under this prefix: `{source}/chunked/`.
+pub fn source_prefix(source: &str) -> String {
+    format!("{source}/chunked/")
+}
+
+/// The batches a source wrote on one day (UTC): `{source}/chunked/year=YYYY/month=MM/day=DD/`.
+pub fn day_prefix(source: &str, day: NaiveDate) -> String {
+    format!(
+        "{}year={:04}/month={:02}/day={:02}/",
+        source_prefix(source),
+        day.year(),
+        day.month(),
+        day.day()
+    )
+}
+
+/// The suffixes a batch file ends in, one per [`Compression`].
+pub const BATCH_SUFFIXES: [Compression; 2] = [Compression::None, Compression::Gzip];
+
+/// The source a batch file belongs to, for any object kass may take for a batch: under
+/// `{source}/chunked/` (one path segment of source) and ending in `.json` or `.json.gz`. Looser
+/// than [`parse_batch_key`] on purpose: a producer (the seed's fetcher, an operator's copy) may
+/// lay files out below `chunked/` otherwise; the reader checks the rest.
+pub fn batch_source(key: &str) -> Option<&str> {
+    let (source, rest) = key.split_once("/chunked/")?;
+    let is_json = BATCH_SUFFIXES.iter().any(|c| rest.ends_with(c.extension()));
+    (!source.is_empty() && !source.contains('/') && !rest.is_empty() && is_json).then_some(source)
 }
 
 /// What a batch key says about its batch.
@@ -113,6 +143,27 @@ mod tests {
             "slack/chunked/year=2025/month=13/day=01/batch_x.json",
         ] {
             assert_eq!(parse_batch_key(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_and_sources_follow_the_key() {
+        let t = Utc.with_ymd_and_hms(2025, 3, 7, 9, 5, 1).unwrap();
+        let key = batch_key("slack", t, "x", Compression::None);
+        assert!(key.starts_with(&day_prefix("slack", t.date_naive())));
+        assert!(key.starts_with(&source_prefix("slack")));
+        assert_eq!(batch_source(&key), Some("slack"));
+        assert_eq!(
+            batch_source("gitlab/chunked/x/batch_2.json.gz"),
+            Some("gitlab")
+        );
+        for other in [
+            "slack/raw/b.json",
+            "a/b/chunked/x.json",
+            "/chunked/x.json",
+            "s/chunked/x.txt",
+        ] {
+            assert_eq!(batch_source(other), None, "{other}");
         }
     }
 

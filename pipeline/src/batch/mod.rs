@@ -23,7 +23,10 @@ mod reader;
 
 pub use batch_ref::BatchRef;
 pub use format::{Batch, BatchChunk, Compression, SCHEMA_VERSION};
-pub use key::{batch_id, batch_key, parse_batch_key, BatchKeyParts};
+pub use key::{
+    batch_id, batch_key, batch_source, day_prefix, parse_batch_key, source_prefix, BatchKeyParts,
+    BATCH_SUFFIXES,
+};
 pub use reader::{
     load_batch, read_batch, BatchFormatError, LoadedBatch, RejectedChunk, MAX_BATCH_BYTES,
 };

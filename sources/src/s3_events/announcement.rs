@@ -15,7 +15,7 @@ use std::fmt;
 use aws_lambda_events::s3::{S3Event, S3EventRecord};
 use serde_json::Value;
 
-use kass_pipeline::batch::BatchRef;
+use kass_pipeline::batch::{batch_source, BatchRef};
 
 /// A batch file an event says was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,13 +253,6 @@ pub fn decode_key(raw: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| raw.to_string())
-}
-
-/// The source a batch key belongs to: `{source}/chunked/...` ending in `.json` or `.json.gz`.
-pub fn batch_source(key: &str) -> Option<&str> {
-    let (source, rest) = key.split_once("/chunked/")?;
-    let is_json = rest.ends_with(".json") || rest.ends_with(".json.gz");
-    (!source.is_empty() && !source.contains('/') && !rest.is_empty() && is_json).then_some(source)
 }
 
 #[cfg(test)]
