@@ -5,6 +5,7 @@
 //! - [`stage`], [`channel`], [`topology`]: how stages are written, joined and run.
 //! - [`dead_letter`]: where per-item failures go instead of stopping the run.
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
+//! - [`http`]: the one HTTP exchange of every remote API (client, auth, failures, Retry-After).
 //! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
 //! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
 //! - [`redact`]: the one redactor for text leaving the process (secrets, URL user info).
@@ -15,6 +16,7 @@ pub mod channel;
 pub mod context;
 pub mod dead_letter;
 pub mod error;
+pub mod http;
 pub mod model;
 pub mod redact;
 pub mod retry;

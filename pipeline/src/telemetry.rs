@@ -39,6 +39,8 @@ pub const EVENTS_DUPLICATES: &str = "kass_events_duplicate_batches_total";
 pub const SQS_RECEIVED: &str = "kass_sqs_messages_received_total";
 pub const SQS_DELETED: &str = "kass_sqs_messages_deleted_total";
 pub const SQS_VISIBILITY_EXTENDED: &str = "kass_sqs_visibility_extended_total";
+pub const HTTP_REQUESTS: &str = "kass_http_requests_total";
+pub const HTTP_REQUEST_TIME: &str = "kass_http_request_seconds";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -62,6 +64,15 @@ pub fn describe() {
     describe_counter!(
         SQS_VISIBILITY_EXTENDED,
         "Visibility extensions of messages still being worked on."
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP tries of every remote API (Chroma, embedding providers), by client and outcome (HTTP status, `timeout`, `network`)."
+    );
+    describe_histogram!(
+        HTTP_REQUEST_TIME,
+        Unit::Seconds,
+        "Time of one HTTP try, answer read whole, by client."
     );
     describe_counter!(STAGE_RECEIVED, "Items a stage took from its input channel.");
     describe_counter!(STAGE_SENT, "Items a stage (or source) sent downstream.");
@@ -194,6 +205,13 @@ pub fn source_bytes(source: &str, bytes: usize) {
 pub fn source_warnings(source: &str, reason: &'static str, count: usize) {
     counter!(SOURCE_WARNINGS, "source" => source.to_string(), "reason" => reason)
         .increment(count as u64);
+}
+
+/// One HTTP try of `client` ([`crate::http::HttpClient`]): its outcome and how long it took.
+pub fn http_request(client: &str, status: &str, seconds: f64) {
+    counter!(HTTP_REQUESTS, "client" => client.to_string(), "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_REQUEST_TIME, "client" => client.to_string()).record(seconds);
 }
 
 pub fn embed_request(endpoint: &str, status: &str, seconds: f64) {
