@@ -122,4 +122,14 @@ async fn embed_metrics_match_what_the_provider_saw() {
     assert_eq!(value_of(&text, "kass_embed_batch_inputs_sum", &[p]), 24.0);
     assert!(value_of(&text, "kass_embed_rate_limit_wait_seconds_sum", &[p]) > 0.0);
     assert_eq!(value_of(&text, "kass_embed_requests_in_flight", &[p]), 0.0);
+    // The shared HTTP exchange counts the same tries, under the endpoint's name.
+    let c = ("client", "metered");
+    for (status, tries) in [("200", ok), ("429", limited)] {
+        let series = [c, ("status", status)];
+        assert_eq!(value_of(&text, "kass_http_requests_total", &series), tries);
+    }
+    assert_eq!(
+        value_of(&text, "kass_http_request_seconds_count", &[c]),
+        ok + limited
+    );
 }

@@ -1,18 +1,20 @@
 //! A small typed client for Chroma's HTTP API v2 (Chroma 1.x): the calls kass needs and no
-//! more. Record calls take the collection's UUID, collection calls its name. 5xx answers and
-//! network errors are retried with the shared back-off; 4xx answers are returned at once.
+//! more. Record calls take the collection's UUID, collection calls its name. The exchange
+//! itself is the shared one ([`kass_pipeline::http`]): 429, 5xx answers and network errors
+//! are retried with the shared back-off; other 4xx answers are returned at once.
 
 use std::time::Duration;
 
 use base64::prelude::{Engine, BASE64_STANDARD};
-use reqwest::{Method, StatusCode};
+use reqwest::header::HeaderName;
+use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use kass_pipeline::error::{error_chain, excerpt};
+use kass_pipeline::http::{Auth, HttpClient, HttpConfig, HttpFailure};
 use kass_pipeline::redact;
-use kass_pipeline::retry::{parse_retry_after, RetryPolicy};
+use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::secret::Secret;
 
 use super::config::{ChromaConfig, TokenHeader};
@@ -51,52 +53,46 @@ pub struct QueryResult {
     pub distances: Option<Vec<Vec<Option<f32>>>>,
 }
 
-/// How one try failed: worth another (5xx, 429, network), or not.
+/// How one try failed: the exchange (retried when [`HttpFailure::retry`] says so), or a 2xx
+/// answer that is not the documented shape (never retried).
 enum Failure {
-    Retryable {
-        message: String,
-        retry_after: Option<Duration>,
-    },
-    Final(ChromaError),
-}
-
-impl Failure {
-    fn message(&self) -> String {
-        match self {
-            Self::Retryable { message, .. } => message.clone(),
-            Self::Final(e) => e.to_string(),
-        }
-    }
+    Http(HttpFailure),
+    Unreadable(serde_json::Error),
 }
 
 #[derive(Clone)]
 pub struct ChromaClient {
-    http: reqwest::Client,
+    http: HttpClient,
     root: String,
     /// `root` as shown in messages (see [`Self::url`]).
     shown: String,
     database: String,
-    token: Option<(TokenHeader, Secret)>,
     retry: RetryPolicy,
     base64_embeddings: bool,
 }
 
 impl ChromaClient {
     pub fn new(config: &ChromaConfig) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-        let token = match &config.token_env {
-            Some(var) => Some((
-                config.token_header,
-                Secret::from_env(var)
+        let auth = match &config.token_env {
+            Some(var) => {
+                let token = Secret::from_env(var)
                     .map_err(|e| format!("[chroma] the token in {e}"))?
-                    .ok_or_else(|| format!("[chroma] token_env: {var} is not set"))?,
-            )),
+                    .ok_or_else(|| format!("[chroma] token_env: {var} is not set"))?;
+                Some(match config.token_header {
+                    TokenHeader::Authorization => Auth::Bearer(token),
+                    TokenHeader::XChromaToken => {
+                        Auth::Header(HeaderName::from_static("x-chroma-token"), token)
+                    }
+                })
+            }
             None => None,
         };
+        let http = HttpClient::new(HttpConfig {
+            connect_timeout: Duration::from_secs(5),
+            auth,
+            ..HttpConfig::new("chroma", config.timeout())
+        })
+        .map_err(|e| e.to_string())?;
         // reqwest sends a URL's `user:password@` as basic auth; the password is a secret too.
         if let Some(password) = reqwest::Url::parse(&config.url)
             .ok()
@@ -113,7 +109,6 @@ impl ChromaClient {
             ),
             root,
             http,
-            token,
             retry: config.retry.clone(),
             base64_embeddings: false,
         })
@@ -133,24 +128,43 @@ impl ChromaClient {
     ) -> Result<T, ChromaError> {
         self.retry
             .run(
-                |_| self.attempt(method.clone(), url, body, what),
+                |_| self.attempt(method.clone(), url, body),
                 |failure: &Failure| match failure {
-                    Failure::Retryable { retry_after, .. } => Some(*retry_after),
-                    Failure::Final(_) => None,
+                    Failure::Http(failure) => failure.retry(),
+                    Failure::Unreadable(_) => None,
                 },
                 |failure, attempt, delay| {
-                    tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %failure.message(), "Chroma call failed; retrying");
+                    if let Failure::Http(failure) = failure {
+                        tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "Chroma call failed; retrying");
+                    }
                 },
             )
             .await
-            .map_err(|(failure, attempts)| match failure {
-                Failure::Final(e) => e,
-                Failure::Retryable { message, .. } => ChromaError::Unavailable {
-                    url: self.shown.clone(),
-                    attempts,
+            .map_err(|(failure, attempts)| self.error(failure, attempts, what))
+    }
+
+    /// What a call that failed for good tells its caller.
+    fn error(&self, failure: Failure, attempts: u32, what: &str) -> ChromaError {
+        match failure {
+            Failure::Unreadable(e) => ChromaError::Protocol {
+                what: what.into(),
+                message: e.to_string(),
+            },
+            Failure::Http(failure) => match failure {
+                HttpFailure::Status {
+                    status, message, ..
+                } if !failure.is_retryable() => ChromaError::Rejected {
+                    what: what.into(),
+                    status: status.as_u16(),
                     message,
                 },
-            })
+                failure => ChromaError::Unavailable {
+                    url: self.shown.clone(),
+                    attempts,
+                    message: failure.to_string(),
+                },
+            },
+        }
     }
 
     /// One try of a call.
@@ -159,52 +173,13 @@ impl ChromaClient {
         method: Method,
         url: &str,
         body: Option<&Value>,
-        what: &str,
     ) -> Result<T, Failure> {
         let mut request = self.http.request(method, url);
         if let Some(body) = body {
             request = request.json(body);
         }
-        if let Some((header, token)) = &self.token {
-            request = match header {
-                TokenHeader::Authorization => request.bearer_auth(token.expose()),
-                TokenHeader::XChromaToken => request.header("x-chroma-token", token.expose()),
-            };
-        }
-        let response = request.send().await.map_err(|e| Failure::Retryable {
-            message: network_message(&e),
-            retry_after: None,
-        })?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let bytes = response.bytes().await.map_err(|e| Failure::Retryable {
-            message: network_message(&e),
-            retry_after: None,
-        })?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Final(ChromaError::Protocol {
-                    what: what.into(),
-                    message: e.to_string(),
-                })
-            });
-        }
-        let message = error_message(&bytes, status);
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(Failure::Retryable {
-                message: format!("HTTP {}: {message}", status.as_u16()),
-                retry_after,
-            });
-        }
-        Err(Failure::Final(ChromaError::Rejected {
-            what: what.into(),
-            status: status.as_u16(),
-            message,
-        }))
+        let answer = self.http.send(request).await.map_err(Failure::Http)?;
+        answer.json().map_err(Failure::Unreadable)
     }
 
     fn records(&self, collection_id: &str, op: &str) -> String {
@@ -429,32 +404,4 @@ impl ChromaClient {
         )
         .await
     }
-}
-
-/// Chroma's error body is `{"error": kind, "message": text}`.
-fn error_message(body: &[u8], status: StatusCode) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let message = parsed
-        .as_ref()
-        .and_then(|v| v.get("message").and_then(Value::as_str))
-        .map(str::to_string)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    if message.trim().is_empty() {
-        return status
-            .canonical_reason()
-            .unwrap_or("no message")
-            .to_string();
-    }
-    excerpt(&message, 500)
-}
-
-fn network_message(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    format!("{what}: {}", error_chain(e))
 }

@@ -228,11 +228,11 @@ impl EndpointConfig {
                     None,
                 )
             }
-            ProviderKind::Voyage => self.remote(Voyage, embed, &err)?,
-            ProviderKind::OpenAi => self.remote(OpenAi, embed, &err)?,
-            ProviderKind::Cohere => self.remote(Cohere, embed, &err)?,
-            ProviderKind::HuggingFace => self.remote(HfInference, embed, &err)?,
-            ProviderKind::Tei => self.remote(Tei, embed, &err)?,
+            ProviderKind::Voyage => self.remote(Voyage, &name, embed, &err)?,
+            ProviderKind::OpenAi => self.remote(OpenAi, &name, embed, &err)?,
+            ProviderKind::Cohere => self.remote(Cohere, &name, embed, &err)?,
+            ProviderKind::HuggingFace => self.remote(HfInference, &name, embed, &err)?,
+            ProviderKind::Tei => self.remote(Tei, &name, embed, &err)?,
         };
         let limits = match defaults {
             None => RateLimits::unlimited(),
@@ -258,6 +258,7 @@ impl EndpointConfig {
     fn remote<W: WireFormat>(
         &self,
         wire: W,
+        name: &str,
         embed: &EmbedConfig,
         err: &dyn Fn(String) -> EmbedConfigError,
     ) -> Result<
@@ -329,10 +330,11 @@ impl EndpointConfig {
             .min(embed.batch_size)
             .max(1);
         let http = HttpEndpoint::new(
+            name,
             api_key,
             Duration::from_secs(self.timeout_secs.unwrap_or(60)),
         )
-        .map_err(err)?;
+        .map_err(|e| err(e.to_string()))?;
         let url = wire.url(&base_url, &model);
         let provider = RemoteProvider {
             wire,
