@@ -20,7 +20,9 @@ use kass_pipeline::dead_letter::{DeadLetter, Recovered};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{ObjectStore, StoreConfig};
 use kass_pipeline::topology::RunReport;
-use kass_pipeline::{telemetry, Chunk, EmbeddedChunk, Flow, ItemError, Topology};
+use kass_pipeline::{
+    telemetry, Chunk, EmbeddedChunk, FailureKind, Flow, ItemError, ItemKind, Topology,
+};
 use kass_sinks::chroma::{ChromaSink, ChromaTarget, StoredChunk};
 use kass_sources::s3_events::sqs::{QueueMessage, SqsQueue};
 use kass_sources::s3_events::{self, UnknownEvent};
@@ -244,8 +246,9 @@ pub async fn dead_letter_event(
         "s3_events",
         origin,
         id,
+        ItemKind::Event,
         &Value::String(body.to_string()),
-        &ItemError::new("unknown_event", error.to_string()),
+        &ItemError::new(FailureKind::UnknownEvent, error.to_string()),
     );
     store
         .put(&letter.key(), serde_json::to_vec_pretty(&letter)?)

@@ -326,6 +326,89 @@ async fn chroma_killed_mid_run_loses_nothing() {
     assert_eq!(stored_count(&config).await, ids.len() as u64);
 }
 
+/// Letters are re-run by the item kind they record, whatever stage wrote them; a letter of an
+/// older kass, which records none, is re-run by its stage as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn reprocess_dispatches_on_item_kind_and_old_letters_still_reprocess() {
+    let server = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let config = write_run_config(dir.path(), &chroma, "kinds");
+    use_counting_provider(&config, &server);
+    kass_ok(&config, &["fetch"]).await;
+    let store = dir.path().join("store");
+    let batch = support::files_under(&store)
+        .into_iter()
+        .find(|k| k.contains("/chunked/"))
+        .expect("a batch file");
+    let chunks =
+        kass_pipeline::batch::read_batch(&batch, &std::fs::read(store.join(&batch)).unwrap())
+            .unwrap()
+            .into_chunks();
+    let letter = |stage: &str, error_type: &str, item: serde_json::Value| {
+        serde_json::json!({
+            "stage": stage, "source": "slack", "item_id": "x", "error_type": error_type,
+            "reason": "r", "failed_at": "2025-10-06T16:00:00Z", "item": item})
+    };
+    let put = |key: &str, letter: serde_json::Value| {
+        let path = store.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec(&letter).unwrap()).unwrap();
+    };
+    // An older kass's letter: no item_kind, a chunk by its stage.
+    let old = "_dead_letter/embed/2025-10-06/160000_0123456789ab_old.json";
+    put(
+        old,
+        letter(
+            "embed",
+            "embed_unavailable",
+            serde_json::to_value(&chunks[0]).unwrap(),
+        ),
+    );
+    // A letter of a stage reprocess knows nothing of, re-run by the kind it records.
+    let mut new = letter(
+        "a_later_stage",
+        "embed_unavailable",
+        serde_json::to_value(&chunks[1]).unwrap(),
+    );
+    new["item_kind"] = "chunk".into();
+    let new_key = "_dead_letter/a_later_stage/2025-10-06/160000_0123456789ab_new.json";
+    put(new_key, new);
+    // One malformed chunk of a batch, old format: listed, not re-run.
+    let kept = "_dead_letter/batch_loader/2025-10-06/160000_0123456789ab_kept.json";
+    put(
+        kept,
+        letter(
+            "batch_loader",
+            "malformed_chunk",
+            serde_json::json!({"text": ""}),
+        ),
+    );
+
+    let cfg = config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run_ok(
+            kass()
+                .env("KASS_CHROMA_TEST_KEY", "test-key-123")
+                .args(["dead-letters", "reprocess", "--config"])
+                .arg(&cfg),
+        )
+    })
+    .await
+    .unwrap();
+    let out = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.contains("2 letter(s) re-run: 2 chunk(s) stored, 0 new dead letter(s); 1 kept"),
+        "{out}"
+    );
+    assert_eq!(stored_count(&config).await, 2, "{out}");
+    let left: Vec<String> = support::files_under(&store)
+        .into_iter()
+        .filter(|k| k.starts_with("_dead_letter/"))
+        .collect();
+    assert_eq!(left, [kept], "{out}");
+}
+
 /// `kass eval` on a tiny labelled set whose every query has one unmistakable answer: by the
 /// standard definitions nDCG@10, recall@10 and MRR@10 are all exactly 1 (the answer ranked
 /// first). Labelling one query's answer as a document about something else must lower them.

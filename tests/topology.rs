@@ -13,8 +13,8 @@ use kass_pipeline::dead_letter;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{
-    Chunk, FatalError, Inlet, ItemError, ItemStage, Metadata, Outlet, PipelineItem, Source,
-    StageContext, StageError, StreamStage, Topology, TopologyConfig,
+    Chunk, FailureKind, FatalError, Inlet, ItemError, ItemStage, Metadata, Outlet, PipelineItem,
+    Source, StageContext, StageError, StreamStage, Topology, TopologyConfig,
 };
 use kass_stages::batch_loader::BatchLoader;
 
@@ -183,9 +183,11 @@ impl ItemStage for FailsEveryTenth {
     }
     async fn process(&self, item: &Item, _ctx: &StageContext) -> Result<Vec<Item>, StageError> {
         if item.n % 10 == 3 {
-            return Err(
-                ItemError::new("test_failure", format!("item {} is cursed", item.n)).into(),
-            );
+            return Err(ItemError::new(
+                FailureKind::Other("test_failure"),
+                format!("item {} is cursed", item.n),
+            )
+            .into());
         }
         Ok(vec![item.clone()])
     }

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
 use crate::shutdown::Shutdown;
-use crate::{telemetry, FatalError, ItemError};
+use crate::{telemetry, FatalError, ItemError, ItemKind, PipelineItem};
 
 /// What the topology hands every stage: its name, the dead-letter queue and the shutdown flag.
 #[derive(Clone, Debug)]
@@ -31,18 +31,38 @@ impl StageContext {
         }
     }
 
-    /// Records that `item` failed here and why. Errors only if the dead-letter writer is gone,
-    /// which means the item would be lost: that is fatal.
+    /// Records that `item`, of the given kind, failed here and why: for what is not a
+    /// [`PipelineItem`] (a line a source could not parse, one malformed chunk of a batch file).
+    /// Errors only if the dead-letter writer is gone, which means the item would be lost: that
+    /// is fatal.
     pub async fn dead_letter<T: Serialize + ?Sized>(
         &self,
         source: &str,
         item_id: &str,
+        kind: ItemKind,
         item: &T,
         error: &ItemError,
     ) -> Result<(), FatalError> {
-        telemetry::stage_error(&self.stage, source, error.error_type);
-        tracing::warn!(stage = %self.stage, source, item_id, error_type = error.error_type, reason = %error.reason, "item dead-lettered");
-        let letter = DeadLetter::new(&self.stage, source, item_id, item, error);
+        let error_type = error.error_type.label();
+        telemetry::stage_error(&self.stage, source, error_type);
+        tracing::warn!(stage = %self.stage, source, item_id, error_type, reason = %error.reason, "item dead-lettered");
+        let letter = DeadLetter::new(&self.stage, source, item_id, kind, item, error);
         self.dead_letters.send(letter).await
+    }
+
+    /// Records that a pipeline item failed here and why; its source, id and kind come from it.
+    pub async fn dead_letter_item<T: PipelineItem>(
+        &self,
+        item: &T,
+        error: &ItemError,
+    ) -> Result<(), FatalError> {
+        self.dead_letter(
+            item.source(),
+            &item.item_id(),
+            item.item_kind(),
+            item,
+            error,
+        )
+        .await
     }
 }

@@ -13,21 +13,72 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
 use crate::store::ObjectStore;
-use crate::{telemetry, FatalError, ItemError};
+use crate::{telemetry, FailureKind, FatalError, ItemError, ItemKind};
 
 pub const DEAD_LETTER_PREFIX: &str = "_dead_letter/";
 
 /// One failed item and why it failed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredLetter")]
 pub struct DeadLetter {
     pub stage: String,
     pub source: String,
     pub item_id: String,
+    /// The [`FailureKind::label`].
     pub error_type: String,
     pub reason: String,
     pub failed_at: DateTime<Utc>,
+    /// What the item is: how `kass dead-letters reprocess` re-runs it.
+    pub item_kind: ItemKind,
     /// The item as it entered the failing stage.
     pub item: serde_json::Value,
+}
+
+/// A letter as stored. Letters written before item kinds were recorded have no `item_kind`:
+/// it is told from the stage that wrote them, as kass did then.
+#[derive(Deserialize)]
+struct StoredLetter {
+    stage: String,
+    source: String,
+    item_id: String,
+    error_type: String,
+    reason: String,
+    failed_at: DateTime<Utc>,
+    #[serde(default)]
+    item_kind: Option<ItemKind>,
+    item: serde_json::Value,
+}
+
+impl From<StoredLetter> for DeadLetter {
+    fn from(stored: StoredLetter) -> Self {
+        let item_kind = stored
+            .item_kind
+            .unwrap_or_else(|| kind_by_stage(&stored.stage, &stored.error_type));
+        Self {
+            stage: stored.stage,
+            source: stored.source,
+            item_id: stored.item_id,
+            error_type: stored.error_type,
+            reason: stored.reason,
+            failed_at: stored.failed_at,
+            item_kind,
+            item: stored.item,
+        }
+    }
+}
+
+/// The item kind of a letter that does not record it, by the stage that wrote it (the stages
+/// of kass before item kinds; any other stage was a source's, named by the source).
+fn kind_by_stage(stage: &str, error_type: &str) -> ItemKind {
+    match stage {
+        "chroma_sink" => ItemKind::Vectors,
+        "embed" | "skip_stored" | "batch_writer" => ItemKind::Chunk,
+        "batch_loader" if error_type == FailureKind::MalformedChunk.label() => ItemKind::BatchChunk,
+        "batch_loader" => ItemKind::Batch,
+        "s3_events" => ItemKind::Event,
+        "chunk_router" => ItemKind::Document,
+        _ => ItemKind::Input,
+    }
 }
 
 impl DeadLetter {
@@ -35,6 +86,7 @@ impl DeadLetter {
         stage: &str,
         source: &str,
         item_id: &str,
+        item_kind: ItemKind,
         item: &T,
         error: &ItemError,
     ) -> Self {
@@ -47,9 +99,10 @@ impl DeadLetter {
             stage: stage.to_string(),
             source: source.to_string(),
             item_id: item_id.to_string(),
-            error_type: error.error_type.to_string(),
+            error_type: error.error_type.label().to_string(),
             reason: crate::redact::redact(&error.reason).into_owned(),
             failed_at: Utc::now(),
+            item_kind,
             item,
         }
     }
@@ -81,6 +134,16 @@ impl DeadLetter {
             &hex::encode(h.finalize())[..12]
         )
     }
+
+    /// The kind its `error_type` names; `None` for a label of a stage outside kass.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        FailureKind::from_label(&self.error_type)
+    }
+
+    /// Failed only because a service was down ([`FailureKind::is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        self.failure_kind().is_some_and(FailureKind::is_retryable)
+    }
 }
 
 /// The item id as it stands in a letter's key: itself when it is a plain token (chunk ids),
@@ -98,8 +161,15 @@ pub fn item_token(id: &str) -> String {
     }
 }
 
-/// Stages whose letters hold one chunk (or its vectors), named by the chunk id.
-pub const CHUNK_STAGES: &[&str] = &["skip_stored", "embed", "chroma_sink"];
+/// The stages whose letters a later try can retire, and what their items are. A letter's key
+/// names its stage and item but not the item's kind, so retiring lists by stage; no letter is
+/// read.
+const RETIRABLE_STAGES: &[(&str, ItemKind)] = &[
+    ("skip_stored", ItemKind::Chunk),
+    ("embed", ItemKind::Chunk),
+    ("chroma_sink", ItemKind::Vectors),
+    ("batch_loader", ItemKind::Batch),
+];
 
 /// What a later try got through: chunks now stored, batch files now read.
 #[derive(Debug, Default)]
@@ -118,11 +188,11 @@ pub async fn retire(
     let mut retired = 0;
     let batches: std::collections::HashSet<String> =
         recovered.batches.iter().map(|k| item_token(k)).collect();
-    let stages = CHUNK_STAGES
-        .iter()
-        .map(|stage| (*stage, &recovered.chunks))
-        .chain(std::iter::once(("batch_loader", &batches)));
-    for (stage, items) in stages {
+    for &(stage, kind) in RETIRABLE_STAGES {
+        let items = match kind {
+            ItemKind::Batch => &batches,
+            _ => &recovered.chunks,
+        };
         if items.is_empty() {
             continue;
         }
@@ -162,36 +232,13 @@ impl DeadLetterQueue {
     }
 }
 
-/// Failures that say nothing about the item: the service it needed was down. Work that ended
-/// with one of these is worth delivering again (an SQS message is not deleted, a Lambda
-/// invocation fails so its retries apply); the others would fail the same way again.
-pub const RETRYABLE_ERROR_TYPES: &[&str] = &[
-    "embed_unavailable",
-    "chroma_unavailable",
-    "store_unavailable",
-];
-
-/// Failures of a whole batch file (the batch loader's letters whose item is the batch
-/// reference, its key as the item id), as opposed to one chunk of it.
-pub const BATCH_ERROR_TYPES: &[&str] = &[
-    "missing_batch",
-    "malformed_batch",
-    "invalid_batch_key",
-    "batch_refused",
-    "store_unavailable",
-];
-
-pub fn is_retryable(error_type: &str) -> bool {
-    RETRYABLE_ERROR_TYPES.contains(&error_type)
-}
-
 /// Letters one writer wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LetterCounts {
     pub written: u64,
-    /// Of which [`is_retryable`].
+    /// Of which [`DeadLetter::is_retryable`].
     pub retryable: u64,
-    /// Of which whole batch files (the batch loader's letters: unreadable or missing).
+    /// Of which whole batch files ([`ItemKind::Batch`]: unreadable or missing).
     pub batches: u64,
     /// Keys of the batch files among them that may be read on another try: the deliveries
     /// that announced them are left for redelivery, the others acknowledged.
@@ -217,13 +264,14 @@ pub fn spawn_writer(
             store.put(&letter.key(), body).await?;
             telemetry::dead_letter_written(&letter.stage);
             counts.written += 1;
-            if is_retryable(&letter.error_type) {
+            let retryable = letter.is_retryable();
+            if retryable {
                 counts.retryable += 1;
             }
-            if BATCH_ERROR_TYPES.contains(&letter.error_type.as_str()) {
+            if letter.item_kind == ItemKind::Batch {
                 counts.batches += 1;
                 counts.failed_batch_keys.insert(letter.item_id.clone());
-                if is_retryable(&letter.error_type) {
+                if retryable {
                     counts.retryable_batch_keys.insert(letter.item_id.clone());
                 }
             }
@@ -244,4 +292,99 @@ pub async fn list(store: &dyn ObjectStore) -> Result<Vec<(String, DeadLetter)>, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old_letter(stage: &str, error_type: &str) -> DeadLetter {
+        serde_json::from_value(serde_json::json!({
+            "stage": stage, "source": "slack", "item_id": "c1", "error_type": error_type,
+            "reason": "r", "failed_at": "2025-10-06T16:00:00Z", "item": {"id": "c1"}
+        }))
+        .expect("a letter without item_kind loads")
+    }
+
+    #[test]
+    fn letters_without_item_kind_are_told_by_their_stage() {
+        for (stage, error_type, kind) in [
+            ("chroma_sink", "chroma_unavailable", ItemKind::Vectors),
+            ("embed", "embed_unavailable", ItemKind::Chunk),
+            ("skip_stored", "chroma_unavailable", ItemKind::Chunk),
+            ("batch_writer", "store_unavailable", ItemKind::Chunk),
+            ("batch_loader", "missing_batch", ItemKind::Batch),
+            ("batch_loader", "malformed_chunk", ItemKind::BatchChunk),
+            ("s3_events", "unknown_event", ItemKind::Event),
+            ("chunk_router", "chunk_budget", ItemKind::Document),
+            ("transform", "invalid_timestamp", ItemKind::Input),
+            ("slack", "malformed_json", ItemKind::Input),
+        ] {
+            assert_eq!(old_letter(stage, error_type).item_kind, kind, "{stage}");
+        }
+    }
+
+    #[test]
+    fn letters_record_their_item_kind() {
+        let error = ItemError::new(FailureKind::StoreUnavailable, "s3 down");
+        let letter = DeadLetter::new(
+            "batch_loader",
+            "slack",
+            "slack/chunked/b.json",
+            ItemKind::Batch,
+            &serde_json::json!({"key": "slack/chunked/b.json"}),
+            &error,
+        );
+        let json = serde_json::to_value(&letter).unwrap();
+        assert_eq!(json["item_kind"], "batch");
+        assert_eq!(json["error_type"], "store_unavailable");
+        let back: DeadLetter = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.item_kind, ItemKind::Batch);
+        assert!(back.is_retryable());
+        // The kind recorded wins over what the stage meant before kinds were recorded.
+        let mut json = json;
+        json["item_kind"] = "chunk".into();
+        let back: DeadLetter = serde_json::from_value(json).unwrap();
+        assert_eq!(back.item_kind, ItemKind::Chunk);
+    }
+
+    #[tokio::test]
+    async fn the_writer_counts_batches_by_item_kind_and_retries_by_failure_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(crate::store::LocalStore::new(dir.path()).unwrap());
+        let (queue, writer) = spawn_writer(store);
+        let letter = |id: &str, kind, failure| {
+            DeadLetter::new(
+                "batch_loader",
+                "slack",
+                id,
+                kind,
+                &serde_json::json!({}),
+                &ItemError::new(failure, "r"),
+            )
+        };
+        for (id, kind, failure) in [
+            ("a.json", ItemKind::Batch, FailureKind::StoreUnavailable),
+            ("b.json", ItemKind::Batch, FailureKind::MalformedBatch),
+            (
+                "b.json#chunks[0]",
+                ItemKind::BatchChunk,
+                FailureKind::MalformedChunk,
+            ),
+            ("c1", ItemKind::Chunk, FailureKind::EmbedUnavailable),
+        ] {
+            queue.send(letter(id, kind, failure)).await.unwrap();
+        }
+        drop(queue);
+        let counts = writer.await.unwrap().unwrap();
+        assert_eq!(counts.written, 4);
+        assert_eq!(counts.retryable, 2);
+        assert_eq!(counts.batches, 2);
+        assert_eq!(
+            counts.retryable_batch_keys.into_iter().collect::<Vec<_>>(),
+            ["a.json"]
+        );
+        assert_eq!(counts.failed_batch_keys.len(), 2);
+    }
 }

@@ -6,19 +6,21 @@
 //! and reports it.
 
 use crate::store::StoreError;
+use crate::FailureKind;
 
 /// One item could not be processed; it goes to the dead letters with this reason.
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
 pub struct ItemError {
-    /// A short machine-friendly class such as `malformed_json`, used as a metric label.
-    pub error_type: &'static str,
+    /// Why, as a kind: its label (`malformed_json`) is the letter's `error_type` and a metric
+    /// label.
+    pub error_type: FailureKind,
     /// What went wrong, naming the file, key or field.
     pub reason: String,
 }
 
 impl ItemError {
-    pub fn new(error_type: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(error_type: FailureKind, reason: impl Into<String>) -> Self {
         Self {
             error_type,
             reason: reason.into(),

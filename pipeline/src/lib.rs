@@ -3,7 +3,8 @@
 //! - [`model`]: the items that flow (raw records, documents, chunks).
 //! - [`batch`]: the batch file, the contract between the fetch half and the embed half.
 //! - [`stage`], [`channel`], [`topology`]: how stages are written, joined and run.
-//! - [`dead_letter`]: where per-item failures go instead of stopping the run.
+//! - [`dead_letter`]: where per-item failures go instead of stopping the run; [`failure_kind`]:
+//!   why an item failed, as a closed set.
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
 //! - [`http`]: the one HTTP exchange of every remote API (client, auth, failures, Retry-After).
 //! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
@@ -16,6 +17,7 @@ pub mod channel;
 pub mod context;
 pub mod dead_letter;
 pub mod error;
+pub mod failure_kind;
 pub mod http;
 pub mod model;
 pub mod redact;
@@ -31,9 +33,10 @@ pub mod topology;
 pub use channel::{Inlet, Outlet};
 pub use context::StageContext;
 pub use error::{FatalError, ItemError, StageError};
+pub use failure_kind::FailureKind;
 pub use model::{
-    Chunk, Document, DocumentKind, EmbeddedChunk, EmbeddingModel, Message, MetaValue, Metadata,
-    PipelineItem, RawRecord,
+    Chunk, Document, DocumentKind, EmbeddedChunk, EmbeddingModel, ItemKind, Message, MetaValue,
+    Metadata, PipelineItem, RawRecord,
 };
 pub use stage::{ItemStage, Source, StreamStage};
 pub use topology::{Flow, Topology, TopologyConfig};

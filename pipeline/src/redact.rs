@@ -273,9 +273,10 @@ mod tests {
             "embed",
             "slack",
             "c1",
+            crate::ItemKind::Chunk,
             &serde_json::json!({"text": "sk-unit-letter-0006 at http://u:p@h"}),
             &crate::ItemError::new(
-                "embed_input_refused",
+                crate::FailureKind::EmbedInputRefused,
                 "you sent: Bearer sk-unit-letter-0006",
             ),
         );

@@ -60,7 +60,7 @@ pub struct RunReport {
     pub outputs: u64,
     /// Items sent to the dead letters.
     pub dead_letters: u64,
-    /// Of which failed only because a service was down ([`dead_letter::is_retryable`]).
+    /// Of which failed only because a service was down ([`crate::FailureKind::is_retryable`]).
     pub retryable_dead_letters: u64,
     /// Of which whole batch files that could not be read.
     pub failed_batches: u64,
@@ -211,10 +211,7 @@ impl<T: PipelineItem> Flow<T> {
                                 }
                             }
                         }
-                        Err(StageError::Item(error)) => {
-                            ctx.dead_letter(item.source(), &item.item_id(), &item, &error)
-                                .await?
-                        }
+                        Err(StageError::Item(error)) => ctx.dead_letter_item(&item, &error).await?,
                         Err(StageError::Fatal(error)) => return Err(error),
                     }
                 }

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
 use kass_pipeline::{
-    telemetry, Document, DocumentKind, FatalError, ItemError, MetaValue, Outlet, RawRecord, Source,
-    StageContext,
+    telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError, ItemKind, MetaValue,
+    Outlet, RawRecord, Source, StageContext,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -183,10 +183,12 @@ impl Source for FilesSource {
                     document
                 }
                 Found::Unreadable { path, reason } => {
-                    let error = ItemError::new("unreadable", format!("{path}: {reason}"));
+                    let error =
+                        ItemError::new(FailureKind::Unreadable, format!("{path}: {reason}"));
                     ctx.dead_letter(
                         &self.config.name,
                         &path,
+                        ItemKind::Input,
                         &serde_json::json!({ "path": path }),
                         &error,
                     )
@@ -265,21 +267,24 @@ impl FilesSource {
         let item = || serde_json::json!({ "path": path.display().to_string(), "size_bytes": size });
         if size > self.config.max_file_bytes {
             let error = ItemError::new(
-                "too_large",
+                FailureKind::TooLarge,
                 format!(
                     "{}: {size} bytes is over max_file_bytes ({})",
                     path.display(),
                     self.config.max_file_bytes
                 ),
             );
-            ctx.dead_letter(source, &id, &item(), &error).await?;
+            ctx.dead_letter(source, &id, ItemKind::Input, &item(), &error)
+                .await?;
             return Ok(None);
         }
         let (bytes, modified) = match read_file(path).await {
             Ok(read) => read,
             Err(e) => {
-                let error = ItemError::new("unreadable", format!("{}: {e}", path.display()));
-                ctx.dead_letter(source, &id, &item(), &error).await?;
+                let error =
+                    ItemError::new(FailureKind::Unreadable, format!("{}: {e}", path.display()));
+                ctx.dead_letter(source, &id, ItemKind::Input, &item(), &error)
+                    .await?;
                 return Ok(None);
             }
         };

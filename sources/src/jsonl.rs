@@ -19,8 +19,8 @@ use async_trait::async_trait;
 
 use crate::cursor::{fingerprint, Cursor};
 use kass_pipeline::{
-    model::flatten_json, telemetry, Document, DocumentKind, FatalError, ItemError, Metadata,
-    Outlet, RawRecord, Source, StageContext,
+    model::flatten_json, telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError,
+    ItemKind, Metadata, Outlet, RawRecord, Source, StageContext,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -219,7 +219,7 @@ impl JsonlSource {
             }
             let parsed = if too_long {
                 Err(ItemError::new(
-                    "line_too_long",
+                    FailureKind::LineTooLong,
                     format!("line longer than {MAX_LINE_BYTES} bytes"),
                 ))
             } else {
@@ -239,7 +239,8 @@ impl JsonlSource {
                         "line": number,
                         "text": String::from_utf8_lossy(&line).trim_end(),
                     });
-                    ctx.dead_letter(source, &at, &item, &error).await?;
+                    ctx.dead_letter(source, &at, ItemKind::Input, &item, &error)
+                        .await?;
                 }
             }
         }
@@ -249,16 +250,16 @@ impl JsonlSource {
 /// One line as a document; `None` for a blank line.
 fn parse_line(line: &[u8], source: &str) -> Result<Option<Document>, ItemError> {
     let text = std::str::from_utf8(line)
-        .map_err(|e| ItemError::new("invalid_utf8", e.to_string()))?
+        .map_err(|e| ItemError::new(FailureKind::InvalidUtf8, e.to_string()))?
         .trim();
     if text.is_empty() {
         return Ok(None);
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| ItemError::new("malformed_json", e.to_string()))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ItemError::new(FailureKind::MalformedJson, e.to_string()))?;
     let Value::Object(mut record) = value else {
         return Err(ItemError::new(
-            "malformed_record",
+            FailureKind::MalformedRecord,
             "not a JSON object".to_string(),
         ));
     };
@@ -269,19 +270,20 @@ fn parse_line(line: &[u8], source: &str) -> Result<Option<Document>, ItemError> 
         if let Some(metadata) = record.remove("metadata") {
             let mut flat = Metadata::new();
             flatten_json("", metadata, &mut flat);
-            let flat = serde_json::to_value(flat)
-                .map_err(|e| ItemError::new("malformed_document", format!("metadata: {e}")))?;
+            let flat = serde_json::to_value(flat).map_err(|e| {
+                ItemError::new(FailureKind::MalformedDocument, format!("metadata: {e}"))
+            })?;
             record.insert("metadata".into(), flat);
         }
         return serde_json::from_value(Value::Object(record))
             .map(Some)
-            .map_err(|e| ItemError::new("malformed_document", format!("document: {e}")));
+            .map_err(|e| ItemError::new(FailureKind::MalformedDocument, format!("document: {e}")));
     }
     if record.contains_key("_id") {
         return beir_document(record, source).map(Some);
     }
     Err(ItemError::new(
-        "malformed_record",
+        FailureKind::MalformedRecord,
         "neither a document (`id`, `kind`) nor a BEIR record (`_id`, `text`)",
     ))
 }
@@ -293,14 +295,14 @@ fn beir_document(mut record: Map<String, Value>, source: &str) -> Result<Documen
         Some(Value::Number(id)) => id.to_string(),
         _ => {
             return Err(ItemError::new(
-                "malformed_record",
+                FailureKind::MalformedRecord,
                 "BEIR record: field `_id` must be a string or number",
             ))
         }
     };
     let Some(Value::String(text)) = record.remove("text") else {
         return Err(ItemError::new(
-            "malformed_record",
+            FailureKind::MalformedRecord,
             format!("BEIR record {id:?}: field `text` must be a string"),
         ));
     };

@@ -1,13 +1,13 @@
 //! `kass dead-letters list|reprocess`: what failed, why, and re-running what can be re-run.
 //!
-//! Re-run by the stage that gave up: vectors Chroma did not take (`chroma_sink`) are stored
-//! again without embedding when they are of the collection's model; chunks the embedder gave
-//! up on (`embed`, `skip_stored`, `batch_writer`) are embedded again; batch files the loader
-//! could not read (`batch_loader`) are loaded again; event notifications that could not be
-//! read (`s3_events`) are read again, and the batches they name embedded, once they parse.
-//! Letters of the fetch half's first stages (a malformed file) and single malformed chunks of a
-//! batch need their input fixed: they are listed, not re-run. A re-run letter is deleted once its run ends: either its item is stored now, or
-//! the run wrote a new letter with the current reason.
+//! Re-run by what the letter's item is (its `item_kind`; for letters written before kinds were
+//! recorded, told from the stage that wrote them): vectors Chroma did not take are stored again
+//! without embedding when they are of the collection's model; chunks are embedded again; batch
+//! references are loaded again; event notifications that could not be read are read again, and
+//! the batches they name embedded, once they parse. Inputs and documents of the fetch half (a
+//! malformed file) and single malformed chunks of a batch need their input fixed: they are
+//! listed, not re-run. A re-run letter is deleted once its run ends: either its item is stored
+//! now, or the run wrote a new letter with the current reason.
 
 use anyhow::Result;
 
@@ -17,7 +17,7 @@ use kass_pipeline::batch::BatchRef;
 use kass_pipeline::dead_letter::{self, DeadLetter};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::build_store;
-use kass_pipeline::{Chunk, EmbeddedChunk};
+use kass_pipeline::{Chunk, EmbeddedChunk, ItemKind};
 
 use crate::ConfigArg;
 
@@ -46,7 +46,7 @@ pub enum Action {
     },
 }
 
-/// What a letter's item is, by the stage that wrote it.
+/// A letter's item, read as its kind.
 enum Item {
     Vectors(EmbeddedChunk),
     Chunk(Chunk),
@@ -60,26 +60,24 @@ enum Item {
 
 fn item_of(letter: &DeadLetter) -> Result<Item, String> {
     let parse_error = |e: serde_json::Error| format!("item of a {} letter: {e}", letter.stage);
-    Ok(match letter.stage.as_str() {
-        "chroma_sink" => {
-            Item::Vectors(serde_json::from_value(letter.item.clone()).map_err(parse_error)?)
-        }
-        "embed" | "skip_stored" | "batch_writer" => {
-            Item::Chunk(serde_json::from_value(letter.item.clone()).map_err(parse_error)?)
-        }
-        // One chunk of a batch (blank text, no id): the file needs fixing, then a re-announce.
-        "batch_loader" if letter.error_type == "malformed_chunk" => Item::NotRerunnable,
-        "batch_loader" => {
-            Item::Batch(serde_json::from_value(letter.item.clone()).map_err(parse_error)?)
-        }
-        "s3_events" => Item::Event(
+    let item = || letter.item.clone();
+    Ok(match letter.item_kind {
+        ItemKind::Vectors => Item::Vectors(serde_json::from_value(item()).map_err(parse_error)?),
+        ItemKind::Chunk => Item::Chunk(serde_json::from_value(item()).map_err(parse_error)?),
+        ItemKind::Batch => Item::Batch(serde_json::from_value(item()).map_err(parse_error)?),
+        ItemKind::Event => Item::Event(
             letter
                 .item
                 .as_str()
-                .ok_or_else(|| "item of an s3_events letter is not the event's text".to_string())?
+                .ok_or_else(|| {
+                    format!("item of a {} letter is not the event's text", letter.stage)
+                })?
                 .to_string(),
         ),
-        _ => Item::NotRerunnable,
+        // One chunk of a batch (blank text, no id): the file needs fixing, then a re-announce.
+        ItemKind::Input | ItemKind::Document | ItemKind::BatchChunk | ItemKind::Other => {
+            Item::NotRerunnable
+        }
     })
 }
 

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 
 use kass_pipeline::batch::{load_batch, BatchRef};
 use kass_pipeline::store::{ObjectStore, StoreError};
-use kass_pipeline::{Chunk, FatalError, ItemError, ItemStage, StageContext, StageError};
+use kass_pipeline::{
+    Chunk, FailureKind, FatalError, ItemError, ItemKind, ItemStage, StageContext, StageError,
+};
 
 pub struct BatchLoader {
     store: Arc<dyn ObjectStore>,
@@ -45,10 +47,10 @@ impl ItemStage for BatchLoader {
         // delivery may be fine, and a long-running listener must not stop for one object.
         let bytes = self.store.get(&batch.key).await.map_err(|e| {
             let kind = match &e {
-                StoreError::NotFound { .. } => "missing_batch",
-                StoreError::InvalidKey { .. } => "invalid_batch_key",
-                StoreError::Refused { .. } => "batch_refused",
-                StoreError::Io { .. } => "store_unavailable",
+                StoreError::NotFound { .. } => FailureKind::MissingBatch,
+                StoreError::InvalidKey { .. } => FailureKind::InvalidBatchKey,
+                StoreError::Refused { .. } => FailureKind::BatchRefused,
+                StoreError::Io { .. } => FailureKind::StoreUnavailable,
             };
             ItemError::new(kind, e.to_string())
         })?;
@@ -56,12 +58,18 @@ impl ItemStage for BatchLoader {
         let loaded = tokio::task::spawn_blocking(move || load_batch(&key, &bytes))
             .await
             .map_err(|e| FatalError::Panicked(format!("batch_loader: {e}")))?
-            .map_err(|e| ItemError::new("malformed_batch", e.to_string()))?;
+            .map_err(|e| ItemError::new(FailureKind::MalformedBatch, e.to_string()))?;
         for rejected in &loaded.rejected {
             let item_id = format!("{}#chunks[{}]", batch.key, rejected.index);
-            let error = ItemError::new("malformed_chunk", rejected.error.to_string());
-            ctx.dead_letter(&loaded.batch.source, &item_id, &rejected.chunk, &error)
-                .await?;
+            let error = ItemError::new(FailureKind::MalformedChunk, rejected.error.to_string());
+            ctx.dead_letter(
+                &loaded.batch.source,
+                &item_id,
+                ItemKind::BatchChunk,
+                &rejected.chunk,
+                &error,
+            )
+            .await?;
         }
         Ok(loaded.batch.into_chunks())
     }

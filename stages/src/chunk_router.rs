@@ -10,8 +10,8 @@
 use async_trait::async_trait;
 use kass_pipeline::tokenizer::TokenCounter;
 use kass_pipeline::{
-    telemetry, Chunk, Document, DocumentKind, FatalError, ItemError, ItemStage, StageContext,
-    StageError,
+    telemetry, Chunk, Document, DocumentKind, FailureKind, FatalError, ItemError, ItemStage,
+    StageContext, StageError,
 };
 
 use crate::chunking::{self, ChunkingConfig, Sizer, MIN_BUDGET};
@@ -46,7 +46,7 @@ impl ChunkRouter {
         let sizer = Sizer::new(&self.counter, self.config.max_tokens);
         if sizer.budget() < MIN_BUDGET {
             return Err(ItemError::new(
-                "chunk_budget",
+                FailureKind::ChunkBudget,
                 format!(
                     "cannot chunk document {}: max_tokens = {} leaves {} tokens for text, fewer than {MIN_BUDGET}",
                     doc.id,

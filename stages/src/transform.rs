@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
 use kass_pipeline::{
-    telemetry, Document, DocumentKind, FatalError, ItemError, ItemStage, Message, Metadata,
-    RawRecord, StageContext, StageError,
+    telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError, ItemStage, Message,
+    Metadata, RawRecord, StageContext, StageError,
 };
 use serde::Deserialize;
 
@@ -255,7 +255,7 @@ fn author(raw: &RawMessage, directory: &ChatDirectory) -> String {
 pub fn parse_ts(ts: &str, origin: &str) -> Result<DateTime<Utc>, ItemError> {
     let invalid = || {
         ItemError::new(
-            "invalid_timestamp",
+            FailureKind::InvalidTimestamp,
             format!("{origin}: message ts {ts:?} is not a `seconds.fraction` timestamp"),
         )
     };

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::model::PipelineItem;
+use crate::model::{ItemKind, PipelineItem};
 
 /// A batch file that has been durably written: what crosses the boundary between the halves
 /// (in one process through a channel, split through an S3 ObjectCreated event).
@@ -18,5 +18,8 @@ impl PipelineItem for BatchRef {
     }
     fn item_id(&self) -> String {
         self.key.clone()
+    }
+    fn item_kind(&self) -> ItemKind {
+        ItemKind::Batch
     }
 }

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{MetaValue, Metadata, PipelineItem};
+use super::{ItemKind, MetaValue, Metadata, PipelineItem};
 
 /// The metadata keys that carry a chunk's identity, written into every chunk by
 /// [`Chunk::new`] and [`Chunk::from_batch`]. The embed half finds stale chunks by them, so a
@@ -173,6 +173,9 @@ impl PipelineItem for Chunk {
     }
     fn item_id(&self) -> String {
         self.id.clone()
+    }
+    fn item_kind(&self) -> ItemKind {
+        ItemKind::Chunk
     }
 }
 

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Metadata, PipelineItem};
+use super::{ItemKind, Metadata, PipelineItem};
 
 /// What a document is decides how it is chunked (see the chunk router).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,5 +102,8 @@ impl PipelineItem for Document {
     }
     fn item_id(&self) -> String {
         self.id.clone()
+    }
+    fn item_kind(&self) -> ItemKind {
+        ItemKind::Document
     }
 }

@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Chunk, PipelineItem};
+use super::{Chunk, ItemKind, PipelineItem};
 
 /// Which model produced a vector. A collection holds vectors of exactly one model: vectors of
 /// different models (or dimensions) are not comparable, so the sink refuses to mix them.
@@ -36,5 +36,8 @@ impl PipelineItem for EmbeddedChunk {
 
     fn item_id(&self) -> String {
         self.chunk.id.clone()
+    }
+    fn item_kind(&self) -> ItemKind {
+        ItemKind::Vectors
     }
 }

@@ -12,6 +12,6 @@ mod raw_record;
 pub use chunk::{chunk_keys, content_hash, Chunk, DERIVED_DOCUMENT_PREFIX};
 pub use document::{Document, DocumentKind, Message};
 pub use embedded::{EmbeddedChunk, EmbeddingModel};
-pub use item::PipelineItem;
+pub use item::{ItemKind, PipelineItem};
 pub use metadata::{flatten_json, MetaValue, Metadata};
 pub use raw_record::{ChatDirectory, RawChat, RawMessage, RawRecord};

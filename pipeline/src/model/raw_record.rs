@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Document, DocumentKind, PipelineItem};
+use super::{Document, DocumentKind, ItemKind, PipelineItem};
 
 /// What a source emits before the transform stage normalises it into a [`Document`].
 ///
@@ -68,5 +68,8 @@ impl PipelineItem for RawRecord {
             RawRecord::Document(d) => d.id.clone(),
             RawRecord::Chat(c) => c.document_id.clone(),
         }
+    }
+    fn item_kind(&self) -> ItemKind {
+        ItemKind::Input
     }
 }

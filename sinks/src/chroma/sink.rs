@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use kass_pipeline::{
-    telemetry, EmbeddedChunk, FatalError, Inlet, ItemError, Outlet, PipelineItem, StageContext,
-    StreamStage,
+    telemetry, EmbeddedChunk, FailureKind, FatalError, Inlet, ItemError, Outlet, PipelineItem,
+    StageContext, StreamStage,
 };
 
 use super::metadata::{refused_key, to_chroma};
@@ -146,17 +146,12 @@ async fn dead_letter(
     error: &ChromaError,
 ) -> Result<(), FatalError> {
     let error_type = match error {
-        ChromaError::Unavailable { .. } => "chroma_unavailable",
-        ChromaError::Rejected { .. } => "chroma_rejected",
-        ChromaError::Protocol { .. } => "chroma_bad_response",
+        ChromaError::Unavailable { .. } => FailureKind::ChromaUnavailable,
+        ChromaError::Rejected { .. } => FailureKind::ChromaRejected,
+        ChromaError::Protocol { .. } => FailureKind::ChromaBadResponse,
     };
-    ctx.dead_letter(
-        &item.chunk.source,
-        &item.chunk.id,
-        item,
-        &ItemError::new(error_type, error.to_string()),
-    )
-    .await
+    ctx.dead_letter_item(item, &ItemError::new(error_type, error.to_string()))
+        .await
 }
 
 #[async_trait]

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use kass_pipeline::model::chunk_keys;
 use kass_pipeline::{
-    telemetry, Chunk, FatalError, Inlet, ItemError, Outlet, StageContext, StreamStage,
+    telemetry, Chunk, FailureKind, FatalError, Inlet, ItemError, Outlet, StageContext, StreamStage,
 };
 
 use super::client::GetResult;
@@ -49,10 +49,10 @@ impl SkipStored {
         let stored = match self.stored(&chunks, ctx).await {
             Ok(stored) => stored,
             Err(e) => {
-                let error = ItemError::new("chroma_unavailable", format!("not embedded: {e}"));
+                let error =
+                    ItemError::new(FailureKind::ChromaUnavailable, format!("not embedded: {e}"));
                 for chunk in &chunks {
-                    ctx.dead_letter(&chunk.source, &chunk.id, chunk, &error)
-                        .await?;
+                    ctx.dead_letter_item(chunk, &error).await?;
                 }
                 return Ok(());
             }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
 use kass_pipeline::{
-    telemetry, DocumentKind, FatalError, ItemError, Outlet, RawRecord, StageContext,
+    telemetry, DocumentKind, FailureKind, FatalError, ItemError, ItemKind, Outlet, RawRecord,
+    StageContext,
 };
 
 use super::message::{ExportMessage, Home};
@@ -118,7 +119,8 @@ impl ChannelReader<'_> {
         let body = match tokio::fs::read(path).await {
             Ok(body) => body,
             Err(e) => {
-                let (item, error) = failed("unreadable", format!("{}: {e}", path.display()));
+                let (item, error) =
+                    failed(FailureKind::Unreadable, format!("{}: {e}", path.display()));
                 self.dead_letter(&item_id, &item, &error).await?;
                 return Ok(None);
             }
@@ -127,7 +129,10 @@ impl ChannelReader<'_> {
         let values: Vec<serde_json::Value> = match serde_json::from_slice(&body) {
             Ok(values) => values,
             Err(e) => {
-                let (item, error) = failed("malformed_json", format!("{}: {e}", path.display()));
+                let (item, error) = failed(
+                    FailureKind::MalformedJson,
+                    format!("{}: {e}", path.display()),
+                );
                 self.dead_letter(&item_id, &item, &error).await?;
                 return Ok(None);
             }
@@ -138,7 +143,7 @@ impl ChannelReader<'_> {
                 Ok(message) => messages.push(message),
                 Err(e) => {
                     let error = ItemError::new(
-                        "malformed_message",
+                        FailureKind::MalformedMessage,
                         format!("{}: message {index}: {e}", path.display()),
                     );
                     self.dead_letter(&format!("{item_id}#{index}"), &value, &error)
@@ -156,7 +161,7 @@ impl ChannelReader<'_> {
         error: &ItemError,
     ) -> Result<(), FatalError> {
         self.ctx
-            .dead_letter(&self.config.name, item_id, item, error)
+            .dead_letter(&self.config.name, item_id, ItemKind::Input, item, error)
             .await
     }
 

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use kass_pipeline::{telemetry, Chunk, EmbeddedChunk, EmbeddingModel, FatalError, ItemError};
+use kass_pipeline::{
+    telemetry, Chunk, EmbeddedChunk, EmbeddingModel, FailureKind, FatalError, ItemError,
+};
 
 use super::endpoint::Endpoint;
 use super::{EmbedError, InputType, RequestLimits};
@@ -145,9 +147,10 @@ impl Embedder {
                     if group.len() == 1 {
                         let reason = format!("endpoint `{endpoint}` refused this chunk: {error}");
                         let chunk = group.pop().expect("one chunk");
-                        outcome
-                            .failed
-                            .push((chunk, ItemError::new("embed_input_refused", reason)));
+                        outcome.failed.push((
+                            chunk,
+                            ItemError::new(FailureKind::EmbedInputRefused, reason),
+                        ));
                         continue;
                     }
                     // When the provider names the input, try it alone first; it is only
@@ -182,8 +185,10 @@ impl Embedder {
                 }
                 Err(ChainError { endpoint, error }) => {
                     let error_type = match error {
-                        EmbedError::Protocol(_) | EmbedError::Local(_) => "embed_bad_response",
-                        _ => "embed_unavailable",
+                        EmbedError::Protocol(_) | EmbedError::Local(_) => {
+                            FailureKind::EmbedBadResponse
+                        }
+                        _ => FailureKind::EmbedUnavailable,
                     };
                     let reason = format!("endpoint `{endpoint}` failed after its retries: {error}");
                     outcome.failed.extend(

@@ -49,8 +49,7 @@ async fn deliver(
     ctx: &StageContext,
 ) -> Result<(), FatalError> {
     for (chunk, error) in outcome.failed {
-        ctx.dead_letter(&chunk.source, &chunk.id, &chunk, &error)
-            .await?;
+        ctx.dead_letter_item(&chunk, &error).await?;
     }
     for embedded in outcome.embedded {
         out.send(embedded).await.map_err(|e| FatalError::Stage {
