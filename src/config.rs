@@ -17,7 +17,7 @@ use kass_stages::chunking::ChunkingConfig;
 use kass_stages::embed::EmbedConfig;
 use kass_stages::transform::TransformConfig;
 
-use crate::sources::SourceConfig;
+use crate::source_config::SourceConfig;
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

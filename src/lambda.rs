@@ -16,10 +16,10 @@ use kass_pipeline::redact;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 
+use crate::assembly::{fetch_half, load_cursors, save_cursors};
 use crate::config::KassConfig;
+use crate::logging::{error_text, init_logging, LogFormat};
 use crate::split::{dead_letter_event, EmbedHalf};
-use crate::telemetry::{error_text, init_logging, LogFormat};
-use crate::topology::{fetch_half, load_cursors, save_cursors};
 
 /// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
 /// file); `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables

@@ -3,7 +3,7 @@
 mod commands;
 mod progress;
 
-use kass::telemetry;
+use kass::logging;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,8 +22,8 @@ struct Cli {
     #[arg(long, global = true, env = "KASS_METRICS_ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
-    log_format: telemetry::LogFormat,
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,10 +74,10 @@ fn main() -> ExitCode {
 
 async fn async_main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    logging::init_logging(cli.log_format);
     if let Some(addr) = cli.metrics_addr {
-        if let Err(e) = telemetry::serve_metrics(addr) {
-            eprintln!("Error: {}", telemetry::error_text(&e));
+        if let Err(e) = logging::serve_metrics(addr) {
+            eprintln!("Error: {}", logging::error_text(&e));
             return ExitCode::FAILURE;
         }
     }
@@ -97,7 +97,7 @@ async fn async_main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {}", telemetry::error_text(&e));
+            eprintln!("Error: {}", logging::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -28,8 +28,8 @@ use kass_sources::s3_events::sqs::{QueueMessage, SqsQueue};
 use kass_sources::s3_events::{self, UnknownEvent};
 use kass_stages::embed::Embedder;
 
+use crate::assembly::{build_embedder, connect_chroma, embed_chunks, embed_half};
 use crate::config::KassConfig;
-use crate::topology::{build_embedder, connect_chroma, embed_chunks, embed_half};
 
 /// The embed half's long-lived parts, resolved once: a Lambda keeps them across invocations,
 /// a listener across polls.

@@ -3,8 +3,8 @@
 
 mod support;
 
+use kass::assembly::fetch_half;
 use kass::config::KassConfig;
-use kass::topology::fetch_half;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::build_store;
 use support::{example_config, files_under, metric_value, repo_root};

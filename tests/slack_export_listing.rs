@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use kass::assembly::fetch_half;
 use kass::config::KassConfig;
-use kass::topology::fetch_half;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::build_store;
 use support::test_data::fixture;

@@ -8,7 +8,7 @@ use kass::lambda::{load_secrets_at_start, serve, EmbedderFunction};
 
 fn main() -> Result<(), lambda_runtime::Error> {
     kass_stages::embed::providers::local::one_thread_per_forward_pass();
-    load_secrets_at_start().map_err(|e| kass::telemetry::error_text(&e))?;
+    load_secrets_at_start().map_err(|e| kass::logging::error_text(&e))?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

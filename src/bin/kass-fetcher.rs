@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kass::lambda::{load_secrets_at_start, serve, FetcherFunction};
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    load_secrets_at_start().map_err(|e| kass::telemetry::error_text(&e))?;
+    load_secrets_at_start().map_err(|e| kass::logging::error_text(&e))?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use kass::assembly::{build_embedder, connect_chroma, embed_half, fetch_half};
 use kass::config::KassConfig;
 use kass::eval::{best_chunk_per_document, mean, parse_qrels, score};
-use kass::sources::SourceConfig;
-use kass::topology::{build_embedder, connect_chroma, embed_half, fetch_half};
+use kass::source_config::SourceConfig;
 use kass_pipeline::model::chunk_keys;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};

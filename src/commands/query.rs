@@ -3,8 +3,8 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
+use kass::assembly::build_embedder;
 use kass::config::KassConfig;
-use kass::topology::build_embedder;
 use kass_pipeline::model::chunk_keys;
 use kass_sinks::chroma::target::all_of;
 use kass_sinks::chroma::ChromaTarget;

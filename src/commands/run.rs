@@ -8,10 +8,10 @@ use kass_pipeline::store::build_store;
 
 use crate::progress::Progress;
 use crate::ConfigArg;
-use kass::config::KassConfig;
-use kass::topology::{
+use kass::assembly::{
     build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, save_cursors, Cursors,
 };
+use kass::config::KassConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
