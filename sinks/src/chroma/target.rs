@@ -46,7 +46,7 @@ impl ChromaTarget {
             .get_or_create_collection(&config.collection, metadata, configuration(model))
             .await
             .map_err(|e| fatal(e.to_string()))?;
-        check_model(&collection, model).map_err(FatalError::Config)?;
+        check_model(&collection, model).map_err(|e| FatalError::Config(e.to_string()))?;
         Ok(Arc::new(Self {
             client,
             collection,
@@ -94,20 +94,44 @@ fn model_of(collection: &Collection) -> Option<EmbeddingModel> {
     })
 }
 
+/// A collection that cannot take this run's vectors, named.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectionModelError {
+    #[error(
+        "collection `{collection}` holds vectors of {held}; this run embeds with {model}: \
+         refusing to mix them (set [chroma] collection to another name, or delete the collection)"
+    )]
+    OtherModel {
+        collection: String,
+        held: EmbeddingModel,
+        model: EmbeddingModel,
+    },
+    #[error(
+        "collection `{collection}` was not created by kass (no kass:model / kass:dimension in \
+         its metadata): refusing to write {model} vectors into it"
+    )]
+    NotKass {
+        collection: String,
+        model: EmbeddingModel,
+    },
+}
+
 /// A collection holds one model's vectors: mixing models makes every distance meaningless.
-pub fn check_model(collection: &Collection, model: &EmbeddingModel) -> Result<(), String> {
+pub fn check_model(
+    collection: &Collection,
+    model: &EmbeddingModel,
+) -> Result<(), CollectionModelError> {
     match model_of(collection) {
         Some(held) if &held == model => Ok(()),
-        Some(held) => Err(format!(
-            "collection `{}` holds vectors of {held}; this run embeds with {model}: refusing to mix \
-             them (set [chroma] collection to another name, or delete the collection)",
-            collection.name
-        )),
-        None => Err(format!(
-            "collection `{}` was not created by kass (no {MODEL_KEY} / {DIMENSION_KEY} in its \
-             metadata): refusing to write {model} vectors into it",
-            collection.name
-        )),
+        Some(held) => Err(CollectionModelError::OtherModel {
+            collection: collection.name.clone(),
+            held,
+            model: model.clone(),
+        }),
+        None => Err(CollectionModelError::NotKass {
+            collection: collection.name.clone(),
+            model: model.clone(),
+        }),
     }
 }
 

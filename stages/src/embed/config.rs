@@ -161,7 +161,7 @@ impl EmbedConfig {
         }
         Embedder::new(endpoints)
             .map(Arc::new)
-            .map_err(EmbedConfigError)
+            .map_err(|e| EmbedConfigError(e.to_string()))
     }
 
     /// The stage over an already built embedder (shared with `kass query`).

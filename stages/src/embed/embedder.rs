@@ -29,23 +29,37 @@ struct ChainError {
     error: EmbedError,
 }
 
+/// An endpoint chain that cannot be used, naming the endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointChainError {
+    #[error("no embedding endpoint configured")]
+    Empty,
+    #[error(
+        "fallback endpoint `{fallback}` serves {fallback_model}, but `{first}` serves {model}: a \
+         fallback must serve the same model"
+    )]
+    MixedModels {
+        fallback: String,
+        fallback_model: EmbeddingModel,
+        first: String,
+        model: EmbeddingModel,
+    },
+}
+
 impl Embedder {
     /// Fails when the chain is empty or its endpoints serve different models: a fallback
     /// that answers with another model's vectors would corrupt the collection.
-    pub fn new(endpoints: Vec<Endpoint>) -> Result<Self, String> {
-        let first = endpoints
-            .first()
-            .ok_or("no embedding endpoint configured")?;
+    pub fn new(endpoints: Vec<Endpoint>) -> Result<Self, EndpointChainError> {
+        let first = endpoints.first().ok_or(EndpointChainError::Empty)?;
         let model = first.provider.model().clone();
         for e in &endpoints[1..] {
             if e.provider.model() != &model {
-                return Err(format!(
-                    "fallback endpoint `{}` serves {}, but `{}` serves {}: a fallback must serve the same model",
-                    e.name,
-                    e.provider.model(),
-                    first.name,
-                    model
-                ));
+                return Err(EndpointChainError::MixedModels {
+                    fallback: e.name.clone(),
+                    fallback_model: e.provider.model().clone(),
+                    first: first.name.clone(),
+                    model,
+                });
             }
         }
         Ok(Self {

@@ -24,7 +24,7 @@ pub mod stage;
 pub mod tokens;
 
 pub use config::{EmbedConfig, EndpointConfig, ProviderKind};
-pub use embedder::{ChunkOutcome, Embedder};
+pub use embedder::{ChunkOutcome, Embedder, EndpointChainError};
 pub use error::EmbedError;
 pub use provider::{EmbeddingProvider, Embeddings, InputType, RequestLimits};
 pub use stage::EmbedStage;
