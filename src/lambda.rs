@@ -19,7 +19,8 @@ use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 use crate::assembly::{fetch_half, load_cursors, save_cursors};
 use crate::config::KassConfig;
 use crate::logging::{error_text, init_logging, LogFormat};
-use crate::split::{dead_letter_event, EmbedHalf};
+use crate::split::EmbedHalf;
+use kass_sources::s3_events::listener::dead_letter_event;
 
 /// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
 /// file); `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables

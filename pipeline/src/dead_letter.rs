@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, StoreError};
 use crate::{telemetry, FailureKind, FatalError, ItemError, ItemKind};
 
 pub const DEAD_LETTER_PREFIX: &str = "_dead_letter/";
@@ -247,6 +247,17 @@ pub struct LetterCounts {
     pub failed_batch_keys: std::collections::BTreeSet<String>,
 }
 
+/// Writes one letter to the store and counts it (`kass_dead_letters_total`). The one place a
+/// letter is written: the pipeline's writer task uses it, and so does anything that
+/// dead-letters outside a pipeline run (an event notification no one can read) and must know
+/// the letter is stored before it acknowledges its input.
+pub async fn write(store: &dyn ObjectStore, letter: &DeadLetter) -> Result<(), StoreError> {
+    let body = serde_json::to_vec_pretty(letter).expect("dead letters are plain JSON values");
+    store.put(&letter.key(), body).await?;
+    telemetry::dead_letter_written(&letter.stage);
+    Ok(())
+}
+
 /// Starts the writer task. It ends once every queue clone is dropped, returning how many letters
 /// it wrote; a store failure is fatal, since the letter would otherwise be lost.
 pub fn spawn_writer(
@@ -259,10 +270,7 @@ pub fn spawn_writer(
     let handle = tokio::spawn(async move {
         let mut counts = LetterCounts::default();
         while let Ok(letter) = rx.recv().await {
-            let body =
-                serde_json::to_vec_pretty(&letter).expect("dead letters are plain JSON values");
-            store.put(&letter.key(), body).await?;
-            telemetry::dead_letter_written(&letter.stage);
+            write(store.as_ref(), &letter).await?;
             counts.written += 1;
             let retryable = letter.is_retryable();
             if retryable {

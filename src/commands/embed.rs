@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use chrono::NaiveDate;
 
 use kass::config::KassConfig;
-use kass::split::{listen, EmbedHalf};
+use kass::split::EmbedHalf;
 use kass_pipeline::batch::{batch_source, day_prefix, parse_batch_key, source_prefix, BatchRef};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, ObjectStore, StoreConfig};
@@ -81,7 +81,7 @@ pub async fn embed(args: EmbedArgs) -> Result<()> {
         let queue = SqsQueue::connect(&s3.endpoint(), queue, settings).await?;
         let half = EmbedHalf::connect(config, store, shutdown).await?;
         eprintln!("listening on {} (Ctrl-C to stop)", queue.url());
-        let report = listen(&half, &queue, args.until_idle).await;
+        let report = half.listen(&queue, args.until_idle).await;
         let skipped: Vec<String> = report
             .skipped
             .iter()
