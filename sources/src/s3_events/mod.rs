@@ -5,6 +5,7 @@
 //! - [`announced`]: the batches a set of notifications names, each once, and the skips.
 //! - [`listener`]: the SQS consume-and-acknowledge loop, handing each poll's batches to the
 //!   embed half (a callback) and deleting a message only once its batches are done.
+//! - [`triggers`]: the bucket's notification rules for the batch prefixes, set up and checked.
 //! - [`sqs`]: a queue receiving the bucket's notifications, long-polled; a message is deleted
 //!   only once every batch it names is done (at-least-once), its visibility extended meanwhile.
 
@@ -12,6 +13,7 @@ pub mod announced;
 pub mod announcement;
 pub mod listener;
 pub mod sqs;
+pub mod triggers;
 
 pub use announced::Announced;
 pub use announcement::{parse_notification, Announcement, Parsed, Skip, UnknownEvent};
