@@ -17,6 +17,7 @@ use kass_pipeline::{Chunk, Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
 use kass_sinks::chroma::{ChromaSink, ChromaTarget, SkipStored, StoredChunk};
 use kass_sources::cursor::Cursor;
+use kass_sources::SourceDeps;
 use kass_stages::batch_loader::BatchLoader;
 use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::embed::Embedder;
@@ -79,7 +80,7 @@ pub fn fetch_half(
         .cloned()
         .map(|s| {
             let cursor = cursors.get(s.name()).cloned();
-            s.build_resuming(cursor)
+            s.build_with(SourceDeps { cursor })
         })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start sources")?;

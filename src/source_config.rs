@@ -3,10 +3,8 @@
 use serde::Deserialize;
 
 use kass_pipeline::{FatalError, RawRecord, Source};
-use std::sync::Arc;
 
-use kass_sources::cursor::Cursor;
-use kass_sources::{files, jsonl, slack_export};
+use kass_sources::{files, jsonl, slack_export, BuildSource, SourceDeps};
 
 /// One `[[sources]]` entry; `type` picks the source.
 #[derive(Debug, Clone, Deserialize)]
@@ -24,28 +22,33 @@ impl SourceConfig {
     /// The `source` label: first segment of batch keys, metric label, part of chunk ids.
     pub fn name(&self) -> &str {
         match self {
-            SourceConfig::Files(c) => &c.name,
-            SourceConfig::Jsonl(c) => &c.name,
-            SourceConfig::SlackExport(c) => &c.name,
+            SourceConfig::Files(c) => c.name(),
+            SourceConfig::Jsonl(c) => c.name(),
+            SourceConfig::SlackExport(c) => c.name(),
         }
     }
 
+    /// The source, reading everything.
     pub fn build(self) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
-        self.build_resuming(None)
+        self.build_with(SourceDeps::default())
     }
 
-    /// With a cursor, the source reads only what changed since the cursor's run.
-    pub fn build_resuming(
+    /// The source; with a cursor in `deps` it reads only what changed since the cursor's run.
+    pub fn build_with(
         self,
-        cursor: Option<Arc<Cursor>>,
+        deps: SourceDeps,
     ) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
-        Ok(match (self, cursor) {
-            (SourceConfig::Files(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
-            (SourceConfig::Files(c), None) => Box::new(c.build()?),
-            (SourceConfig::Jsonl(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
-            (SourceConfig::Jsonl(c), None) => Box::new(c.build()?),
-            (SourceConfig::SlackExport(c), Some(k)) => Box::new(c.build()?.resume_from(k)),
-            (SourceConfig::SlackExport(c), None) => Box::new(c.build()?),
-        })
+        match self {
+            SourceConfig::Files(c) => boxed(c, deps),
+            SourceConfig::Jsonl(c) => boxed(c, deps),
+            SourceConfig::SlackExport(c) => boxed(c, deps),
+        }
     }
+}
+
+fn boxed(
+    config: impl BuildSource,
+    deps: SourceDeps,
+) -> Result<Box<dyn Source<Output = RawRecord>>, FatalError> {
+    Ok(Box::new(config.build_with(deps)?))
 }

@@ -9,7 +9,7 @@
 //! deterministic and stored chunks are not embedded again.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,7 @@ pub fn fingerprint(metadata: &std::fs::Metadata) -> Fingerprint {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CursorState {
+    /// The format of this file; a cursor of another version is ignored (everything is read).
     pub version: u32,
     /// Digest of the settings the inputs were read with (source, transform and chunking
     /// configuration): other settings make other chunks, so everything is read again.
@@ -116,6 +117,43 @@ impl Cursor {
         };
         let body = serde_json::to_vec_pretty(&state).expect("plain JSON");
         store.put(&Self::key(source), body).await
+    }
+}
+
+/// How a running source uses the cursor it was built with (see
+/// [`SourceDeps`](crate::SourceDeps)), the same whether it has one or not: without a cursor no
+/// input counts as unchanged and nothing is recorded, so every source reads its inputs with one
+/// loop: skip what is [`unchanged`](Self::unchanged), [`read`](Self::read) what was read
+/// completely.
+#[derive(Debug, Clone, Default)]
+pub struct Resume(Option<Arc<Cursor>>);
+
+impl From<Option<Arc<Cursor>>> for Resume {
+    fn from(cursor: Option<Arc<Cursor>>) -> Self {
+        Self(cursor)
+    }
+}
+
+impl Resume {
+    /// Whether there is a cursor to compare with; a source whose fingerprints cost a read
+    /// computes them only then.
+    pub fn is_resuming(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether `input` is as the last run read it, so it is skipped; never without a cursor.
+    pub fn unchanged(&self, input: &str, fingerprint: &Fingerprint) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|cursor| cursor.unchanged(input, fingerprint))
+    }
+
+    /// Records that `input` was read completely (see [`Cursor::read`]); nothing without a
+    /// cursor.
+    pub fn read(&self, input: &str, fingerprint: Fingerprint) {
+        if let Some(cursor) = &self.0 {
+            cursor.read(input, fingerprint);
+        }
     }
 }
 

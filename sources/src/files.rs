@@ -11,11 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use crate::cursor::{fingerprint, Cursor};
+use crate::cursor::{fingerprint, Resume};
+use crate::{BuildSource, SourceDeps};
 use chrono::{DateTime, Utc};
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
@@ -76,9 +75,18 @@ impl FilesConfig {
             max_file_bytes: default_max_file_bytes(),
         }
     }
+}
 
-    /// Checks the directory and compiles the `exclude` globs.
-    pub fn build(self) -> Result<FilesSource, FatalError> {
+impl BuildSource for FilesConfig {
+    type Source = FilesSource;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks the directory and compiles the `exclude` globs. With a cursor, reads only files
+    /// changed since its run (and records all it reads in it).
+    fn build_with(self, deps: SourceDeps) -> Result<FilesSource, FatalError> {
         let config_error =
             |what: String| FatalError::Config(format!("files source `{}`: {what}", self.name));
         if !self.path.is_dir() {
@@ -105,7 +113,7 @@ impl FilesConfig {
             config: self,
             overrides,
             include_extensions,
-            cursor: None,
+            resume: deps.cursor.into(),
         })
     }
 }
@@ -116,15 +124,7 @@ pub struct FilesSource {
     config: FilesConfig,
     overrides: Override,
     include_extensions: Vec<String>,
-    cursor: Option<Arc<Cursor>>,
-}
-
-impl FilesSource {
-    /// Reads only files changed since `cursor`'s run (and records all it sees in it).
-    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
-        self.cursor = Some(cursor);
-        self
-    }
+    resume: Resume,
 }
 
 /// What the walker found: a file to read, or a path it could not look at.
@@ -171,14 +171,12 @@ impl Source for FilesSource {
                     fingerprint,
                 } => {
                     let input = relative_id(&self.config.path, &path);
-                    if let Some(cursor) = &self.cursor {
-                        if cursor.unchanged(&input, &fingerprint) {
-                            continue;
-                        }
+                    if self.resume.unchanged(&input, &fingerprint) {
+                        continue;
                     }
                     let document = self.read(&path, size, &ctx).await?;
-                    if let (Some(cursor), Some(_)) = (&self.cursor, &document) {
-                        cursor.read(&input, fingerprint);
+                    if document.is_some() {
+                        self.resume.read(&input, fingerprint);
                     }
                     document
                 }

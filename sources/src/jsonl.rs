@@ -13,11 +13,10 @@
 
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
-use crate::cursor::{fingerprint, Cursor};
+use crate::cursor::{fingerprint, Resume};
+use crate::{BuildSource, SourceDeps};
 use kass_pipeline::{
     model::flatten_json, telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError,
     ItemKind, Metadata, Outlet, RawRecord, Source, StageContext,
@@ -25,6 +24,9 @@ use kass_pipeline::{
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+/// Longest line read; a longer one is dead-lettered (its first 200 bytes kept).
+const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads documents from JSON Lines files.
 ///
@@ -34,9 +36,6 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 /// name = "scifact"
 /// path = "/data/beir/scifact/corpus.jsonl"
 /// ```
-/// Longest line read; a longer one is dead-lettered (its first 200 bytes kept).
-const MAX_LINE_BYTES: u64 = 16 * 1024 * 1024;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonlConfig {
@@ -61,9 +60,18 @@ impl JsonlConfig {
             path: path.into(),
         }
     }
+}
 
-    /// Checks that the path exists.
-    pub fn build(self) -> Result<JsonlSource, FatalError> {
+impl BuildSource for JsonlConfig {
+    type Source = JsonlSource;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks that the path exists. With a cursor, reads only files changed since its run (and
+    /// records all it reads in it).
+    fn build_with(self, deps: SourceDeps) -> Result<JsonlSource, FatalError> {
         if !self.path.exists() {
             return Err(FatalError::Config(format!(
                 "jsonl source `{}`: {} does not exist",
@@ -73,7 +81,7 @@ impl JsonlConfig {
         }
         Ok(JsonlSource {
             config: self,
-            cursor: None,
+            resume: deps.cursor.into(),
         })
     }
 }
@@ -82,15 +90,7 @@ impl JsonlConfig {
 #[derive(Debug)]
 pub struct JsonlSource {
     config: JsonlConfig,
-    cursor: Option<Arc<Cursor>>,
-}
-
-impl JsonlSource {
-    /// Reads only files changed since `cursor`'s run (and records all it sees in it).
-    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
-        self.cursor = Some(cursor);
-        self
-    }
+    resume: Resume,
 }
 
 #[async_trait]
@@ -113,19 +113,13 @@ impl Source for JsonlSource {
             let name = file
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            if self
-                .cursor
-                .as_ref()
-                .is_some_and(|c| c.unchanged(&name, &fingerprint))
-            {
+            if self.resume.unchanged(&name, &fingerprint) {
                 continue;
             }
             if !self.read_file(&file, &out, &ctx).await? {
                 break;
             }
-            if let Some(cursor) = &self.cursor {
-                cursor.read(&name, fingerprint);
-            }
+            self.resume.read(&name, fingerprint);
         }
         Ok(())
     }

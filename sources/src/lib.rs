@@ -1,7 +1,54 @@
 //! Sources: where documents come from.
+//!
+//! Every source has the same anatomy: a config struct (serde, one doc comment per field, which
+//! is the user documentation of its `[[sources]]` entry) that [`BuildSource::build_with`] checks
+//! and turns into the running [`Source`]. What a source needs besides its config, such as the
+//! cursor of the last fetch, comes in [`SourceDeps`], so no source carries its own plumbing for it.
 
 pub mod cursor;
 pub mod files;
 pub mod jsonl;
 pub mod s3_events;
 pub mod slack_export;
+
+use std::sync::Arc;
+
+use kass_pipeline::{FatalError, RawRecord, Source};
+
+use crate::cursor::Cursor;
+
+/// What a source is built with besides its config.
+#[derive(Debug, Clone, Default)]
+pub struct SourceDeps {
+    /// Where the last completed fetch of this source left off: with one, the source reads only
+    /// inputs that are new or changed since, and records what it read. `None` reads everything.
+    pub cursor: Option<Arc<Cursor>>,
+}
+
+/// A source's config: validated and turned into the running source by [`build_with`].
+///
+/// ```no_run
+/// use kass_sources::{files::FilesConfig, BuildSource};
+///
+/// let source = FilesConfig::new("./docs").build()?;
+/// # Ok::<(), kass_pipeline::FatalError>(())
+/// ```
+///
+/// [`build_with`]: BuildSource::build_with
+pub trait BuildSource: Sized {
+    /// The running source.
+    type Source: Source<Output = RawRecord>;
+
+    /// The `source` label: first segment of batch keys, metric label, part of chunk ids; also
+    /// names the source's cursor.
+    fn name(&self) -> &str;
+
+    /// Checks the config (paths, globs, date ranges) and builds the source; a bad config is a
+    /// [`FatalError::Config`] naming the source.
+    fn build_with(self, deps: SourceDeps) -> Result<Self::Source, FatalError>;
+
+    /// Builds the source without a cursor: it reads everything.
+    fn build(self) -> Result<Self::Source, FatalError> {
+        self.build_with(SourceDeps::default())
+    }
+}

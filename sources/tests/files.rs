@@ -6,6 +6,7 @@ use std::fs;
 
 use kass_pipeline::{DocumentKind, MetaValue};
 use kass_sources::files::FilesConfig;
+use kass_sources::BuildSource;
 
 fn tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

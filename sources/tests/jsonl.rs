@@ -4,6 +4,7 @@ mod common;
 
 use kass_pipeline::{DocumentKind, MetaValue};
 use kass_sources::jsonl::JsonlConfig;
+use kass_sources::BuildSource;
 
 const CORPUS: &str = r#"{"_id": "doc1", "title": "Aspirin", "text": "Aspirin reduces fever.", "year": 2019, "peer_reviewed": true}
 {"id": "kb/intro", "kind": "markdown", "title": "Intro", "text": "Welcome", "metadata": {"team": "core"}}

@@ -16,6 +16,7 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::LocalStore;
 use kass_pipeline::{Document, DocumentKind, MetaValue, StageContext};
 use kass_sources::slack_export::SlackExportConfig;
+use kass_sources::BuildSource;
 use serde_json::Value;
 
 fn export_fixture() -> PathBuf {

@@ -37,14 +37,14 @@ mod workspace;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use kass_pipeline::{FatalError, Outlet, RawRecord, Source, StageContext};
 use serde::Deserialize;
 
-use crate::cursor::Cursor;
+use crate::cursor::Resume;
+use crate::{BuildSource, SourceDeps};
 use channel::ChannelReader;
 use shortfall::Shortfall;
 use workspace::Workspace;
@@ -106,9 +106,19 @@ impl SlackExportConfig {
             thread_grace_days: default_thread_grace_days(),
         }
     }
+}
 
-    /// Checks the export directory and the date range.
-    pub fn build(self) -> Result<SlackExport, FatalError> {
+impl BuildSource for SlackExportConfig {
+    type Source = SlackExport;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Checks the export directory and the date range. With a cursor, reads only channels with
+    /// a new or changed day file since its run. A whole channel is re-read, not just its changed
+    /// days: a thread's replies can land in a later day's file than its parent.
+    fn build_with(self, deps: SourceDeps) -> Result<SlackExport, FatalError> {
         if !self.path.is_dir() {
             return Err(FatalError::Config(format!(
                 "slack_export source `{}`: {} is not a directory",
@@ -126,7 +136,7 @@ impl SlackExportConfig {
         }
         Ok(SlackExport {
             config: self,
-            cursor: None,
+            resume: deps.cursor.into(),
         })
     }
 }
@@ -135,17 +145,7 @@ impl SlackExportConfig {
 #[derive(Debug)]
 pub struct SlackExport {
     config: SlackExportConfig,
-    cursor: Option<Arc<Cursor>>,
-}
-
-impl SlackExport {
-    /// Reads only channels with a new or changed day file since `cursor`'s run. A whole
-    /// channel is re-read, not just its changed days: a thread's replies can land in a later
-    /// day's file than its parent.
-    pub fn resume_from(mut self, cursor: Arc<Cursor>) -> Self {
-        self.cursor = Some(cursor);
-        self
-    }
+    resume: Resume,
 }
 
 #[async_trait]
@@ -174,17 +174,16 @@ impl Source for SlackExport {
                 continue;
             }
             let path = config.path.join(folder);
-            let fingerprint = match &self.cursor {
-                Some(cursor) => {
-                    let fingerprint = listing::folder_fingerprint(&path).await;
-                    if cursor.unchanged(folder, &fingerprint) {
-                        found += 1;
-                        continue;
-                    }
-                    Some(fingerprint)
-                }
-                None => None,
+            // Without a cursor nothing is compared, so the folder is not read for it.
+            let fingerprint = if self.resume.is_resuming() {
+                listing::folder_fingerprint(&path).await
+            } else {
+                String::new()
             };
+            if self.resume.unchanged(folder, &fingerprint) {
+                found += 1;
+                continue;
+            }
             let days = listing::day_files(config, &path).await?;
             if days.total == 0 {
                 Shortfall::EmptyFolder { path: &path }.emit(&config.name);
@@ -200,9 +199,7 @@ impl Source for SlackExport {
             if reader.run(days.in_range).await? == Flow::Stop {
                 return Ok(());
             }
-            if let (Some(cursor), Some(fingerprint)) = (&self.cursor, fingerprint) {
-                cursor.read(folder, fingerprint);
-            }
+            self.resume.read(folder, fingerprint);
         }
         self.report_missing(&workspace, &folders, found);
         Ok(())

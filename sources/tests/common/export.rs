@@ -11,6 +11,7 @@ use kass_pipeline::store::LocalStore;
 use kass_pipeline::tokenizer::{default_tokenizer_path, TokenCounter};
 use kass_pipeline::{Chunk, Document, ItemStage, RawRecord, StageContext};
 use kass_sources::slack_export::SlackExportConfig;
+use kass_sources::BuildSource;
 use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::chunking::ChunkingConfig;
 use kass_stages::transform::TransformConfig;
