@@ -2,7 +2,7 @@
 //!
 //! - [`client`]: a small typed client for the HTTP API v2.
 //! - [`target`]: the collection of a run, checked to hold this run's model.
-//! - [`skip`]: drops chunks already stored before they are embedded.
+//! - [`skip_stored`]: drops chunks already stored before they are embedded.
 //! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
 //! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
@@ -14,7 +14,7 @@ pub mod error;
 pub mod metadata;
 pub mod outage;
 pub mod sink;
-pub mod skip;
+pub mod skip_stored;
 pub mod stale;
 pub mod target;
 
@@ -22,5 +22,5 @@ pub use client::ChromaClient;
 pub use config::ChromaConfig;
 pub use error::ChromaError;
 pub use sink::{ChromaSink, StoredChunk};
-pub use skip::SkipStored;
+pub use skip_stored::SkipStored;
 pub use target::ChromaTarget;
