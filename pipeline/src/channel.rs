@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::Stream;
 
 use crate::model::PipelineItem;
+use crate::stage_clock::StageClock;
 use crate::telemetry;
 
 /// Creates a channel carrying `producer`'s output to `consumer`.
@@ -20,11 +21,13 @@ pub fn bounded<T>(producer: &str, consumer: &str, capacity: usize) -> (Outlet<T>
         Outlet {
             tx,
             stage: channel.clone(),
+            clock: None,
         },
         Inlet {
             rx,
             stage: Arc::from(consumer),
             channel,
+            clock: None,
         },
     )
 }
@@ -34,6 +37,8 @@ pub fn bounded<T>(producer: &str, consumer: &str, capacity: usize) -> (Outlet<T>
 pub struct Outlet<T> {
     tx: async_channel::Sender<T>,
     stage: Arc<str>,
+    /// Set by the runner on the outlet of a stage it times this way.
+    clock: Option<Arc<StageClock>>,
 }
 
 impl<T> Clone for Outlet<T> {
@@ -41,6 +46,17 @@ impl<T> Clone for Outlet<T> {
         Self {
             tx: self.tx.clone(),
             stage: self.stage.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<T> Outlet<T> {
+    /// The same channel, each send timing `clock`'s stage.
+    pub(crate) fn timed(&self, clock: Arc<StageClock>) -> Self {
+        Self {
+            clock: Some(clock),
+            ..self.clone()
         }
     }
 }
@@ -54,6 +70,10 @@ impl<T: PipelineItem> Outlet<T> {
     /// Waits for room in the channel, then sends.
     pub async fn send(&self, item: T) -> Result<(), DownstreamClosed> {
         let source = item.source().to_string();
+        let _waiting = self.clock.as_ref().map(|clock| {
+            clock.item_done();
+            clock.waiting()
+        });
         self.tx
             .send(item)
             .await
@@ -74,6 +94,8 @@ pub struct Inlet<T> {
     rx: async_channel::Receiver<T>,
     stage: Arc<str>,
     channel: Arc<str>,
+    /// Set by the runner on the inlet of a stage it times this way.
+    clock: Option<Arc<StageClock>>,
 }
 
 impl<T> Clone for Inlet<T> {
@@ -82,6 +104,17 @@ impl<T> Clone for Inlet<T> {
             rx: self.rx.clone(),
             stage: self.stage.clone(),
             channel: self.channel.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<T> Inlet<T> {
+    /// The same inlet, its waits not counted in `clock`'s stage busy time.
+    pub(crate) fn timed(&self, clock: Arc<StageClock>) -> Self {
+        Self {
+            clock: Some(clock),
+            ..self.clone()
         }
     }
 }
@@ -89,7 +122,10 @@ impl<T> Clone for Inlet<T> {
 impl<T: PipelineItem> Inlet<T> {
     /// The next item, or `None` once every sender is gone and the channel is empty.
     pub async fn recv(&self) -> Option<T> {
-        let item = self.rx.recv().await.ok()?;
+        let waiting = self.clock.as_ref().map(StageClock::waiting);
+        let item = self.rx.recv().await;
+        drop(waiting);
+        let item = item.ok()?;
         telemetry::items_received(&self.stage, item.source());
         telemetry::channel_depth(&self.channel, self.rx.len());
         Some(item)
@@ -124,6 +160,7 @@ impl<T: PipelineItem> Inlet<T> {
             rx: self.rx.clone(),
             stage: Arc::from(stage),
             channel: self.channel.clone(),
+            clock: None,
         }
     }
 

@@ -3,8 +3,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::dead_letter::{DeadLetter, DeadLetterQueue};
+use crate::internal_event::ItemDeadLettered;
 use crate::shutdown::Shutdown;
-use crate::{telemetry, FatalError, ItemError, ItemKind, PipelineItem};
+use crate::{FatalError, ItemError, ItemKind, PipelineItem};
 
 /// What the topology hands every stage: its name, the dead-letter queue and the shutdown flag.
 #[derive(Clone, Debug)]
@@ -43,9 +44,14 @@ impl StageContext {
         item: &T,
         error: &ItemError,
     ) -> Result<(), FatalError> {
-        let error_type = error.error_type.label();
-        telemetry::stage_error(&self.stage, source, error_type);
-        tracing::warn!(stage = %self.stage, source, item_id, error_type, reason = %error.reason, "item dead-lettered");
+        ItemDeadLettered {
+            stage: &self.stage,
+            source,
+            item_id,
+            kind: error.error_type,
+            reason: &error.reason,
+        }
+        .emit();
         let letter = DeadLetter::new(&self.stage, source, item_id, kind, item, error);
         self.dead_letters.send(letter).await
     }

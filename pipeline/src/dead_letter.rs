@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
+use crate::internal_event::DeadLettersRetired;
 use crate::store::{ObjectStore, StoreError};
 use crate::{telemetry, FailureKind, FatalError, ItemError, ItemKind};
 
@@ -208,11 +209,7 @@ pub async fn retire(
         }
     }
     if retired > 0 {
-        telemetry::dead_letters_retired(retired);
-        tracing::info!(
-            retired,
-            "dead letters retired: their items went through on a later try"
-        );
+        DeadLettersRetired { count: retired }.emit();
     }
     Ok(retired)
 }

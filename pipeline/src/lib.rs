@@ -10,7 +10,8 @@
 //! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
 //! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
 //! - [`redact`]: the one redactor for text leaving the process (secrets, URL user info).
-//! - [`telemetry`]: every metric kass emits, defined once.
+//! - [`telemetry`]: every metric kass emits, defined once; [`internal_event`]: the events that
+//!   write a log line and a metric with one call.
 
 pub mod batch;
 pub mod channel;
@@ -19,12 +20,14 @@ pub mod dead_letter;
 pub mod error;
 pub mod failure_kind;
 pub mod http;
+pub mod internal_event;
 pub mod model;
 pub mod redact;
 pub mod retry;
 pub mod secret;
 pub mod shutdown;
 pub mod stage;
+mod stage_clock;
 pub mod store;
 pub mod telemetry;
 pub mod tokenizer;

@@ -1,10 +1,18 @@
 //! Every metric kass emits, defined once so names stay consistent and easy to find.
 //!
 //! Names follow Prometheus conventions (`_total` counters, `_seconds` histograms, base units).
-//! Call sites use these functions instead of the `metrics` macros directly.
+//! Call sites use these functions instead of the `metrics` macros directly; what also writes a
+//! log line is an [`internal_event`](crate::internal_event) (re-exported here), emitted with one
+//! call.
 
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+
+pub use crate::internal_event::{
+    BatchWritten, ChromaOutageHeld, ChromaRetryScheduled, DeadLettersRetired, EmbedFallbackUsed,
+    EmbedRetryScheduled, EventRecordSkipped, ItemDeadLettered, SqsMessageDeleted,
+    StaleChunksDeleted,
 };
 
 pub const STAGE_RECEIVED: &str = "kass_stage_received_items_total";
@@ -166,11 +174,6 @@ pub fn items_sent(stage: &str, source: &str) {
     counter!(STAGE_SENT, "stage" => stage.to_string(), "source" => source.to_string()).increment(1);
 }
 
-pub fn stage_error(stage: &str, source: &str, error_type: &'static str) {
-    counter!(STAGE_ERRORS, "stage" => stage.to_string(), "source" => source.to_string(), "error_type" => error_type)
-        .increment(1);
-}
-
 pub fn processing_time(stage: &str, seconds: f64) {
     histogram!(STAGE_PROCESSING, "stage" => stage.to_string()).record(seconds);
 }
@@ -185,11 +188,6 @@ pub fn channel_capacity(channel: &str, capacity: usize) {
 
 pub fn dead_letter_written(stage: &str) {
     counter!(DEAD_LETTERS, "stage" => stage.to_string()).increment(1);
-}
-
-pub fn batch_written(source: &str, bytes: usize) {
-    counter!(BATCHES_WRITTEN, "source" => source.to_string()).increment(1);
-    counter!(BATCH_BYTES, "source" => source.to_string()).increment(bytes as u64);
 }
 
 pub fn record_dropped(source: &str, reason: &str) {
@@ -229,10 +227,6 @@ pub fn embed_rate_limit_wait(endpoint: &str, seconds: f64) {
     histogram!(EMBED_RATE_LIMIT_WAIT, "provider" => endpoint.to_string()).record(seconds);
 }
 
-pub fn embed_retry(endpoint: &str, reason: &'static str) {
-    counter!(EMBED_RETRIES, "provider" => endpoint.to_string(), "reason" => reason).increment(1);
-}
-
 pub fn embed_batch(endpoint: &str, inputs: usize) {
     histogram!(EMBED_BATCH_SIZE, "provider" => endpoint.to_string()).record(inputs as f64);
 }
@@ -245,10 +239,6 @@ pub fn embed_in_flight(endpoint: &str, delta: f64) {
     gauge!(EMBED_IN_FLIGHT, "provider" => endpoint.to_string()).increment(delta);
 }
 
-pub fn embed_fallback(from: &str, to: &str) {
-    counter!(EMBED_FALLBACKS, "from" => from.to_string(), "to" => to.to_string()).increment(1);
-}
-
 pub fn chroma_upserted(source: &str) {
     counter!(CHROMA_UPSERTED, "source" => source.to_string()).increment(1);
 }
@@ -257,22 +247,11 @@ pub fn chroma_skipped(source: &str) {
     counter!(CHROMA_SKIPPED, "source" => source.to_string()).increment(1);
 }
 
-pub fn chroma_stale_deleted(count: u64) {
-    counter!(CHROMA_STALE_DELETED).increment(count);
-}
-
-pub fn chroma_outage_wait(seconds: f64) {
-    counter!(CHROMA_OUTAGE_WAIT).increment(seconds.ceil() as u64);
-}
-
-pub fn dead_letters_retired(count: u64) {
-    counter!(DEAD_LETTERS_RETIRED).increment(count);
-}
-
 pub fn events_batch(source: &str) {
     counter!(EVENTS_BATCHES, "source" => source.to_string()).increment(1);
 }
 
+/// The metric alone; [`EventRecordSkipped`] writes its log line too.
 pub fn events_skipped(reason: &'static str) {
     counter!(EVENTS_SKIPPED, "reason" => reason).increment(1);
 }
@@ -283,10 +262,6 @@ pub fn events_duplicate() {
 
 pub fn sqs_received(count: usize) {
     counter!(SQS_RECEIVED).increment(count as u64);
-}
-
-pub fn sqs_deleted() {
-    counter!(SQS_DELETED).increment(1);
 }
 
 pub fn sqs_visibility_extended() {

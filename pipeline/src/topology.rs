@@ -14,6 +14,11 @@
 //!
 //! A stage never knows who is upstream or downstream of it; the builder decides, which is what
 //! lets the same stages run in one process or split across the S3 boundary.
+//!
+//! The runner times every stage in `kass_stage_processing_seconds{stage}`, whatever its shape:
+//! an [`ItemStage`] per call of `process`; a [`StreamStage`] or a [`Source`], which run loops of
+//! their own, per item sent, counting the time since its previous send spent neither waiting
+//! for input nor for room downstream (`stage_clock.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +32,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::channel::{self, Inlet};
 use crate::dead_letter::{self, DeadLetterQueue};
 use crate::shutdown::Shutdown;
+use crate::stage_clock::StageClock;
 use crate::store::ObjectStore;
 use crate::{
     telemetry, FatalError, ItemStage, PipelineItem, Source, StageContext, StageError, StreamStage,
@@ -129,8 +135,13 @@ impl Topology {
         for source in sources {
             let name = source.name().to_string();
             let ctx = self.context(&name);
-            let out = outlet.clone();
-            self.spawn(&name, async move { source.run(out, ctx).await });
+            let clock = StageClock::new(&name);
+            let out = outlet.timed(clock.clone());
+            self.spawn(&name, async move {
+                let result = source.run(out, ctx).await;
+                clock.finish();
+                result
+            });
         }
         Flow {
             topology: self,
@@ -235,8 +246,12 @@ impl<T: PipelineItem> Flow<T> {
         let (outlet, next) =
             channel::bounded::<S::Output>(name, "", self.topology.config.channel_capacity);
         let ctx = self.topology.context(name);
+        let clock = StageClock::new(name);
+        let (inlet, outlet) = (inlet.timed(clock.clone()), outlet.timed(clock.clone()));
         self.topology.spawn(name, async move {
-            Box::new(stage).run(inlet, outlet, ctx).await
+            let result = Box::new(stage).run(inlet, outlet, ctx).await;
+            clock.finish();
+            result
         });
         Flow {
             topology: self.topology,

@@ -12,9 +12,8 @@ use tokio::time::Instant;
 
 use kass_pipeline::batch::{batch_id, batch_key, Batch, BatchRef, Compression};
 use kass_pipeline::store::ObjectStore;
-use kass_pipeline::{
-    telemetry, Chunk, FatalError, Inlet, Metadata, Outlet, StageContext, StreamStage,
-};
+use kass_pipeline::telemetry::BatchWritten;
+use kass_pipeline::{Chunk, FatalError, Inlet, Metadata, Outlet, StageContext, StreamStage};
 
 /// `[batch]` in kass.toml: when a batch file is cut.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,7 +90,6 @@ impl BatchWriter {
     /// Writes the batch under a key no other batch has: `put_if_absent`, and on a taken key
     /// the next salt. Several writers (concurrent runs, Lambdas) can never overwrite each other.
     async fn write(&mut self, source: &str, chunks: Vec<Chunk>) -> Result<BatchRef, FatalError> {
-        let started = std::time::Instant::now();
         let now = (self.clock)();
         let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
         let mut batch = Batch::new(String::new(), now, source, chunks);
@@ -101,9 +99,13 @@ impl BatchWriter {
             let body = batch.encode(self.config.compression);
             let bytes = body.len();
             if self.store.put_if_absent(&key, body).await? {
-                telemetry::batch_written(source, bytes);
-                telemetry::processing_time(self.name(), started.elapsed().as_secs_f64());
-                tracing::debug!(key, chunk_count = batch.chunk_count, bytes, "batch written");
+                BatchWritten {
+                    source,
+                    key: &key,
+                    chunk_count: batch.chunk_count,
+                    bytes,
+                }
+                .emit();
                 return Ok(BatchRef {
                     key,
                     source: source.to_string(),

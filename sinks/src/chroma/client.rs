@@ -16,6 +16,7 @@ use kass_pipeline::http::{Auth, HttpClient, HttpConfig, HttpFailure};
 use kass_pipeline::redact;
 use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::secret::Secret;
+use kass_pipeline::telemetry::ChromaRetryScheduled;
 
 use super::config::{ChromaConfig, TokenHeader};
 use super::ChromaError;
@@ -135,7 +136,13 @@ impl ChromaClient {
                 },
                 |failure, attempt, delay| {
                     if let Failure::Http(failure) = failure {
-                        tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "Chroma call failed; retrying");
+                        ChromaRetryScheduled {
+                            what,
+                            attempt,
+                            delay,
+                            error: failure,
+                        }
+                        .emit();
                     }
                 },
             )

@@ -6,7 +6,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kass_pipeline::{telemetry, StageContext};
+use kass_pipeline::telemetry::ChromaOutageHeld;
+use kass_pipeline::StageContext;
 
 use super::target::ChromaTarget;
 use super::ChromaError;
@@ -35,8 +36,13 @@ where
         if held >= target.outage_hold || ctx.shutdown.is_triggered() {
             return Err(error);
         }
-        tracing::warn!(stage = %ctx.stage, error = %error, held_s = held.as_secs(), "Chroma unreachable: holding until it is back");
-        telemetry::chroma_outage_wait(pause.as_secs_f64());
+        ChromaOutageHeld {
+            stage: &ctx.stage,
+            held,
+            pause,
+            error: &error,
+        }
+        .emit();
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = ctx.shutdown.requested() => {}

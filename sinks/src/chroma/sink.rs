@@ -74,7 +74,6 @@ impl ChromaSink {
         out: &Outlet<StoredChunk>,
         ctx: &StageContext,
     ) -> Result<(), FatalError> {
-        let started = std::time::Instant::now();
         let mut stored = Vec::new();
         // An outage is waited out with the vectors in hand: they cost an embedding each.
         match outage::hold(&self.target, ctx, || self.upsert(&batch)).await {
@@ -100,7 +99,6 @@ impl ChromaSink {
         if !stored.is_empty() {
             stale::delete_stale(&self.target, stored.iter().map(|e| &e.chunk)).await;
         }
-        telemetry::processing_time("chroma_sink", started.elapsed().as_secs_f64());
         for e in stored {
             telemetry::chroma_upserted(&e.chunk.source);
             out.send(StoredChunk {

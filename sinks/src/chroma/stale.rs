@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Map, Value};
 
 use kass_pipeline::model::{chunk_keys, DERIVED_DOCUMENT_PREFIX};
-use kass_pipeline::{telemetry, Chunk};
+use kass_pipeline::telemetry::StaleChunksDeleted;
+use kass_pipeline::Chunk;
 
 use super::target::ChromaTarget;
 
@@ -146,8 +147,7 @@ async fn delete_stale_of_source(
             .delete(&target.collection.id, Some(ids), None)
             .await?;
         if n > 0 {
-            telemetry::chroma_stale_deleted(n);
-            tracing::debug!(source, deleted = n, "stale chunks deleted");
+            StaleChunksDeleted { source, count: n }.emit();
         }
     }
     Ok(())

@@ -12,7 +12,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::Client;
 
 use kass_pipeline::store::AwsEndpoint;
-use kass_pipeline::telemetry;
+use kass_pipeline::telemetry::{self, SqsMessageDeleted};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqsError {
@@ -144,7 +144,10 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|e| call_error(&self.url, "DeleteMessage", e))?;
-        telemetry::sqs_deleted();
+        SqsMessageDeleted {
+            message_id: &message.id,
+        }
+        .emit();
         Ok(())
     }
 

@@ -3,9 +3,8 @@
 
 use std::sync::Arc;
 
-use kass_pipeline::{
-    telemetry, Chunk, EmbeddedChunk, EmbeddingModel, FailureKind, FatalError, ItemError,
-};
+use kass_pipeline::telemetry::EmbedFallbackUsed;
+use kass_pipeline::{Chunk, EmbeddedChunk, EmbeddingModel, FailureKind, FatalError, ItemError};
 
 use super::endpoint::Endpoint;
 use super::{EmbedError, InputType, RequestLimits};
@@ -110,8 +109,12 @@ impl Embedder {
                 error,
             }) = &last
             {
-                telemetry::embed_fallback(from, &endpoint.name);
-                tracing::warn!(from = %from, to = %endpoint.name, error = %error, "embedding endpoint keeps failing; using the fallback");
+                EmbedFallbackUsed {
+                    from,
+                    to: &endpoint.name,
+                    error,
+                }
+                .emit();
             }
             match endpoint.embed(texts, input_type).await {
                 Ok(e) => return Ok(e.vectors),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kass_pipeline::telemetry;
+use kass_pipeline::telemetry::{self, EmbedRetryScheduled};
 
 use super::rate_limit::{RateLimiter, RateLimits};
 use super::retry::RetryPolicy;
@@ -59,14 +59,14 @@ impl Endpoint {
                         self.limiter.pause_for(delay);
                         telemetry::embed_rate_limit_wait(&self.name, delay.as_secs_f64());
                     }
-                    telemetry::embed_retry(&self.name, e.kind());
-                    tracing::warn!(
-                        endpoint = %self.name,
+                    EmbedRetryScheduled {
+                        endpoint: &self.name,
+                        reason: e.kind(),
                         attempt,
-                        delay_ms = delay.as_millis() as u64,
-                        error = %e,
-                        "embedding request failed; retrying"
-                    );
+                        delay,
+                        error: e,
+                    }
+                    .emit();
                 },
             )
             .await

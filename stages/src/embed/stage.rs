@@ -12,9 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::task::JoinSet;
 
-use kass_pipeline::{
-    telemetry, Chunk, EmbeddedChunk, FatalError, Inlet, Outlet, StageContext, StreamStage,
-};
+use kass_pipeline::{Chunk, EmbeddedChunk, FatalError, Inlet, Outlet, StageContext, StreamStage};
 
 use super::batcher::Batcher;
 use super::embedder::{ChunkOutcome, Embedder};
@@ -87,12 +85,7 @@ impl StreamStage for EmbedStage {
                     break;
                 };
                 let embedder = self.embedder.clone();
-                in_flight.spawn(async move {
-                    let started = std::time::Instant::now();
-                    let outcome = embedder.embed_chunks(group).await;
-                    telemetry::processing_time("embed", started.elapsed().as_secs_f64());
-                    outcome
-                });
+                in_flight.spawn(async move { embedder.embed_chunks(group).await });
             }
             if !input_open && ready.is_empty() && in_flight.is_empty() {
                 break;
