@@ -11,15 +11,13 @@ use kass_pipeline::batch::BatchRef;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
-use std::time::Duration;
 
 use kass_pipeline::{Chunk, Flow, Topology};
 use kass_sinks::batch_writer::BatchWriter;
-use kass_sinks::chroma::{ChromaSink, ChromaTarget, SkipStored, StoredChunk};
+use kass_sinks::chroma::{ChromaTarget, StoredChunk};
 use kass_sources::cursor::Cursor;
 use kass_sources::SourceDeps;
 use kass_stages::batch_loader::BatchLoader;
-use kass_stages::chunk_router::ChunkRouter;
 use kass_stages::embed::Embedder;
 
 use crate::config::KassConfig;
@@ -69,10 +67,7 @@ pub fn fetch_half(
     }
     let tokenizer_path = config.tokenizer.resolved_path();
     let counter = TokenCounter::from_file(&tokenizer_path)?;
-    config
-        .chunking
-        .validate(counter.special_tokens())
-        .map_err(|e| anyhow::anyhow!("configuration error: [chunking] {e}"))?;
+    let chunk_router = config.chunking.clone().build(counter)?;
     let transform = config.transform.clone().build()?;
     let sources = config
         .sources
@@ -88,7 +83,7 @@ pub fn fetch_half(
         Topology::new(config.pipeline.clone(), store.clone(), shutdown)
             .sources(sources)
             .then(transform)
-            .then(ChunkRouter::new(config.chunking.clone(), counter))
+            .then(chunk_router)
             .then_stream(BatchWriter::new(config.batch.clone(), store)),
     )
 }
@@ -121,11 +116,10 @@ pub fn embed_chunks(
     embedder: Arc<Embedder>,
     target: Arc<ChromaTarget>,
 ) -> Flow<StoredChunk> {
-    let wait = Duration::from_millis(config.chroma.max_wait_ms);
     chunks
-        .then_stream(SkipStored::new(target.clone(), wait))
+        .then_stream(config.chroma.build_skip_stored(target.clone()))
         .then_stream(config.embed.stage(embedder))
-        .then_stream(ChromaSink::new(target, wait))
+        .then_stream(config.chroma.build_sink(target))
 }
 
 /// The collection `[chroma]` names, created if absent and checked to hold the embedder's model.

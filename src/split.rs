@@ -19,7 +19,7 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{ObjectStore, StoreConfig};
 use kass_pipeline::topology::RunReport;
 use kass_pipeline::{Chunk, EmbeddedChunk, Flow, Topology};
-use kass_sinks::chroma::{ChromaSink, ChromaTarget, StoredChunk};
+use kass_sinks::chroma::{ChromaTarget, StoredChunk};
 use kass_sources::s3_events::listener::{listen, ListenReport, Listener};
 use kass_sources::s3_events::sqs::SqsQueue;
 use kass_sources::s3_events::Announced;
@@ -150,11 +150,10 @@ impl EmbedHalf {
         if vectors.is_empty() {
             return Ok(RunReport::default());
         }
-        let wait = std::time::Duration::from_millis(self.config.chroma.max_wait_ms);
         let flow = self
             .topology()
             .from_stream("dead_letters", stream::iter(vectors))
-            .then_stream(ChromaSink::new(self.target.clone(), wait));
+            .then_stream(self.config.chroma.build_sink(self.target.clone()));
         self.run_and_retire(flow, Vec::new()).await
     }
 }

@@ -35,6 +35,16 @@ enum Strategy {
     Prose,
 }
 
+impl ChunkingConfig {
+    /// The chunk router for these settings, checked against the tokenizer first, so that a bad
+    /// value fails at startup rather than dead-lettering every document.
+    pub fn build(self, counter: TokenCounter) -> Result<ChunkRouter, FatalError> {
+        self.validate(counter.special_tokens())
+            .map_err(|e| FatalError::Config(format!("[chunking] {e}")))?;
+        Ok(ChunkRouter::new(self, counter))
+    }
+}
+
 impl ChunkRouter {
     pub fn new(config: ChunkingConfig, counter: TokenCounter) -> Self {
         Self { config, counter }

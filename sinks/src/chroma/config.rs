@@ -1,8 +1,11 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use kass_pipeline::retry::RetryPolicy;
+
+use super::{ChromaSink, ChromaTarget, SkipStored};
 
 /// `[chroma]` in kass.toml: where the vectors go.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +98,21 @@ impl Default for ChromaConfig {
 }
 
 impl ChromaConfig {
+    /// The stage that drops chunks the collection already holds, before they are embedded.
+    pub fn build_skip_stored(&self, target: Arc<ChromaTarget>) -> SkipStored {
+        SkipStored::new(target, self.max_wait())
+    }
+
+    /// The stage that upserts vectors into the collection.
+    pub fn build_sink(&self, target: Arc<ChromaTarget>) -> ChromaSink {
+        ChromaSink::new(target, self.max_wait())
+    }
+
+    /// Longest a chunk waits for its request (a lookup, an upsert) to fill.
+    pub fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms)
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs.max(1))
     }
