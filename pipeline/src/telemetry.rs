@@ -252,10 +252,6 @@ pub fn events_batch(source: &str) {
 }
 
 /// The metric alone; [`EventRecordSkipped`] writes its log line too.
-pub fn events_skipped(reason: &'static str) {
-    counter!(EVENTS_SKIPPED, "reason" => reason).increment(1);
-}
-
 pub fn events_duplicate() {
     counter!(EVENTS_DUPLICATES).increment(1);
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use kass_pipeline::batch::BatchRef;
-use kass_pipeline::telemetry;
+use kass_pipeline::telemetry::{self, EventRecordSkipped};
 
 use super::announcement::{self, Parsed, Skip, UnknownEvent};
 
@@ -47,22 +47,27 @@ impl Announced {
         &mut self,
         parsed: Result<Parsed, UnknownEvent>,
     ) -> Result<Vec<String>, UnknownEvent> {
-        let mut parsed = parsed.inspect_err(|_| {
-            telemetry::events_skipped("unknown_event");
+        let mut parsed = parsed.inspect_err(|e| {
+            EventRecordSkipped {
+                reason: "unknown_event",
+                detail: e,
+                // Its dead letter says it at warning level.
+                refused: false,
+            }
+            .emit();
             *self.skipped.entry("unknown_event").or_default() += 1;
         })?;
         if let Some(bucket) = &self.bucket {
             parsed.keep_bucket(bucket);
         }
         for skip in &parsed.skipped {
-            telemetry::events_skipped(skip.label());
-            *self.skipped.entry(skip.label()).or_default() += 1;
-            match skip {
-                Skip::OtherBucket { .. } | Skip::UnsupportedVersion(_) => {
-                    tracing::warn!(reason = %skip, "event record refused")
-                }
-                _ => tracing::debug!(reason = %skip, "event record skipped"),
+            EventRecordSkipped {
+                reason: skip.label(),
+                detail: skip,
+                refused: matches!(skip, Skip::OtherBucket { .. } | Skip::UnsupportedVersion(_)),
             }
+            .emit();
+            *self.skipped.entry(skip.label()).or_default() += 1;
         }
         let mut named = Vec::with_capacity(parsed.batches.len());
         for batch in parsed.batches {
