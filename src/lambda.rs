@@ -248,6 +248,53 @@ impl FetcherFunction {
     }
 }
 
+/// One Lambda function: what its binary's `main` serves.
+pub trait Function: Default + Send + Sync + 'static {
+    fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send;
+}
+
+impl Function for EmbedderFunction {
+    fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send {
+        self.handle(event, deadline)
+    }
+}
+
+impl Function for FetcherFunction {
+    fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send {
+        self.handle(event, deadline)
+    }
+}
+
+/// The whole of a Lambda binary's `main`: secrets loaded before the runtime's threads start
+/// (setting environment variables is only sound then), then `F` served until the environment
+/// stops the process.
+pub fn main_for<F: Function>() -> Result<(), lambda_runtime::Error> {
+    load_secrets_at_start().map_err(|e| error_text(&e))?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let function = Arc::new(F::default());
+            serve(move |event, deadline| {
+                let function = function.clone();
+                async move { function.invoke(event, deadline).await }
+            })
+            .await
+        })
+}
+
 /// Runs a handler under the Lambda Runtime API until the environment stops the process.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
 where

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use fake_provider::{Api, FakeOptions, FakeProvider};
 use futures::stream;
+use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{Chunk, Metadata, Topology, TopologyConfig};
-use kass_stages::embed::retry::RetryPolicy;
 use kass_stages::embed::{EmbedConfig, EndpointConfig, ProviderKind};
 use support::metric_value;
 

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use futures::stream;
 use kass_pipeline::dead_letter::{self, DeadLetter};
+use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{LocalStore, ObjectStore};
 use kass_pipeline::{Chunk, EmbeddedChunk, FatalError, Metadata, Topology, TopologyConfig};
-use kass_stages::embed::retry::RetryPolicy;
 use kass_stages::embed::{EmbedConfig, EndpointConfig, ProviderKind};
 use serde_json::json;
 use support::fake_provider::{fake_vector, Api, FakeOptions, FakeProvider};

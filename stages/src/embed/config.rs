@@ -17,10 +17,10 @@ use super::providers::openai::OpenAi;
 use super::providers::voyage::Voyage;
 use super::providers::{LocalModel, LocalProvider, RemoteProvider, WireFormat};
 use super::rate_limit::RateLimits;
-use super::retry::RetryPolicy;
 use super::stage::EmbedStage;
 use super::tokens::TokenCount;
 use super::{Embedder, EmbeddingProvider, RequestLimits};
+use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::EmbeddingModel;
 
 #[derive(Debug, Clone, Deserialize)]

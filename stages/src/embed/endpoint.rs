@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use kass_pipeline::telemetry::{self, EmbedRetryScheduled};
 
 use super::rate_limit::{RateLimiter, RateLimits};
-use super::retry::RetryPolicy;
 use super::{EmbedError, EmbeddingProvider, Embeddings, InputType};
+use kass_pipeline::retry::RetryPolicy;
 
 pub struct Endpoint {
     /// Label in metrics, logs and dead letters (`voyage`, `openai-mirror`, ...).

@@ -3,7 +3,8 @@
 //! - [`provider`]: the one trait every API (and the local model) implements.
 //! - [`providers`]: Voyage, OpenAI (and compatible servers), Cohere, Hugging Face / TEI, and
 //!   the in-process candle model.
-//! - [`http`], [`rate_limit`], [`retry`], [`tokens`]: what every remote provider shares,
+//! - [`http`], [`rate_limit`], [`tokens`]: what every remote provider shares (with the one
+//!   retry loop, `kass_pipeline::retry`),
 //!   written once.
 //! - [`endpoint`], [`embedder`], [`batcher`], [`stage`]: budgets, retries, fallback, poison
 //!   isolation and dynamic batching, around any provider.
@@ -18,8 +19,6 @@ pub mod http;
 pub mod provider;
 pub mod providers;
 pub mod rate_limit;
-/// Shared with every remote call kass makes.
-pub use kass_pipeline::retry;
 pub mod stage;
 pub mod tokens;
 
