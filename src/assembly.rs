@@ -13,7 +13,6 @@ use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
 
 use kass_pipeline::{Chunk, Flow, Topology};
-use kass_sinks::batch_writer::BatchWriter;
 use kass_sinks::chroma::{ChromaTarget, StoredChunk};
 use kass_sources::cursor::Cursor;
 use kass_sources::SourceDeps;
@@ -84,7 +83,7 @@ pub fn fetch_half(
             .sources(sources)
             .then(transform)
             .then(chunk_router)
-            .then_stream(BatchWriter::new(config.batch.clone(), store)),
+            .then_stream(config.batch.clone().build(store)?),
     )
 }
 

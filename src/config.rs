@@ -79,14 +79,7 @@ impl KassConfig {
     pub fn validate(&self) -> Result<()> {
         self.embed.validate()?;
         self.chroma.validate().map_err(anyhow::Error::msg)?;
-        anyhow::ensure!(
-            self.batch.max_chunks >= 1,
-            "[batch] max_chunks must be at least 1"
-        );
-        anyhow::ensure!(
-            self.batch.max_bytes >= 1024,
-            "[batch] max_bytes must be at least 1024"
-        );
+        self.batch.validate()?;
         anyhow::ensure!(
             self.pipeline.channel_capacity >= 1,
             "[pipeline] channel_capacity must be at least 1"

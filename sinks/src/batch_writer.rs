@@ -72,6 +72,26 @@ pub struct BatchWriter {
 /// took the key in the same second with the same 4-hex suffix.
 const MAX_KEY_ATTEMPTS: u32 = 64;
 
+impl BatchWriterConfig {
+    /// Checks the limits against each other: a file must hold at least one chunk.
+    pub fn validate(&self) -> Result<(), FatalError> {
+        let bad = |reason: &str| Err(FatalError::Config(format!("[batch] {reason}")));
+        if self.max_chunks < 1 {
+            return bad("max_chunks must be at least 1");
+        }
+        if self.max_bytes < 1024 {
+            return bad("max_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+
+    /// The batch writer for these limits, writing into `store`.
+    pub fn build(self, store: Arc<dyn ObjectStore>) -> Result<BatchWriter, FatalError> {
+        self.validate()?;
+        Ok(BatchWriter::new(self, store))
+    }
+}
+
 impl BatchWriter {
     pub fn new(config: BatchWriterConfig, store: Arc<dyn ObjectStore>) -> Self {
         Self {

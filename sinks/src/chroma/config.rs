@@ -15,8 +15,10 @@ pub struct ChromaConfig {
     /// override it.
     #[serde(default = "default_url")]
     pub url: String,
+    /// Chroma tenant (`default_tenant` on a local server; Chroma Cloud names one per account).
     #[serde(default = "default_tenant")]
     pub tenant: String,
+    /// Database within the tenant.
     #[serde(default = "default_database")]
     pub database: String,
     /// 3 to 512 characters of `[a-zA-Z0-9._-]`, starting and ending alphanumeric.
@@ -34,8 +36,10 @@ pub struct ChromaConfig {
     /// Longest a vector waits for its upsert to fill.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
+    /// Longest one request may take, in seconds, before it counts as failed (and is retried).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// `[chroma.retry]`: attempts and back-off for 5xx answers and network errors.
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Longest the embed half waits for an unreachable Chroma before it embeds anything more,
