@@ -99,12 +99,8 @@ pub fn embed_half(
     embedder: Arc<Embedder>,
     target: Arc<ChromaTarget>,
 ) -> Flow<StoredChunk> {
-    embed_chunks(
-        config,
-        batches.then(BatchLoader::new(store)),
-        embedder,
-        target,
-    )
+    let loader = BatchLoader::new(store).removing_with(target.clone());
+    embed_chunks(config, batches.then(loader), embedder, target)
 }
 
 /// skip_stored -> embed -> chroma_sink: the embed half past the batch files (dead-lettered

@@ -181,3 +181,25 @@ fn a_gzip_bomb_is_refused_not_inflated() {
         "{err}"
     );
 }
+
+#[test]
+fn tombstones_make_a_version_2_batch_and_round_trip() {
+    use kass_pipeline::batch::{Tombstone, TOMBSTONES_SCHEMA_VERSION};
+    let batch = sample_batch().with_tombstones(vec![Tombstone {
+        document_id: "C0GENERAL/2025-10-05".into(),
+        reason: Some("deleted".into()),
+    }]);
+    assert_eq!(batch.schema_version, TOMBSTONES_SCHEMA_VERSION);
+    let bytes = batch.encode(Compression::None);
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        value["tombstones"][0]["document_id"],
+        "C0GENERAL/2025-10-05"
+    );
+    let key = batch_key("slack", batch.timestamp, &batch.batch_id, Compression::None);
+    assert_eq!(read_batch(&key, &bytes).unwrap(), batch);
+    // Without tombstones a batch stays version 1, readable by an earlier kass.
+    let plain: serde_json::Value =
+        serde_json::from_slice(&sample_batch().encode(Compression::None)).unwrap();
+    assert!(plain.get("tombstones").is_none());
+}

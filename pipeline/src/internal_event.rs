@@ -151,6 +151,28 @@ impl StaleChunksDeleted<'_> {
     }
 }
 
+/// The documents a batch's tombstones name were removed from Chroma:
+/// `kass_chroma_tombstoned_deleted_total{source}` and an info line.
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentsRemoved<'a> {
+    pub source: &'a str,
+    pub documents: usize,
+    pub chunks: u64,
+}
+
+impl DocumentsRemoved<'_> {
+    pub fn emit(self) {
+        counter!(crate::telemetry::CHROMA_TOMBSTONED, "source" => self.source.to_string())
+            .increment(self.chunks);
+        tracing::info!(
+            source = self.source,
+            documents = self.documents,
+            chunks = self.chunks,
+            "deleted documents removed from Chroma"
+        );
+    }
+}
+
 /// A batch file was written: `kass_batches_written_total{source}`,
 /// `kass_batch_written_bytes_total{source}` and a debug line.
 #[derive(Debug, Clone, Copy)]

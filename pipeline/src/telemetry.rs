@@ -10,9 +10,9 @@ use metrics::{
 };
 
 pub use crate::internal_event::{
-    BatchWritten, ChromaOutageHeld, ChromaRetryScheduled, DeadLettersRetired, EmbedFallbackUsed,
-    EmbedRetryScheduled, EventRecordSkipped, ItemDeadLettered, SqsMessageDeleted,
-    StaleChunksDeleted,
+    BatchWritten, ChromaOutageHeld, ChromaRetryScheduled, DeadLettersRetired, DocumentsRemoved,
+    EmbedFallbackUsed, EmbedRetryScheduled, EventRecordSkipped, ItemDeadLettered,
+    SqsMessageDeleted, StaleChunksDeleted,
 };
 
 pub const STAGE_RECEIVED: &str = "kass_stage_received_items_total";
@@ -39,6 +39,7 @@ pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
 pub const CHROMA_UPSERTED: &str = "kass_chroma_upserted_total";
 pub const CHROMA_SKIPPED: &str = "kass_chroma_skipped_total";
 pub const CHROMA_STALE_DELETED: &str = "kass_chroma_stale_deleted_total";
+pub const CHROMA_TOMBSTONED: &str = "kass_chroma_tombstoned_deleted_total";
 pub const CHROMA_OUTAGE_WAIT: &str = "kass_chroma_outage_wait_seconds_total";
 pub const DEAD_LETTERS_RETIRED: &str = "kass_dead_letters_retired_total";
 pub const EVENTS_BATCHES: &str = "kass_events_batches_total";
@@ -153,6 +154,10 @@ pub fn describe() {
     describe_counter!(
         CHROMA_STALE_DELETED,
         "Chunks deleted from Chroma because an edit replaced them."
+    );
+    describe_counter!(
+        CHROMA_TOMBSTONED,
+        "Chunks deleted from Chroma because their document no longer exists (a tombstone)."
     );
     describe_counter!(
         CHROMA_OUTAGE_WAIT,

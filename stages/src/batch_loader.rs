@@ -1,6 +1,9 @@
 //! The batch loader: the embed half's first stage. Reads each announced batch file back from
 //! the store, validates it against the batch contract, and emits its chunks.
 //!
+//! A batch's tombstones (schema version 2) are applied first, through the vector store's
+//! [`DocumentRemover`]: the documents they name are deleted before any chunk goes on.
+//!
 //! A malformed or missing batch is dead-lettered (with the key and offending field) and the
 //! other batches go on; a chunk the batch cannot use (blank text, no id) is dead-lettered alone
 //! and the rest of its batch goes on.
@@ -9,19 +12,68 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use kass_pipeline::batch::{load_batch, BatchRef};
+use kass_pipeline::batch::{load_batch, Batch, BatchRef, DocumentRemover};
 use kass_pipeline::store::{ObjectStore, StoreError};
+use kass_pipeline::telemetry::DocumentsRemoved;
 use kass_pipeline::{
     Chunk, FailureKind, FatalError, ItemError, ItemKind, ItemStage, StageContext, StageError,
 };
 
 pub struct BatchLoader {
     store: Arc<dyn ObjectStore>,
+    remover: Option<Arc<dyn DocumentRemover>>,
 }
 
 impl BatchLoader {
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+        Self {
+            store,
+            remover: None,
+        }
+    }
+
+    /// Applies each batch's tombstones through `remover` before its chunks go on. Without
+    /// one, a batch with tombstones is dead-lettered rather than half applied.
+    pub fn removing_with(mut self, remover: Arc<dyn DocumentRemover>) -> Self {
+        self.remover = Some(remover);
+        self
+    }
+
+    /// Deletes the documents the batch says are gone; a failure is the batch's.
+    async fn apply_tombstones(&self, batch: &Batch) -> Result<(), ItemError> {
+        if batch.tombstones.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = batch
+            .tombstones
+            .iter()
+            .map(|t| t.document_id.clone())
+            .collect();
+        let Some(remover) = &self.remover else {
+            return Err(ItemError::new(
+                FailureKind::MalformedBatch,
+                format!(
+                    "batch has {} tombstone(s) and this pipeline has no vector store to apply them",
+                    ids.len()
+                ),
+            ));
+        };
+        match remover.remove_documents(&batch.source, &ids).await {
+            Ok(chunks) => {
+                DocumentsRemoved {
+                    source: &batch.source,
+                    documents: ids.len(),
+                    chunks,
+                }
+                .emit();
+                Ok(())
+            }
+            Err(e) if e.retryable => Err(ItemError::new(
+                FailureKind::ChromaUnavailable,
+                e.to_string(),
+            )),
+            Err(e) => Err(ItemError::new(FailureKind::ChromaRejected, e.to_string())),
+        }
     }
 }
 
@@ -71,6 +123,7 @@ impl ItemStage for BatchLoader {
             )
             .await?;
         }
+        self.apply_tombstones(&loaded.batch).await?;
         Ok(loaded.batch.into_chunks())
     }
 }

@@ -5,8 +5,16 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::model::{Chunk, Metadata};
 
-/// Version 1 added `schema_version` and per-chunk `id` to the original (version 0) format.
+/// The version of a batch of chunks. Version 1 added `schema_version` and per-chunk `id` to the
+/// original (version 0) format. A writer uses the oldest version that holds what it writes, so
+/// a reader of an earlier kass keeps reading every batch that has no deletions in it.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The version of a batch carrying tombstones (version 2 added `tombstones`).
+pub const TOMBSTONES_SCHEMA_VERSION: u32 = 2;
+
+/// The newest version this kass reads.
+pub const NEWEST_SCHEMA_VERSION: u32 = TOMBSTONES_SCHEMA_VERSION;
 
 /// One batch file. The field order is the seed format's, with `schema_version` first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +30,21 @@ pub struct Batch {
     pub source: String,
     pub chunk_count: usize,
     pub chunks: Vec<BatchChunk>,
+    /// Documents of this source that no longer exist (version 2): the embed half deletes every
+    /// chunk of each from the vector store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tombstones: Vec<Tombstone>,
+}
+
+/// A document that its source no longer holds (every message of a day deleted, a thread or a
+/// channel gone). It names the document as the chunks did (`document_id`), within the batch's
+/// source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    pub document_id: String,
+    /// Why, for people reading the file (`deleted`, `channel_archived`, `excluded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One chunk in a batch file.
@@ -79,7 +102,17 @@ impl Batch {
             source: source.to_string(),
             chunk_count: chunks.len(),
             chunks,
+            tombstones: Vec::new(),
         }
+    }
+
+    /// This batch carrying `tombstones` too (version 2 when there are any).
+    pub fn with_tombstones(mut self, tombstones: Vec<Tombstone>) -> Self {
+        if !tombstones.is_empty() {
+            self.schema_version = TOMBSTONES_SCHEMA_VERSION;
+        }
+        self.tombstones = tombstones;
+        self
     }
 
     /// The bytes written to the store.

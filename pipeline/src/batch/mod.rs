@@ -20,9 +20,13 @@ mod format;
 mod key;
 mod lenient_json;
 mod reader;
+mod tombstones;
 
 pub use batch_ref::BatchRef;
-pub use format::{Batch, BatchChunk, Compression, SCHEMA_VERSION};
+pub use format::{
+    Batch, BatchChunk, Compression, Tombstone, NEWEST_SCHEMA_VERSION, SCHEMA_VERSION,
+    TOMBSTONES_SCHEMA_VERSION,
+};
 pub use key::{
     batch_id, batch_key, batch_source, day_prefix, parse_batch_key, source_prefix, BatchKeyParts,
     BATCH_SUFFIXES,
@@ -30,3 +34,4 @@ pub use key::{
 pub use reader::{
     load_batch, read_batch, BatchFormatError, LoadedBatch, RejectedChunk, MAX_BATCH_BYTES,
 };
+pub use tombstones::{DocumentRemover, RemoveError};

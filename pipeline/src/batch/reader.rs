@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::lenient_json::replace_lone_surrogates;
-use super::{parse_batch_key, Batch, BatchChunk, SCHEMA_VERSION};
+use super::{
+    parse_batch_key, Batch, BatchChunk, Tombstone, NEWEST_SCHEMA_VERSION, TOMBSTONES_SCHEMA_VERSION,
+};
 use crate::model::{flatten_json, Chunk, Metadata};
 
 /// Why a batch file (or one chunk of it) was rejected, naming the key and, where there is one,
@@ -49,6 +51,8 @@ struct WireBatch {
     source: String,
     chunk_count: usize,
     chunks: Vec<Value>,
+    #[serde(default)]
+    tombstones: Vec<Value>,
 }
 
 /// Decodes and validates a batch file, strictly: any chunk the loader would reject fails the
@@ -61,7 +65,7 @@ pub fn read_batch(key: &str, bytes: &[u8]) -> Result<Batch, BatchFormatError> {
     }
 }
 
-/// Decodes and validates a batch file of any schema version up to [`SCHEMA_VERSION`].
+/// Decodes and validates a batch file of any schema version up to [`NEWEST_SCHEMA_VERSION`].
 ///
 /// What the seed's Python producers write by default is read, not refused: a timestamp without
 /// a zone in a version-0 file is UTC (`datetime.utcnow().isoformat()`), metadata may hold nulls,
@@ -86,11 +90,11 @@ pub fn load_batch(key: &str, bytes: &[u8]) -> Result<LoadedBatch, BatchFormatErr
         let field = (path != ".").then_some(path);
         err(field.as_deref(), e.into_inner().to_string())
     })?;
-    if wire.schema_version > SCHEMA_VERSION {
+    if wire.schema_version > NEWEST_SCHEMA_VERSION {
         return Err(err(
             Some("schema_version"),
             format!(
-                "version {} is newer than this kass understands ({SCHEMA_VERSION})",
+                "version {} is newer than this kass understands ({NEWEST_SCHEMA_VERSION})",
                 wire.schema_version
             ),
         ));
@@ -121,6 +125,8 @@ pub fn load_batch(key: &str, bytes: &[u8]) -> Result<LoadedBatch, BatchFormatErr
             ));
         }
     }
+    let tombstones = read_tombstones(wire.schema_version, wire.tombstones)
+        .map_err(|(field, reason)| err(Some(&field), reason))?;
     let mut chunks = Vec::with_capacity(wire.chunks.len());
     let mut rejected = Vec::new();
     for (index, value) in wire.chunks.into_iter().enumerate() {
@@ -140,6 +146,7 @@ pub fn load_batch(key: &str, bytes: &[u8]) -> Result<LoadedBatch, BatchFormatErr
         source: wire.source,
         chunk_count: wire.chunk_count,
         chunks,
+        tombstones,
     };
     Ok(LoadedBatch { batch, rejected })
 }
@@ -178,6 +185,37 @@ fn parse_timestamp(text: &str, schema_version: u32) -> Result<DateTime<Utc>, Str
             "{text:?} is not a date-time (expected RFC 3339, such as 2025-10-06T12:00:00Z)"
         )),
     }
+}
+
+/// The documents a batch says are gone. A malformed tombstone refuses the whole file: half
+/// a list of deletions is worse than none, since a retry after the fix would redo it all.
+fn read_tombstones(
+    schema_version: u32,
+    values: Vec<Value>,
+) -> Result<Vec<Tombstone>, (String, String)> {
+    if !values.is_empty() && schema_version < TOMBSTONES_SCHEMA_VERSION {
+        return Err((
+            "tombstones".into(),
+            format!(
+                "need schema_version {TOMBSTONES_SCHEMA_VERSION} (this file says {schema_version})"
+            ),
+        ));
+    }
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| {
+            let tombstone: Tombstone = serde_json::from_value(value)
+                .map_err(|e| (format!("tombstones[{i}]"), e.to_string()))?;
+            if tombstone.document_id.trim().is_empty() {
+                return Err((
+                    format!("tombstones[{i}].document_id"),
+                    "is empty".to_string(),
+                ));
+            }
+            Ok(tombstone)
+        })
+        .collect()
 }
 
 /// One chunk, or the field (after `chunks[i]`) and reason it cannot be used.
@@ -287,6 +325,36 @@ mod tests {
         assert!(matches!(&meta["scores"], crate::MetaValue::List(l) if l.len() == 2));
         assert!(meta["document_id"].as_str().is_some_and(|d| !d.is_empty()));
         assert!(meta["content_hash"].as_str().is_some());
+    }
+
+    #[test]
+    fn tombstones_are_read_from_version_2_only() {
+        let with = |version: u32, tombstones: Value| {
+            serde_json::to_vec(&json!({"schema_version": version, "batch_id": "x",
+                "timestamp": "2025-10-06T12:00:00Z", "source": "slack", "chunk_count": 0,
+                "chunks": [], "tombstones": tombstones}))
+            .unwrap()
+        };
+        let batch = read_batch(
+            KEY,
+            &with(
+                2,
+                json!([{"document_id": "C1/2025-10-06", "reason": "deleted"}]),
+            ),
+        )
+        .unwrap();
+        assert_eq!(batch.tombstones[0].document_id, "C1/2025-10-06");
+        let old = read_batch(KEY, &with(1, json!([{"document_id": "C1"}])))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            old.contains("tombstones") && old.contains("schema_version 2"),
+            "{old}"
+        );
+        let blank = read_batch(KEY, &with(2, json!([{"document_id": " "}])))
+            .unwrap_err()
+            .to_string();
+        assert!(blank.contains("tombstones[0].document_id"), "{blank}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
 //! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
+//! - [`tombstones`]: deleting the documents a batch says are gone.
 //! - [`outage`]: holding work while Chroma is unreachable.
 
 pub mod client;
@@ -17,6 +18,7 @@ pub mod sink;
 pub mod skip_stored;
 pub mod stale;
 pub mod target;
+pub mod tombstones;
 
 pub use client::ChromaClient;
 pub use config::ChromaConfig;
