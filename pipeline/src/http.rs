@@ -282,7 +282,7 @@ impl HttpFailure {
     }
 
     /// The `status` label of the request metrics: the code, `timeout` or `network`.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match self {
             Self::Timeout { .. } => "timeout".into(),
             Self::Network { .. } => "network".into(),

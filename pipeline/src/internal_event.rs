@@ -250,6 +250,33 @@ impl SqsMessageDeleted<'_> {
     }
 }
 
+/// A request of an API source failed and will be tried again after `delay`: a warning. (Every
+/// try is counted in `kass_source_requests_total{source, method, status}` by the API client,
+/// and a rate-limit pause in `kass_source_rate_limit_wait_seconds_total`.)
+#[derive(Clone, Copy)]
+pub struct SourceRetryScheduled<'a> {
+    pub source: &'a str,
+    /// The API method (`conversations.history`).
+    pub method: &'a str,
+    /// Attempts made so far.
+    pub attempt: u32,
+    pub delay: Duration,
+    pub error: &'a dyn Display,
+}
+
+impl SourceRetryScheduled<'_> {
+    pub fn emit(self) {
+        tracing::warn!(
+            source = self.source,
+            method = self.method,
+            attempt = self.attempt,
+            delay_ms = self.delay.as_millis() as u64,
+            error = %self.error,
+            "API request failed; retrying"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

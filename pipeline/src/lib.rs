@@ -7,6 +7,7 @@
 //!   why an item failed, as a closed set.
 //! - [`store`]: the object store (local directory or S3) that batches and dead letters live in.
 //! - [`http`]: the one HTTP exchange of every remote API (client, auth, failures, Retry-After).
+//! - [`rate_limit`]: request spacing (governor quotas) and the shared Retry-After pause.
 //! - [`retry`]: back-off and Retry-After parsing for every remote call (embedding APIs, Chroma).
 //! - [`secret`]: API keys that cannot leak into logs, errors or Debug output.
 //! - [`redact`]: the one redactor for text leaving the process (secrets, URL user info).
@@ -22,6 +23,7 @@ pub mod failure_kind;
 pub mod http;
 pub mod internal_event;
 pub mod model;
+pub mod rate_limit;
 pub mod redact;
 pub mod retry;
 pub mod secret;

@@ -12,7 +12,7 @@ use metrics::{
 pub use crate::internal_event::{
     BatchWritten, ChromaOutageHeld, ChromaRetryScheduled, DeadLettersRetired, DocumentsRemoved,
     EmbedFallbackUsed, EmbedRetryScheduled, EventRecordSkipped, ItemDeadLettered,
-    SqsMessageDeleted, StaleChunksDeleted,
+    SourceRetryScheduled, SqsMessageDeleted, StaleChunksDeleted,
 };
 
 pub const STAGE_RECEIVED: &str = "kass_stage_received_items_total";
@@ -50,6 +50,8 @@ pub const SQS_DELETED: &str = "kass_sqs_messages_deleted_total";
 pub const SQS_VISIBILITY_EXTENDED: &str = "kass_sqs_visibility_extended_total";
 pub const HTTP_REQUESTS: &str = "kass_http_requests_total";
 pub const HTTP_REQUEST_TIME: &str = "kass_http_request_seconds";
+pub const SOURCE_REQUESTS: &str = "kass_source_requests_total";
+pub const SOURCE_RATE_LIMIT_WAIT: &str = "kass_source_rate_limit_wait_seconds_total";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -82,6 +84,15 @@ pub fn describe() {
         HTTP_REQUEST_TIME,
         Unit::Seconds,
         "Time of one HTTP try, answer read whole, by client."
+    );
+    describe_counter!(
+        SOURCE_REQUESTS,
+        "Requests of API sources, by source, API method and outcome (HTTP status, `timeout`, `network`, or the error code of a 2xx the API refused, such as Slack's `ratelimited`)."
+    );
+    describe_gauge!(
+        SOURCE_RATE_LIMIT_WAIT,
+        Unit::Seconds,
+        "Only grows (a gauge because metrics counters hold whole numbers). Time API source requests waited for their method's request budget or a Retry-After, by source and API method."
     );
     describe_counter!(STAGE_RECEIVED, "Items a stage took from its input channel.");
     describe_counter!(STAGE_SENT, "Items a stage (or source) sent downstream.");
@@ -267,4 +278,18 @@ pub fn sqs_received(count: usize) {
 
 pub fn sqs_visibility_extended() {
     counter!(SQS_VISIBILITY_EXTENDED).increment(1);
+}
+
+/// One try of an API source's request: `kass_source_requests_total{source, method, status}`.
+pub fn source_request(source: &str, method: &str, status: &str) {
+    counter!(SOURCE_REQUESTS, "source" => source.to_string(), "method" => method.to_string(), "status" => status.to_string())
+        .increment(1);
+}
+
+/// Time an API source's request waited for its method's budget or a Retry-After:
+/// `kass_source_rate_limit_wait_seconds_total{source, method}`, a gauge that only grows: the
+/// `metrics` crate's counters hold whole numbers, and the waits are fractions of a second.
+pub fn source_rate_limit_wait(source: &str, method: &str, seconds: f64) {
+    gauge!(SOURCE_RATE_LIMIT_WAIT, "source" => source.to_string(), "method" => method.to_string())
+        .increment(seconds);
 }

@@ -5,6 +5,7 @@
 //! and turns into the running [`Source`]. What a source needs besides its config, such as the
 //! cursor of the last fetch, comes in [`SourceDeps`], so no source carries its own plumbing for it.
 
+pub mod api;
 pub mod cursor;
 pub mod files;
 pub mod jsonl;

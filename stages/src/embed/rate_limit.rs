@@ -1,4 +1,5 @@
-//! Requests-per-minute and tokens-per-minute budgets for one endpoint, with governor's GCRA.
+//! Requests-per-minute and tokens-per-minute budgets for one endpoint, with governor's GCRA
+//! (the quota and the shared Retry-After pause are [`kass_pipeline::rate_limit`]'s).
 //!
 //! Why both: providers enforce both (Voyage without a payment method: 3 RPM and 10K TPM), and
 //! whichever is tighter depends on the chunk sizes. Tokens are counted before sending.
@@ -11,10 +12,10 @@
 //! jitter does not push two requests into the provider's same window.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota};
+use kass_pipeline::rate_limit::{self, Pause};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,18 +47,11 @@ impl RateLimits {
 pub struct RateLimiter {
     requests: Option<DefaultDirectRateLimiter>,
     tokens: Option<(DefaultDirectRateLimiter, NonZeroU32)>,
-    paused_until: Mutex<Option<Instant>>,
+    pause: Pause,
 }
 
 fn quota(per_window: u32, burst: u32, limits: &RateLimits) -> Quota {
-    let effective = (per_window as f64 * (1.0 - limits.headroom.clamp(0.0, 0.5))).max(1e-3);
-    let interval = limits
-        .window
-        .div_f64(effective)
-        .max(Duration::from_nanos(1));
-    Quota::with_period(interval)
-        .expect("interval is positive")
-        .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"))
+    rate_limit::quota(per_window as f64, burst, limits.headroom, limits.window)
 }
 
 impl RateLimiter {
@@ -75,7 +69,7 @@ impl RateLimiter {
         Self {
             requests,
             tokens,
-            paused_until: Mutex::new(None),
+            pause: Pause::new(),
         }
     }
 
@@ -83,13 +77,7 @@ impl RateLimiter {
     /// A request larger than the token burst waits for a full burst (it cannot ever fit more).
     pub async fn acquire(&self, tokens: usize) -> Duration {
         let started = Instant::now();
-        loop {
-            let pause = *self.paused_until.lock().expect("not poisoned");
-            match pause {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => break,
-            }
-        }
+        self.pause.wait().await;
         if let Some(requests) = &self.requests {
             requests.until_ready().await;
         }
@@ -105,11 +93,7 @@ impl RateLimiter {
     /// Holds every request of this endpoint back until `after` has passed (a 429's
     /// Retry-After applies to the account, not just to the request that got it).
     pub fn pause_for(&self, after: Duration) {
-        let until = Instant::now() + after;
-        let mut paused = self.paused_until.lock().expect("not poisoned");
-        if paused.is_none_or(|p| p < until) {
-            *paused = Some(until);
-        }
+        self.pause.pause_for(after);
     }
 }
 

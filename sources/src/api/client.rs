@@ -1,0 +1,394 @@
+//! The HTTP client of every API source: `GET {base_url}/{method}?{query}` on the shared
+//! exchange ([`kass_pipeline::http`]), through the method's rate limiter, retried by the shared
+//! loop ([`RetryPolicy::run`]), every try counted per source and method.
+//!
+//! What one call does:
+//!
+//! 1. waits for the method's budget and any pause a 429 set ([`MethodLimiters::acquire`]);
+//!    the wait is added to `kass_source_rate_limit_wait_seconds_total{source, method}`;
+//! 2. sends the request with the source's [`Auth`] and counts it in
+//!    `kass_source_requests_total{source, method, status}`;
+//! 3. asks the source's [`AnswerCheck`] whether a 2xx is what it seems: Slack answers errors,
+//!    `ratelimited` included, with HTTP 200 and `{"ok": false, "error": "..."}`;
+//! 4. on a 429 (or a 2xx the check calls rate limited), pauses the method for the Retry-After
+//!    for every task of the source, and tries again; on a 5xx or no answer, backs off and tries
+//!    again; anything else is final, as is the last try the policy allows.
+//!
+//! Errors are [`ApiError`]s naming the source and the method. They never hold the token: it
+//! lives in a [`kass_pipeline::secret::Secret`], the request is never printed, and server
+//! messages are redacted by the exchange.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kass_pipeline::http::{Answer, Auth, HttpClient, HttpConfig, HttpFailure};
+use kass_pipeline::retry::RetryPolicy;
+use kass_pipeline::telemetry::{self, SourceRetryScheduled};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+
+use super::rate_limit::MethodLimiters;
+
+/// What a 2xx answer means to the source, for APIs that answer errors with a success status.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// The answer is the data asked for.
+    Ok,
+    /// The API refused for now: pause the method (for the pause given, else back off) and
+    /// try again.
+    RateLimited(Option<Duration>),
+    /// The API refused for good, with its error code (`invalid_auth`, `channel_not_found`).
+    Refused(String),
+}
+
+/// Reads a 2xx answer before it counts as success (Slack's `ok` field); see [`Verdict`].
+pub type AnswerCheck = Arc<dyn Fn(&Answer) -> Verdict + Send + Sync>;
+
+/// What an [`ApiClient`] is built from.
+#[derive(Clone)]
+pub struct ApiConfig {
+    /// The source's name: the `source` label of its metrics, and the name its errors give.
+    pub source: String,
+    /// The API's root; a method is called at `{base_url}/{method}`.
+    pub base_url: String,
+    pub auth: Option<Auth>,
+    /// Longest one try may take.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub limiters: Arc<MethodLimiters>,
+    /// `None`: every 2xx is the data asked for.
+    pub check: Option<AnswerCheck>,
+}
+
+impl ApiConfig {
+    /// No auth, a 30 s timeout, the default retry policy, no budget, no check.
+    pub fn new(source: impl Into<String>, base_url: impl Into<String>) -> Self {
+        Self {
+            source: source.into(),
+            base_url: base_url.into(),
+            auth: None,
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            limiters: Arc::new(MethodLimiters::unlimited()),
+            check: None,
+        }
+    }
+}
+
+/// Why a call failed, naming the source and the method; never the token.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("source {source_name}: cannot build its API client: {reason}")]
+    Build { source_name: String, reason: String },
+    #[error("source {source_name}: {method} failed after {attempts} tries: {failure}")]
+    Http {
+        source_name: String,
+        method: String,
+        attempts: u32,
+        /// Boxed: it holds the server's message and JSON body, and errors travel by value.
+        failure: Box<HttpFailure>,
+    },
+    #[error("source {source_name}: {method} still rate limited after {attempts} tries")]
+    RateLimited {
+        source_name: String,
+        method: String,
+        attempts: u32,
+    },
+    #[error("source {source_name}: {method} answered `{error}`")]
+    Refused {
+        source_name: String,
+        method: String,
+        /// The API's error code, for the source to act on (skip a channel, stop).
+        error: String,
+    },
+    #[error("source {source_name}: {method} answered what it does not document: {reason}")]
+    Decode {
+        source_name: String,
+        method: String,
+        reason: String,
+    },
+    #[error("source {source_name}: {method} links to {link}, outside {base_url}; not followed")]
+    ForeignLink {
+        source_name: String,
+        method: String,
+        link: String,
+        base_url: String,
+    },
+}
+
+impl ApiError {
+    /// The API's error code of a refusal (`invalid_auth`), or the HTTP status of a failure.
+    pub fn code(&self) -> Option<String> {
+        match self {
+            Self::Refused { error, .. } => Some(error.clone()),
+            Self::Http { failure, .. } => failure.status().map(|s| s.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// One failed try, before the retry loop decides.
+#[derive(Debug)]
+enum TryFailure {
+    Http(HttpFailure),
+    RateLimited(Option<Duration>),
+    Refused(String),
+}
+
+impl TryFailure {
+    fn retry(&self) -> Option<Option<Duration>> {
+        match self {
+            Self::Http(failure) => failure.retry(),
+            Self::RateLimited(after) => Some(*after),
+            Self::Refused(_) => None,
+        }
+    }
+
+    fn is_rate_limit(&self) -> bool {
+        match self {
+            Self::Http(failure) => failure.status() == Some(429),
+            Self::RateLimited(_) => true,
+            Self::Refused(_) => false,
+        }
+    }
+}
+
+impl std::fmt::Display for TryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Http(failure) => failure.fmt(f),
+            Self::RateLimited(_) => f.write_str("rate limited"),
+            Self::Refused(error) => write!(f, "refused: {error}"),
+        }
+    }
+}
+
+/// An API source's client; cheap to clone, clones share connections and rate limiters.
+#[derive(Clone)]
+pub struct ApiClient {
+    source: String,
+    base_url: String,
+    http: HttpClient,
+    retry: RetryPolicy,
+    limiters: Arc<MethodLimiters>,
+    check: Option<AnswerCheck>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("source", &self.source)
+            .field("base_url", &self.base_url)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+impl ApiClient {
+    pub fn new(config: ApiConfig) -> Result<Self, ApiError> {
+        let http = HttpClient::new(HttpConfig {
+            auth: config.auth,
+            ..HttpConfig::new(config.source.clone(), config.timeout)
+        })
+        .map_err(|e| ApiError::Build {
+            source_name: config.source.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            source: config.source,
+            http,
+            retry: config.retry,
+            limiters: config.limiters,
+            check: config.check,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Calls `method` with `query` and returns the 2xx answer, retried as the module says.
+    pub async fn get(&self, method: &str, query: &[(&str, &str)]) -> Result<Answer, ApiError> {
+        let url = format!("{}/{}", self.base_url, method.trim_start_matches('/'));
+        self.call(method, &url, query).await
+    }
+
+    /// [`Self::get`], the body parsed as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(T, Answer), ApiError> {
+        let answer = self.get(method, query).await?;
+        let value = answer.json().map_err(|e| ApiError::Decode {
+            source_name: self.source.clone(),
+            method: method.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok((value, answer))
+    }
+
+    /// Follows a link a page of `method` gave (`Link: <url>; rel="next"`), counted and limited
+    /// as `method`. A link outside `base_url` is refused: it would carry the token elsewhere.
+    pub async fn get_link(&self, method: &str, link: &str) -> Result<Answer, ApiError> {
+        let inside = link
+            .strip_prefix(&self.base_url)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']));
+        if !inside {
+            return Err(ApiError::ForeignLink {
+                source_name: self.source.clone(),
+                method: method.to_string(),
+                link: kass_pipeline::error::excerpt(link, 200),
+                base_url: self.base_url.clone(),
+            });
+        }
+        self.call(method, link, &[]).await
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, ApiError> {
+        let result = self
+            .retry
+            .run(
+                |_| self.try_once(method, url, query),
+                TryFailure::retry,
+                |failure, attempt, delay| {
+                    if failure.is_rate_limit() {
+                        self.limiters.pause(method, delay);
+                        telemetry::source_rate_limit_wait(
+                            &self.source,
+                            method,
+                            delay.as_secs_f64(),
+                        );
+                    }
+                    SourceRetryScheduled {
+                        source: &self.source,
+                        method,
+                        attempt,
+                        delay,
+                        error: failure,
+                    }
+                    .emit();
+                },
+            )
+            .await;
+        result.map_err(|(failure, attempts)| {
+            let source_name = self.source.clone();
+            let method = method.to_string();
+            match failure {
+                TryFailure::Http(failure) if failure.status() == Some(429) => {
+                    ApiError::RateLimited {
+                        source_name,
+                        method,
+                        attempts,
+                    }
+                }
+                TryFailure::Http(failure) => ApiError::Http {
+                    source_name,
+                    method,
+                    attempts,
+                    failure: Box::new(failure),
+                },
+                TryFailure::RateLimited(_) => ApiError::RateLimited {
+                    source_name,
+                    method,
+                    attempts,
+                },
+                TryFailure::Refused(error) => ApiError::Refused {
+                    source_name,
+                    method,
+                    error,
+                },
+            }
+        })
+    }
+
+    async fn try_once(
+        &self,
+        method: &str,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, TryFailure> {
+        let waited = self.limiters.acquire(method).await;
+        if !waited.is_zero() {
+            telemetry::source_rate_limit_wait(&self.source, method, waited.as_secs_f64());
+        }
+        let request = self.http.request(Method::GET, &with_query(url, query));
+        let outcome = match self.http.send(request).await {
+            Ok(answer) => match self.check.as_ref().map_or(Verdict::Ok, |c| c(&answer)) {
+                Verdict::Ok => Ok(answer),
+                Verdict::RateLimited(after) => Err(TryFailure::RateLimited(after)),
+                Verdict::Refused(error) => Err(TryFailure::Refused(error)),
+            },
+            Err(failure) => Err(TryFailure::Http(failure)),
+        };
+        let status = match &outcome {
+            Ok(answer) => answer.status.as_u16().to_string(),
+            Err(TryFailure::Http(failure)) => failure.label(),
+            Err(TryFailure::RateLimited(_)) => "ratelimited".to_string(),
+            Err(TryFailure::Refused(error)) => error.clone(),
+        };
+        telemetry::source_request(&self.source, method, &status);
+        outcome
+    }
+}
+
+/// `url` with `query` appended, form-encoded (after the link's own query, if it has one).
+fn with_query(url: &str, query: &[(&str, &str)]) -> String {
+    if query.is_empty() {
+        return url.to_string();
+    }
+    let encoded = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joiner}{encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use kass_pipeline::secret::Secret;
+
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_encoded_after_the_url() {
+        assert_eq!(
+            with_query(
+                "http://x/api/m",
+                &[("cursor", "dGVhbTpD+/="), ("limit", "200")]
+            ),
+            "http://x/api/m?cursor=dGVhbTpD%2B%2F%3D&limit=200"
+        );
+        assert_eq!(
+            with_query("http://x/p?page=2", &[("a", "b c")]),
+            "http://x/p?page=2&a=b+c"
+        );
+        assert_eq!(with_query("http://x/p", &[]), "http://x/p");
+    }
+
+    #[tokio::test]
+    async fn a_link_outside_the_api_is_never_followed() {
+        let client = ApiClient::new(ApiConfig {
+            auth: Some(Auth::Bearer(Secret::new("xoxb-client-unit-0001"))),
+            ..ApiConfig::new("gitlab", "http://127.0.0.1:9/api/v4/")
+        })
+        .unwrap();
+        for link in [
+            "https://evil.example/api/v4/projects?page=2",
+            "http://127.0.0.1:9/api/v4evil/projects",
+        ] {
+            let error = client.get_link("projects", link).await.unwrap_err();
+            assert!(matches!(error, ApiError::ForeignLink { .. }), "{error}");
+            assert!(error
+                .to_string()
+                .starts_with("source gitlab: projects links to"));
+        }
+        assert!(!format!("{client:?}").contains("xoxb-client-unit"));
+    }
+}

@@ -1,0 +1,16 @@
+//! What every source reading a web API shares (Slack now; GitLab, Backlog, Discord later), so
+//! each of them holds only what is its own: which methods it calls and what the answers mean.
+//!
+//! - [`client`]: `GET {base_url}/{method}` on the shared HTTP exchange, authenticated from a
+//!   secret, retried on 429 and 5xx with Retry-After and back-off by the shared retry policy,
+//!   counted per source and method.
+//! - [`rate_limit`]: one request budget per method, sized from requests per minute and scaled
+//!   by configuration; a 429 pauses its method for every task of the source.
+//! - [`paging`]: cursor, page-number and `Link`-header pagination as streams of pages.
+
+pub mod client;
+pub mod paging;
+pub mod rate_limit;
+
+pub use client::{AnswerCheck, ApiClient, ApiConfig, ApiError, Verdict};
+pub use rate_limit::{MethodLimiters, RateLimitConfig, Tier};
