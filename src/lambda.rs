@@ -144,13 +144,33 @@ impl EmbedderFunction {
             })
             .await
     }
+}
 
+/// Time kept before a fetcher's deadline to drain what was read and save the cursors.
+const DRAIN_MARGIN: Duration = Duration::from_secs(60);
+
+/// The fetcher function: on its schedule, sources -> batches in `S3_BUCKET_NAME`.
+#[derive(Default)]
+pub struct FetcherFunction {
+    setup: OnceCell<(KassConfig, Arc<dyn kass_pipeline::store::ObjectStore>)>,
+}
+
+/// One Lambda function: what its binary's `main` serves.
+pub trait Function: Default + Send + Sync + 'static {
+    fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> impl std::future::Future<Output = Result<Value>> + Send;
+}
+
+impl Function for EmbedderFunction {
     /// One invocation. An unreadable event is dead-lettered and answered (retrying cannot
     /// help). A batch file that cannot be read, or chunks that failed because a service was
     /// down, are dead-lettered and then fail the invocation, so Lambda's async retries and its
     /// on-failure destination apply. A single chunk a provider or Chroma refuses is only
     /// dead-lettered: the rest of its batch is stored, and a retry would refuse it again.
-    pub async fn handle(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
+    async fn invoke(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
         let half = self.half().await?;
         let mut announced = half.announced();
@@ -188,20 +208,11 @@ impl EmbedderFunction {
     }
 }
 
-/// Time kept before a fetcher's deadline to drain what was read and save the cursors.
-const DRAIN_MARGIN: Duration = Duration::from_secs(60);
-
-/// The fetcher function: on its schedule, sources -> batches in `S3_BUCKET_NAME`.
-#[derive(Default)]
-pub struct FetcherFunction {
-    setup: OnceCell<(KassConfig, Arc<dyn kass_pipeline::store::ObjectStore>)>,
-}
-
-impl FetcherFunction {
+impl Function for FetcherFunction {
     /// One scheduled run. It stops reading a minute before the invocation's deadline, lets
     /// what was read drain into batch files and saves the cursors, so a long backfill makes
     /// progress run after run instead of starting over.
-    pub async fn handle(&self, _event: Value, deadline: Option<SystemTime>) -> Result<Value> {
+    async fn invoke(&self, _event: Value, deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
         let shutdown = Shutdown::default();
         let stopper = deadline.map(|deadline| {
@@ -245,35 +256,6 @@ impl FetcherFunction {
             "dead_letters": report.dead_letters,
             "seconds": started.elapsed().as_secs_f64(),
         }))
-    }
-}
-
-/// One Lambda function: what its binary's `main` serves.
-pub trait Function: Default + Send + Sync + 'static {
-    fn invoke(
-        &self,
-        event: Value,
-        deadline: Option<SystemTime>,
-    ) -> impl std::future::Future<Output = Result<Value>> + Send;
-}
-
-impl Function for EmbedderFunction {
-    fn invoke(
-        &self,
-        event: Value,
-        deadline: Option<SystemTime>,
-    ) -> impl std::future::Future<Output = Result<Value>> + Send {
-        self.handle(event, deadline)
-    }
-}
-
-impl Function for FetcherFunction {
-    fn invoke(
-        &self,
-        event: Value,
-        deadline: Option<SystemTime>,
-    ) -> impl std::future::Future<Output = Result<Value>> + Send {
-        self.handle(event, deadline)
     }
 }
 
