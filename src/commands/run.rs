@@ -73,7 +73,10 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
     watch_ctrl_c(shutdown.clone());
     let interrupted = shutdown.clone();
     let started = Instant::now();
-    let progress = Progress::start();
+    let progress = Progress::start(match mode {
+        Mode::FetchHalf => "batch files",
+        Mode::Whole => "chunks stored",
+    });
     let embedder_model = embed.as_ref().map(|(e, _)| e.model().clone());
     let collection = config.chroma.collection.clone();
     let batches = fetch_half(&config, store.clone(), shutdown, &cursors)?;
