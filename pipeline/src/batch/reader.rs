@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::io::Read;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -151,9 +152,10 @@ pub fn load_batch(key: &str, bytes: &[u8]) -> Result<LoadedBatch, BatchFormatErr
     Ok(LoadedBatch { batch, rejected })
 }
 
-fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
+/// The JSON of a file, gzip or not; a plain file is not copied.
+fn decompress(bytes: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
+        return Ok(Cow::Borrowed(bytes));
     }
     let mut json = Vec::new();
     flate2::read::GzDecoder::new(bytes)
@@ -163,7 +165,7 @@ fn decompress(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if json.len() as u64 > MAX_BATCH_BYTES {
         return Err(format!("decompresses to more than {MAX_BATCH_BYTES} bytes"));
     }
-    Ok(json)
+    Ok(Cow::Owned(json))
 }
 
 /// RFC 3339 with a zone; in a version-0 file also an ISO 8601 time without one, read as UTC

@@ -4,6 +4,7 @@
 //! - [`target`]: the collection of a run, checked to hold this run's model.
 //! - [`skip_stored`]: drops chunks already stored before they are embedded.
 //! - [`sink`]: upserts vectors, deletes the chunks an edit replaced.
+//! - [`documents`]: the stored chunks of given documents, read back and deleted by id.
 //! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
 //! - [`tombstones`]: deleting the documents a batch says are gone.
@@ -11,6 +12,7 @@
 
 pub mod client;
 pub mod config;
+pub mod documents;
 pub mod error;
 pub mod metadata;
 pub mod outage;

@@ -14,12 +14,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use kass_pipeline::model::{chunk_keys, DERIVED_DOCUMENT_PREFIX};
 use kass_pipeline::telemetry::StaleChunksDeleted;
 use kass_pipeline::Chunk;
 
+use super::documents;
 use super::target::ChromaTarget;
 
 /// What the written chunks say about one document.
@@ -111,44 +112,19 @@ async fn delete_stale_of_source(
     docs: &BTreeMap<&str, DocumentState<'_>>,
 ) -> Result<(), super::ChromaError> {
     let names: Vec<&str> = docs.keys().copied().collect();
-    let filter = json!({"$and": [
-        {chunk_keys::SOURCE: source},
-        {chunk_keys::DOCUMENT_ID: {"$in": names}},
-    ]});
-    let stored = target
-        .client
-        .get(
-            &target.collection.id,
-            None,
-            Some(&filter),
-            &["metadatas"],
-            None,
-            None,
-        )
-        .await?;
+    let stored = documents::stored_chunks(target, source, &names).await?;
     let kept: BTreeSet<&str> = docs
         .values()
         .flat_map(|d| d.ids_at.values().copied())
         .collect();
-    let metadatas = stored.metadatas.unwrap_or_default();
     let stale: Vec<&str> = stored
-        .ids
         .iter()
-        .enumerate()
-        .filter(|(i, id)| {
-            let metadata = metadatas.get(*i).and_then(Option::as_ref);
-            is_stale(id, metadata, source, docs, &kept)
-        })
-        .map(|(_, id)| id.as_str())
+        .filter(|(id, metadata)| is_stale(id, Some(metadata), source, docs, &kept))
+        .map(|(id, _)| id.as_str())
         .collect();
-    for ids in stale.chunks(target.max_batch.max(1)) {
-        let n = target
-            .client
-            .delete(&target.collection.id, Some(ids), None)
-            .await?;
-        if n > 0 {
-            StaleChunksDeleted { source, count: n }.emit();
-        }
+    let count = documents::delete_ids(target, &stale).await?;
+    if count > 0 {
+        StaleChunksDeleted { source, count }.emit();
     }
     Ok(())
 }
@@ -157,6 +133,7 @@ async fn delete_stale_of_source(
 mod tests {
     use super::*;
     use kass_pipeline::{MetaValue, Metadata};
+    use serde_json::json;
 
     fn chunk(document: &str, ordinal: usize, text: &str, length: Option<i64>) -> Chunk {
         let mut meta = Metadata::new();
