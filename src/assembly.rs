@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use kass_pipeline::batch::BatchRef;
+use kass_pipeline::batch::{BatchRef, TombstoneOutbox};
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
@@ -31,8 +31,11 @@ pub async fn load_cursors(config: &KassConfig, store: &dyn ObjectStore) -> Resul
         let name = source.name().to_string();
         // What the inputs were read with: other settings make other chunks.
         let settings = format!(
-            "{source:?}|{:?}|{:?}|{:?}",
-            config.transform, config.chunking, config.tokenizer
+            "{}|{:?}|{:?}|{:?}",
+            source.cursor_settings(),
+            config.transform,
+            config.chunking,
+            config.tokenizer
         );
         let cursor = Cursor::load(store, &name, &settings)
             .await
@@ -53,13 +56,23 @@ pub async fn save_cursors(cursors: &Cursors, store: &dyn ObjectStore) -> Result<
     Ok(())
 }
 
-/// sources -> transform -> chunk_router -> batch_writer. Sources with a cursor in `cursors`
-/// read only what changed since it was saved; the others read everything.
+/// How a fetch treats the sources' cursors and deletions.
+#[derive(Debug, Clone, Default)]
+pub struct FetchPlan {
+    /// Sources with a cursor here read only what changed since it was saved; the others read
+    /// everything.
+    pub cursors: Cursors,
+    /// `--allow-deletions`: sources may delete more than their deletion share this run.
+    pub allow_deletions: bool,
+}
+
+/// sources -> transform -> chunk_router -> batch_writer, the tombstones the sources find
+/// written by the batch writer after the run's documents.
 pub fn fetch_half(
     config: &KassConfig,
     store: Arc<dyn ObjectStore>,
     shutdown: Shutdown,
-    cursors: &Cursors,
+    plan: &FetchPlan,
 ) -> Result<Flow<BatchRef>> {
     if config.sources.is_empty() {
         anyhow::bail!("configuration error: no [[sources]] configured");
@@ -68,13 +81,18 @@ pub fn fetch_half(
     let counter = TokenCounter::from_file(&tokenizer_path)?;
     let chunk_router = config.chunking.clone().build(counter)?;
     let transform = config.transform.clone().build()?;
+    let tombstones = TombstoneOutbox::default();
     let sources = config
         .sources
         .iter()
         .cloned()
         .map(|s| {
-            let cursor = cursors.get(s.name()).cloned();
-            s.build_with(SourceDeps { cursor })
+            let cursor = plan.cursors.get(s.name()).cloned();
+            s.build_with(SourceDeps {
+                cursor,
+                tombstones: Some(tombstones.clone()),
+                allow_deletions: plan.allow_deletions,
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot start sources")?;
@@ -83,7 +101,13 @@ pub fn fetch_half(
             .sources(sources)
             .then(transform)
             .then(chunk_router)
-            .then_stream(config.batch.clone().build(store)?),
+            .then_stream(
+                config
+                    .batch
+                    .clone()
+                    .build(store)?
+                    .with_tombstones(tombstones),
+            ),
     )
 }
 

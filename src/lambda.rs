@@ -16,7 +16,7 @@ use kass_pipeline::redact;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 
-use crate::assembly::{fetch_half, load_cursors, save_cursors};
+use crate::assembly::{fetch_half, load_cursors, save_cursors, FetchPlan};
 use crate::config::KassConfig;
 use crate::logging::{error_text, init_logging, LogFormat};
 use crate::split::EmbedHalf;
@@ -237,8 +237,11 @@ impl Function for FetcherFunction {
             .await?;
         let mut batches = Vec::new();
         let mut chunks = 0usize;
-        let cursors = load_cursors(config, store.as_ref()).await?;
-        let report = fetch_half(config, store.clone(), shutdown.clone(), &cursors)?
+        let plan = FetchPlan {
+            cursors: load_cursors(config, store.as_ref()).await?,
+            allow_deletions: false,
+        };
+        let report = fetch_half(config, store.clone(), shutdown.clone(), &plan)?
             .run(|batch| {
                 chunks += batch.chunk_count;
                 batches.push(batch.key);
@@ -248,7 +251,7 @@ impl Function for FetcherFunction {
             stopper.abort();
         }
         // Every batch is written: only now may the next run skip what this one read.
-        save_cursors(&cursors, store.as_ref()).await?;
+        save_cursors(&plan.cursors, store.as_ref()).await?;
         Ok(json!({
             "complete": !shutdown.is_triggered(),
             "batches": batches,

@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use kass_pipeline::{FatalError, RawRecord, Source};
 
-use kass_sources::{files, jsonl, slack_export, BuildSource, SourceDeps};
+use kass_sources::{files, jsonl, slack_api, slack_export, BuildSource, SourceDeps};
 
 /// One `[[sources]]` entry; `type` picks the source.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,6 +16,8 @@ pub enum SourceConfig {
     Jsonl(jsonl::JsonlConfig),
     /// An official Slack workspace export directory.
     SlackExport(slack_export::SlackExportConfig),
+    /// A live Slack workspace through the Web API, synced incrementally.
+    SlackApi(slack_api::SlackApiConfig),
 }
 
 impl SourceConfig {
@@ -25,6 +27,24 @@ impl SourceConfig {
             SourceConfig::Files(c) => c.name(),
             SourceConfig::Jsonl(c) => c.name(),
             SourceConfig::SlackExport(c) => c.name(),
+            SourceConfig::SlackApi(c) => c.name(),
+        }
+    }
+
+    /// Whether the source keeps per-scope state that every run needs (an API source: without
+    /// it each run would read the whole workspace again and could never see a deletion), so
+    /// even `kass run` loads and saves its cursor.
+    pub fn keeps_state(&self) -> bool {
+        matches!(self, SourceConfig::SlackApi(_))
+    }
+
+    /// What of the source's settings its documents depend on: a cursor saved under other
+    /// settings is not resumed from. For an API source only its name: selecting other
+    /// channels must not forget the state that lets the source delete what it no longer reads.
+    pub fn cursor_settings(&self) -> String {
+        match self {
+            SourceConfig::SlackApi(c) => format!("slack_api:{}", c.name()),
+            other => format!("{other:?}"),
         }
     }
 
@@ -42,6 +62,7 @@ impl SourceConfig {
             SourceConfig::Files(c) => boxed(c, deps),
             SourceConfig::Jsonl(c) => boxed(c, deps),
             SourceConfig::SlackExport(c) => boxed(c, deps),
+            SourceConfig::SlackApi(c) => boxed(c, deps),
         }
     }
 }

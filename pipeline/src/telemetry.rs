@@ -52,6 +52,12 @@ pub const HTTP_REQUESTS: &str = "kass_http_requests_total";
 pub const HTTP_REQUEST_TIME: &str = "kass_http_request_seconds";
 pub const SOURCE_REQUESTS: &str = "kass_source_requests_total";
 pub const SOURCE_RATE_LIMIT_WAIT: &str = "kass_source_rate_limit_wait_seconds_total";
+pub const SOURCE_DOCUMENTS: &str = "kass_source_documents_total";
+pub const SOURCE_TOMBSTONES: &str = "kass_source_tombstones_total";
+pub const SOURCE_SCOPES_SKIPPED: &str = "kass_source_scopes_skipped_total";
+pub const SOURCE_DELETIONS_WITHHELD: &str = "kass_source_deletions_withheld_total";
+pub const SOURCE_LAST_SUCCESS: &str = "kass_source_last_success_timestamp_seconds";
+pub const SOURCE_BACKLOG_SCOPES: &str = "kass_source_backlog_scopes";
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -93,6 +99,31 @@ pub fn describe() {
         SOURCE_RATE_LIMIT_WAIT,
         Unit::Seconds,
         "Only grows (a gauge because metrics counters hold whole numbers). Time API source requests waited for their method's request budget or a Retry-After, by source and API method."
+    );
+    describe_counter!(
+        SOURCE_DOCUMENTS,
+        "Documents an incremental source emitted (new or changed, re-emitted whole), by source."
+    );
+    describe_counter!(
+        SOURCE_TOMBSTONES,
+        "Documents an incremental source found gone and sent as tombstones, by source and reason (deleted, channel_gone, excluded)."
+    );
+    describe_counter!(
+        SOURCE_SCOPES_SKIPPED,
+        "Scopes (channels) a source could not read this run, by source and reason (not_in_channel, channel_not_found, ...); nothing of them is deleted."
+    );
+    describe_counter!(
+        SOURCE_DELETIONS_WITHHELD,
+        "Tombstones a run held back because they exceeded the source's deletion share (see --allow-deletions)."
+    );
+    describe_gauge!(
+        SOURCE_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the source's last run that read every scope it selected."
+    );
+    describe_gauge!(
+        SOURCE_BACKLOG_SCOPES,
+        "Scopes (channels) of the source whose backfill is not complete yet."
     );
     describe_counter!(STAGE_RECEIVED, "Items a stage took from its input channel.");
     describe_counter!(STAGE_SENT, "Items a stage (or source) sent downstream.");
@@ -292,4 +323,36 @@ pub fn source_request(source: &str, method: &str, status: &str) {
 pub fn source_rate_limit_wait(source: &str, method: &str, seconds: f64) {
     gauge!(SOURCE_RATE_LIMIT_WAIT, "source" => source.to_string(), "method" => method.to_string())
         .increment(seconds);
+}
+
+/// Documents an incremental source emitted: `kass_source_documents_total{source}`.
+pub fn source_documents(source: &str, count: usize) {
+    counter!(SOURCE_DOCUMENTS, "source" => source.to_string()).increment(count as u64);
+}
+
+/// Tombstones a source sent: `kass_source_tombstones_total{source, reason}`.
+pub fn source_tombstones(source: &str, reason: &str, count: usize) {
+    counter!(SOURCE_TOMBSTONES, "source" => source.to_string(), "reason" => reason.to_string())
+        .increment(count as u64);
+}
+
+/// A scope a source skipped this run: `kass_source_scopes_skipped_total{source, reason}`.
+pub fn source_scope_skipped(source: &str, reason: &str) {
+    counter!(SOURCE_SCOPES_SKIPPED, "source" => source.to_string(), "reason" => reason.to_string())
+        .increment(1);
+}
+
+/// Tombstones withheld by the deletion guard: `kass_source_deletions_withheld_total{source}`.
+pub fn source_deletions_withheld(source: &str, count: usize) {
+    counter!(SOURCE_DELETIONS_WITHHELD, "source" => source.to_string()).increment(count as u64);
+}
+
+/// The freshness of a source after a run that read every scope it selected.
+pub fn source_succeeded(source: &str, unix_seconds: f64) {
+    gauge!(SOURCE_LAST_SUCCESS, "source" => source.to_string()).set(unix_seconds);
+}
+
+/// Scopes still in backfill: `kass_source_backlog_scopes{source}`.
+pub fn source_backlog_scopes(source: &str, scopes: usize) {
+    gauge!(SOURCE_BACKLOG_SCOPES, "source" => source.to_string()).set(scopes as f64);
 }

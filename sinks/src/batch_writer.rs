@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use kass_pipeline::batch::{batch_id, batch_key, Batch, BatchRef, Compression};
+use kass_pipeline::batch::{
+    batch_id, batch_key, Batch, BatchRef, Compression, Tombstone, TombstoneOutbox,
+};
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::telemetry::BatchWritten;
 use kass_pipeline::{Chunk, FatalError, Inlet, Metadata, Outlet, StageContext, StreamStage};
@@ -66,7 +68,11 @@ pub struct BatchWriter {
     config: BatchWriterConfig,
     store: Arc<dyn ObjectStore>,
     clock: fn() -> DateTime<Utc>,
+    tombstones: Option<TombstoneOutbox>,
 }
+
+/// Most tombstones in one batch file: a tombstone is a few dozen bytes.
+const MAX_TOMBSTONES_PER_BATCH: usize = 1_000;
 
 /// Keys tried for one batch before giving up; each try after the first means another writer
 /// took the key in the same second with the same 4-hex suffix.
@@ -98,7 +104,15 @@ impl BatchWriter {
             config,
             store,
             clock: Utc::now,
+            tombstones: None,
         }
+    }
+
+    /// Also writes the tombstones posted to `outbox`, once the input is drained: the run's
+    /// documents are written first, then its deletions (see [`TombstoneOutbox`]).
+    pub fn with_tombstones(mut self, outbox: TombstoneOutbox) -> Self {
+        self.tombstones = Some(outbox);
+        self
     }
 
     /// Replaces the wall clock that names batches (tests pin it to force key collisions).
@@ -109,10 +123,19 @@ impl BatchWriter {
 
     /// Writes the batch under a key no other batch has: `put_if_absent`, and on a taken key
     /// the next salt. Several writers (concurrent runs, Lambdas) can never overwrite each other.
-    async fn write(&mut self, source: &str, chunks: Vec<Chunk>) -> Result<BatchRef, FatalError> {
+    async fn write(
+        &mut self,
+        source: &str,
+        chunks: Vec<Chunk>,
+        tombstones: Vec<Tombstone>,
+    ) -> Result<BatchRef, FatalError> {
         let now = (self.clock)();
-        let ids: Vec<String> = chunks.iter().map(|c| c.id.clone()).collect();
-        let mut batch = Batch::new(String::new(), now, source, chunks);
+        let ids: Vec<String> = chunks
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(tombstones.iter().map(|t| format!("gone:{}", t.document_id)))
+            .collect();
+        let mut batch = Batch::new(String::new(), now, source, chunks).with_tombstones(tombstones);
         for salt in 0..MAX_KEY_ATTEMPTS {
             batch.batch_id = batch_id(now, ids.iter().map(String::as_str), salt);
             let key = batch_key(source, now, &batch.batch_id, self.config.compression);
@@ -144,6 +167,24 @@ impl BatchWriter {
                 "no free key for a {source} batch at {now} after {MAX_KEY_ATTEMPTS} attempts"
             ),
         })
+    }
+}
+
+impl BatchWriter {
+    /// Writes the tombstones posted during the run, in files of their own.
+    async fn write_tombstones(&mut self, out: &Outlet<BatchRef>) -> Result<(), FatalError> {
+        let Some(outbox) = self.tombstones.clone() else {
+            return Ok(());
+        };
+        for (source, tombstones) in outbox.take() {
+            for part in tombstones.chunks(MAX_TOMBSTONES_PER_BATCH) {
+                let written = self.write(&source, Vec::new(), part.to_vec()).await?;
+                if out.send(written).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -242,13 +283,13 @@ impl StreamStage for BatchWriter {
                 }
             };
             for (source, chunks) in ready.into_iter().filter(|(_, c)| !c.is_empty()) {
-                let written = self.write(&source, chunks).await?;
+                let written = self.write(&source, chunks, Vec::new()).await?;
                 if out.send(written).await.is_err() {
                     return Ok(());
                 }
             }
             if input_done {
-                return Ok(());
+                return self.write_tombstones(&out).await;
             }
         }
     }

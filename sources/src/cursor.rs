@@ -1,6 +1,9 @@
-//! Where a file-based source left off: a fingerprint (size and modification time) of each
-//! input it read, stored in the store at `_state/{source}.json`. A fetch skips inputs whose
-//! fingerprint is unchanged, so a scheduled run fetches only new or changed data.
+//! Where a source left off, stored in the store at `_state/{source}.json`. A file-based source
+//! records a fingerprint (size and modification time) of each input it read and skips inputs
+//! whose fingerprint is unchanged. An API source records a typed state per scope (a Slack
+//! channel: how far its history is complete, the threads it still watches, the documents it
+//! holds), which it reads back with [`Cursor::scope`]. Either way a scheduled run fetches only
+//! new or changed data.
 //!
 //! An input is recorded only once it was read completely (one that failed keeps its old
 //! fingerprint and is read again), and the cursor is saved only after the pipeline drained,
@@ -12,7 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use kass_pipeline::store::{ObjectStore, StoreError};
 
@@ -40,7 +45,11 @@ pub struct CursorState {
     #[serde(default)]
     pub settings: String,
     /// Input (path relative to the source's root) -> fingerprint when last read.
+    #[serde(default)]
     pub inputs: BTreeMap<String, Fingerprint>,
+    /// Scope (a channel id) -> the state its source keeps for it, in the source's own format.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scopes: BTreeMap<String, Value>,
 }
 
 /// The cursor of one source during a run: what the last completed run saw, and what this
@@ -49,6 +58,7 @@ pub struct CursorState {
 pub struct Cursor {
     previous: CursorState,
     seen: Mutex<BTreeMap<String, Fingerprint>>,
+    scopes: Mutex<BTreeMap<String, Value>>,
     settings: String,
 }
 
@@ -87,9 +97,11 @@ impl Cursor {
         // Inputs this run does not reach (stopped early, or failing) keep what the last run
         // knew of them.
         let seen = Mutex::new(previous.inputs.clone());
+        let scopes = Mutex::new(previous.scopes.clone());
         Ok(Self {
             previous,
             seen,
+            scopes,
             settings,
         })
     }
@@ -108,12 +120,46 @@ impl Cursor {
             .insert(input.to_string(), fingerprint);
     }
 
+    /// The scopes the last completed run kept a state for.
+    pub fn scope_names(&self) -> Vec<String> {
+        self.previous.scopes.keys().cloned().collect()
+    }
+
+    /// The state the last completed run kept for `scope`; `None` when it kept none, or one this
+    /// version cannot read (the scope is then read as new, and the reason logged).
+    pub fn scope<T: DeserializeOwned>(&self, scope: &str) -> Option<T> {
+        let value = self.previous.scopes.get(scope)?;
+        match serde_json::from_value(value.clone()) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                tracing::warn!(scope, error = %e, "unreadable scope state; reading the scope as new");
+                None
+            }
+        }
+    }
+
+    /// Records `scope`'s state as of what this run sent downstream; saved by [`Self::save`]
+    /// once the batches holding it are written.
+    pub fn record_scope<T: Serialize>(&self, scope: &str, state: &T) {
+        let value = serde_json::to_value(state).expect("scope states are plain data");
+        self.scopes
+            .lock()
+            .expect("cursor lock")
+            .insert(scope.to_string(), value);
+    }
+
+    /// Drops `scope`'s state: the scope is gone and its documents were tombstoned.
+    pub fn forget_scope(&self, scope: &str) {
+        self.scopes.lock().expect("cursor lock").remove(scope);
+    }
+
     /// Stores what this run read; call only once the batches holding it are written.
     pub async fn save(&self, store: &dyn ObjectStore, source: &str) -> Result<(), StoreError> {
         let state = CursorState {
             version: VERSION,
             settings: self.settings.clone(),
             inputs: self.seen.lock().expect("cursor lock").clone(),
+            scopes: self.scopes.lock().expect("cursor lock").clone(),
         };
         let body = serde_json::to_vec_pretty(&state).expect("plain JSON");
         store.put(&Self::key(source), body).await

@@ -7,13 +7,17 @@
 
 pub mod api;
 pub mod cursor;
+pub mod deletion_guard;
 pub mod files;
 pub mod jsonl;
 pub mod s3_events;
+mod slack;
+pub mod slack_api;
 pub mod slack_export;
 
 use std::sync::Arc;
 
+use kass_pipeline::batch::TombstoneOutbox;
 use kass_pipeline::{FatalError, RawRecord, Source};
 
 use crate::cursor::Cursor;
@@ -24,6 +28,11 @@ pub struct SourceDeps {
     /// Where the last completed fetch of this source left off: with one, the source reads only
     /// inputs that are new or changed since, and records what it read. `None` reads everything.
     pub cursor: Option<Arc<Cursor>>,
+    /// Where a source that finds documents gone posts their tombstones, for the batch writer.
+    /// `None`: nothing is deleted.
+    pub tombstones: Option<TombstoneOutbox>,
+    /// `--allow-deletions`: this run may delete more than the source's deletion share.
+    pub allow_deletions: bool,
 }
 
 /// A source's config: validated and turned into the running source by [`build_with`].

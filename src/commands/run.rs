@@ -9,12 +9,15 @@ use kass_pipeline::store::build_store;
 use crate::progress::Progress;
 use crate::ConfigArg;
 use kass::assembly::{
-    build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, save_cursors, Cursors,
+    build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, save_cursors, FetchPlan,
 };
 use kass::config::KassConfig;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// Let sources delete more than their `max_deletion_share` of documents this run.
+    #[arg(long)]
+    pub allow_deletions: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -24,6 +27,10 @@ pub struct FetchArgs {
     /// Read every input, ignoring the cursors in `_state/` (they are still saved after).
     #[arg(long)]
     pub full: bool,
+    /// Let sources delete more than their `max_deletion_share` of documents this run (after
+    /// a run said it withheld deletions, and you checked the source's configuration).
+    #[arg(long)]
+    pub allow_deletions: bool,
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -38,28 +45,45 @@ pub enum Mode {
 
 /// `kass fetch`: the fetch half, resuming from the cursors unless `--full`.
 pub async fn fetch(args: FetchArgs) -> Result<()> {
-    run_mode(&args.config, Mode::FetchHalf, !args.full).await
+    run_mode(
+        &args.config,
+        Mode::FetchHalf,
+        !args.full,
+        args.allow_deletions,
+    )
+    .await
 }
 
 pub async fn run(args: RunArgs, mode: Mode) -> Result<()> {
-    run_mode(&args.config, mode, false).await
+    run_mode(&args.config, mode, false, args.allow_deletions).await
 }
 
-async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()> {
+async fn run_mode(
+    config_arg: &ConfigArg,
+    mode: Mode,
+    resume: bool,
+    allow_deletions: bool,
+) -> Result<()> {
     let config = KassConfig::load(&config_arg.config)?;
     let store = build_store(&config.store).await?;
     // A fetch always saves its cursors (a later run may resume); it reads from them only
-    // when resuming. `kass run` keeps none: it reads everything, and skips stored chunks.
-    let cursors = if mode == Mode::FetchHalf {
-        let mut loaded = load_cursors(&config, store.as_ref()).await?;
-        if !resume {
-            for cursor in loaded.values_mut() {
-                *cursor = std::sync::Arc::new(Default::default());
-            }
+    // when resuming. `kass run` keeps only those of sources that need their state every run
+    // (API sources); it reads the others whole, and skips stored chunks.
+    let mut cursors = load_cursors(&config, store.as_ref()).await?;
+    for source in &config.sources {
+        let keep = match mode {
+            Mode::FetchHalf => true,
+            Mode::Whole => source.keeps_state(),
+        };
+        if !keep {
+            cursors.remove(source.name());
+        } else if !resume && !source.keeps_state() {
+            cursors.insert(source.name().to_string(), Default::default());
         }
-        loaded
-    } else {
-        Cursors::new()
+    }
+    let plan = FetchPlan {
+        cursors,
+        allow_deletions,
     };
     let embed = match mode {
         Mode::Whole => {
@@ -79,7 +103,7 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
     });
     let embedder_model = embed.as_ref().map(|(e, _)| e.model().clone());
     let collection = config.chroma.collection.clone();
-    let batches = fetch_half(&config, store.clone(), shutdown, &cursors)?;
+    let batches = fetch_half(&config, store.clone(), shutdown, &plan)?;
     let (outputs, chunks) = match mode {
         Mode::FetchHalf => {
             let mut chunks = 0usize;
@@ -108,7 +132,7 @@ async fn run_mode(config_arg: &ConfigArg, mode: Mode, resume: bool) -> Result<()
     let interrupted = interrupted.is_triggered();
     // The pipeline drained (also when interrupted): every input a cursor records as read is
     // in a written batch file.
-    save_cursors(&cursors, store.as_ref()).await?;
+    save_cursors(&plan.cursors, store.as_ref()).await?;
     let what = match mode {
         Mode::FetchHalf => format!("{} batch files ({chunks} chunks)", outputs.outputs),
         Mode::Whole => format!(

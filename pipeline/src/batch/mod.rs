@@ -20,6 +20,7 @@ mod format;
 mod key;
 mod lenient_json;
 mod reader;
+mod tombstone_outbox;
 mod tombstones;
 
 pub use batch_ref::BatchRef;
@@ -34,4 +35,5 @@ pub use key::{
 pub use reader::{
     load_batch, read_batch, BatchFormatError, LoadedBatch, RejectedChunk, MAX_BATCH_BYTES,
 };
+pub use tombstone_outbox::TombstoneOutbox;
 pub use tombstones::{DocumentRemover, RemoveError};

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
+use kass_pipeline::model::{ChatDirectory, RawMessage};
 use kass_pipeline::{
     telemetry, DocumentKind, FailureKind, FatalError, ItemError, ItemKind, Outlet, RawRecord,
     StageContext,
 };
 
-use super::message::{ExportMessage, Home};
-use super::workspace::Channel;
 use super::{Flow, SlackExportConfig};
+use crate::slack::message::{Home, SlackMessage};
+use crate::slack::{chat_record, day_document_id, thread_document_id, Conversation as Channel};
 
 /// A thread being gathered.
 struct OpenThread {
@@ -83,7 +83,7 @@ impl ChannelReader<'_> {
             // A day whose messages all went to threads has no document of its own.
             if !day_messages.is_empty() {
                 let chat = self.chat(
-                    format!("{}/{day}", self.channel.id),
+                    day_document_id(&self.channel.id, day),
                     DocumentKind::ChatConversation,
                     path.display().to_string(),
                     day_messages,
@@ -106,7 +106,7 @@ impl ChannelReader<'_> {
         &self,
         day: NaiveDate,
         path: &Path,
-    ) -> Result<Option<Vec<ExportMessage>>, FatalError> {
+    ) -> Result<Option<Vec<SlackMessage>>, FatalError> {
         let item_id = format!("{}/{day}", self.channel.id);
         let failed = |error_type, reason: String| {
             let item = serde_json::json!({
@@ -139,7 +139,7 @@ impl ChannelReader<'_> {
         };
         let mut messages = Vec::with_capacity(values.len());
         for (index, value) in values.into_iter().enumerate() {
-            match serde_json::from_value::<ExportMessage>(value.clone()) {
+            match serde_json::from_value::<SlackMessage>(value.clone()) {
                 Ok(message) => messages.push(message),
                 Err(e) => {
                     let error = ItemError::new(
@@ -166,7 +166,7 @@ impl ChannelReader<'_> {
     }
 
     async fn send_thread(&self, thread_ts: &str, thread: OpenThread) -> Flow {
-        let mut document_id = format!("{}/thread/{thread_ts}", self.channel.id);
+        let mut document_id = thread_document_id(&self.channel.id, thread_ts);
         if let Some(first_late) = &thread.continuation_of {
             tracing::info!(source = %self.config.name, channel = %self.channel.name, thread_ts, "replies arrived after their thread was emitted; emitting them as a continuation");
             document_id = format!("{document_id}/{first_late}");
@@ -183,16 +183,15 @@ impl ChannelReader<'_> {
         origin: String,
         messages: Vec<RawMessage>,
     ) -> RawRecord {
-        RawRecord::Chat(RawChat {
-            source: self.config.name.clone(),
+        chat_record(
+            &self.config.name,
+            &self.channel,
             document_id,
             kind,
-            channel_id: self.channel.id.clone(),
-            channel_name: self.channel.name.clone(),
             origin,
             messages,
-            directory: self.directory.clone(),
-        })
+            self.directory,
+        )
     }
 
     async fn send(&self, record: RawRecord) -> Flow {
@@ -232,7 +231,7 @@ impl Threads {
     fn add(
         &mut self,
         thread_ts: String,
-        message: ExportMessage,
+        message: SlackMessage,
         day: NaiveDate,
         path: &Path,
         directory: &ChatDirectory,

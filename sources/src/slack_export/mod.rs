@@ -31,7 +31,6 @@
 
 mod channel;
 mod listing;
-mod message;
 mod shortfall;
 mod workspace;
 

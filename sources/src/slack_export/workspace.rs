@@ -7,8 +7,9 @@ use kass_pipeline::model::ChatDirectory;
 use kass_pipeline::{telemetry, FatalError};
 use serde::Deserialize;
 
-use super::message::{first_name, Profile};
 use super::SlackExportConfig;
+use crate::slack::people::SlackUser;
+use crate::slack::Conversation as Channel;
 
 /// Users and conversations from `users.json`, `channels.json` and the optional `groups.json`,
 /// `mpims.json` and `dms.json`.
@@ -19,20 +20,6 @@ pub(super) struct Workspace {
     listed: BTreeMap<String, Channel>,
 }
 
-#[derive(Debug, Clone)]
-pub(super) struct Channel {
-    pub id: String,
-    pub name: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExportUser {
-    id: String,
-    name: Option<String>,
-    real_name: Option<String>,
-    profile: Option<Profile>,
-}
-
 #[derive(Debug, Deserialize)]
 struct ExportChannel {
     id: String,
@@ -41,19 +28,11 @@ struct ExportChannel {
 
 impl Workspace {
     pub async fn load(config: &SlackExportConfig) -> Result<Self, FatalError> {
-        let users: Vec<ExportUser> = read_listing(config, "users.json", true).await?;
+        let users: Vec<SlackUser> = read_listing(config, "users.json", true).await?;
         let mut directory = ChatDirectory::default();
         for user in users {
-            let name = first_name([
-                user.profile
-                    .as_ref()
-                    .and_then(|p| p.display_name.as_deref()),
-                user.profile.as_ref().and_then(|p| p.real_name.as_deref()),
-                user.real_name.as_deref(),
-                user.name.as_deref(),
-            ]);
-            if let Some(name) = name {
-                directory.users.insert(user.id, name.to_string());
+            if let Some(name) = user.shown_name() {
+                directory.users.insert(user.id.clone(), name.to_string());
             }
         }
         let mut listed = BTreeMap::new();

@@ -1,13 +1,14 @@
-//! One message as a Slack export stores it, and where it belongs.
+//! One Slack message, as the Web API answers it and an export stores it (the export is made of
+//! the same message objects), and the one document it belongs in.
 
 use chrono::{DateTime, NaiveDate};
 use kass_pipeline::model::{ChatDirectory, RawMessage};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-/// A message as the export stores it; only the fields kass uses.
+/// A message as the Web API and exports hold it; only the fields kass uses.
 #[derive(Debug, Deserialize)]
-pub(super) struct ExportMessage {
+pub(crate) struct SlackMessage {
     pub ts: String,
     #[serde(default)]
     text: Option<String>,
@@ -17,31 +18,31 @@ pub(super) struct ExportMessage {
     bot_id: Option<String>,
     pub thread_ts: Option<String>,
     #[serde(default)]
-    reply_count: u64,
-    latest_reply: Option<String>,
+    pub reply_count: u64,
+    pub latest_reply: Option<String>,
     edited: Option<IgnoredAny>,
     user_profile: Option<Profile>,
     #[serde(default)]
-    files: Vec<ExportFile>,
+    files: Vec<SlackFile>,
     #[serde(default)]
-    attachments: Vec<ExportAttachment>,
+    attachments: Vec<SlackAttachment>,
 }
 
 /// A user's names, in `users.json` and in a message's `user_profile`.
 #[derive(Debug, Deserialize)]
-pub(super) struct Profile {
+pub(crate) struct Profile {
     pub display_name: Option<String>,
     pub real_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct ExportFile {
+struct SlackFile {
     name: Option<String>,
     title: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-struct ExportAttachment {
+struct SlackAttachment {
     fallback: Option<String>,
     title: Option<String>,
     text: Option<String>,
@@ -57,14 +58,14 @@ struct AttachmentField {
 
 /// The one document a message goes into.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Home {
+pub(crate) enum Home {
     /// Its channel's day.
     Day,
     /// The thread with this `thread_ts`.
     Thread(String),
 }
 
-impl ExportMessage {
+impl SlackMessage {
     pub fn is_thread_parent(&self) -> bool {
         self.thread_ts.as_deref() == Some(self.ts.as_str())
     }
@@ -118,7 +119,7 @@ impl ExportMessage {
                 },
             )
             .collect();
-        attachments.extend(self.attachments.iter().filter_map(ExportAttachment::render));
+        attachments.extend(self.attachments.iter().filter_map(SlackAttachment::render));
         RawMessage {
             is_bot: self.subtype.as_deref() == Some("bot_message") || self.bot_id.is_some(),
             ts: self.ts,
@@ -133,7 +134,7 @@ impl ExportMessage {
     }
 }
 
-impl ExportAttachment {
+impl SlackAttachment {
     /// The attachment's own summary (`fallback`), else its title and text, else its fields.
     fn render(&self) -> Option<String> {
         if let Some(fallback) = first_name([self.fallback.as_deref()]) {
@@ -163,7 +164,7 @@ impl ExportAttachment {
 }
 
 /// The first non-blank candidate.
-pub(super) fn first_name<const N: usize>(candidates: [Option<&str>; N]) -> Option<&str> {
+pub(crate) fn first_name<const N: usize>(candidates: [Option<&str>; N]) -> Option<&str> {
     candidates
         .into_iter()
         .flatten()
@@ -171,7 +172,7 @@ pub(super) fn first_name<const N: usize>(candidates: [Option<&str>; N]) -> Optio
 }
 
 /// The UTC date of a Slack `ts`, if it is one.
-fn ts_date(ts: &str) -> Option<NaiveDate> {
+pub(crate) fn ts_date(ts: &str) -> Option<NaiveDate> {
     let secs: i64 = ts.split('.').next()?.parse().ok()?;
     Some(DateTime::from_timestamp(secs, 0)?.date_naive())
 }
@@ -180,7 +181,7 @@ fn ts_date(ts: &str) -> Option<NaiveDate> {
 mod tests {
     use super::*;
 
-    fn message(json: &str) -> ExportMessage {
+    fn message(json: &str) -> SlackMessage {
         serde_json::from_str(json).unwrap()
     }
 
@@ -205,16 +206,15 @@ mod tests {
 
     #[test]
     fn attachment_renders_fallback_then_title_and_text_then_fields() {
-        let a =
-            |fallback: Option<&str>, title: Option<&str>, text: Option<&str>| ExportAttachment {
-                fallback: fallback.map(String::from),
-                title: title.map(String::from),
-                text: text.map(String::from),
-                fields: vec![AttachmentField {
-                    title: Some("Status".into()),
-                    value: Some("open".into()),
-                }],
-            };
+        let a = |fallback: Option<&str>, title: Option<&str>, text: Option<&str>| SlackAttachment {
+            fallback: fallback.map(String::from),
+            title: title.map(String::from),
+            text: text.map(String::from),
+            fields: vec![AttachmentField {
+                title: Some("Status".into()),
+                value: Some("open".into()),
+            }],
+        };
         assert_eq!(
             a(Some("fb"), Some("t"), None).render().as_deref(),
             Some("fb")

@@ -1,0 +1,423 @@
+//! One channel's sync: its window read again whole, its backfill advanced a day at a time.
+//! Documents go downstream as soon as they are complete; what the channel's state becomes,
+//! and which of its documents are gone, go back to the source, which records them only once
+//! the whole run is decided (see the deletion guard in `mod.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use kass_pipeline::batch::Tombstone;
+use kass_pipeline::model::ChatDirectory;
+use kass_pipeline::{
+    DocumentKind, FailureKind, FatalError, ItemError, ItemKind, Outlet, RawRecord, StageContext,
+};
+use serde_json::Value;
+
+use super::documents::{sort_by_time, DocumentRef, Gathered};
+use super::state::{as_ts, day_of, day_start, next_day, ts_micros, ChannelState};
+use super::web::SlackWeb;
+use crate::api::ApiError;
+use crate::slack::message::{ts_date, SlackMessage};
+use crate::slack::{chat_record, day_document_id, thread_document_id, Conversation};
+
+/// Threads whose replies are read at once; the method's limiter paces them.
+const THREADS_IN_FLIGHT: usize = 4;
+
+/// Why a channel's sync stopped before its end.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// Shutdown was requested, or the pipeline is gone.
+    Shutdown,
+    /// The API refused or failed, after the client's retries.
+    Api(ApiError),
+    /// A dead letter could not be written.
+    Fatal(FatalError),
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Api(e)
+    }
+}
+
+/// What a run knows while it syncs channels.
+pub(super) struct SyncContext<'a> {
+    pub source: &'a str,
+    pub web: &'a SlackWeb,
+    pub directory: &'a Arc<ChatDirectory>,
+    pub out: &'a Outlet<RawRecord>,
+    pub ctx: &'a StageContext,
+    /// Threads last active before this day are no longer watched; the window starts here at
+    /// the latest.
+    pub lookback_day: NaiveDate,
+    /// Nothing before this day is read.
+    pub since: Option<NaiveDate>,
+    /// The run's start, unix seconds.
+    pub now: i64,
+}
+
+/// A window read again: the channel's new state and the documents found gone.
+pub(super) struct Refreshed {
+    pub state: ChannelState,
+    pub gone: Vec<Tombstone>,
+    pub emitted: usize,
+}
+
+/// A thread as its replies answered.
+enum ThreadRead {
+    /// Still a thread: its document, and the `ts` of its last activity.
+    Thread(RawRecord, String, String),
+    /// Only the parent is left: it is a day's message now.
+    Lone(SlackMessage),
+    /// Slack no longer knows it.
+    Gone,
+}
+
+/// One channel being synced.
+pub(super) struct ChannelSync<'a> {
+    pub run: &'a SyncContext<'a>,
+    pub channel: &'a Conversation,
+}
+
+impl ChannelSync<'_> {
+    /// Reads the window again (the lookback days, and everything since the last run) and
+    /// re-emits every day and thread in it whole; documents of the window that are no longer
+    /// there are returned as gone. On the first run the backfill starts below the window.
+    pub async fn refresh(&self, previous: &ChannelState) -> Result<Refreshed, Stop> {
+        let run = self.run;
+        let mut window_day = run.lookback_day;
+        if let Some(read_until) = previous.read_until {
+            window_day = window_day.min(day_of(read_until));
+        }
+        if let Some(since) = run.since {
+            window_day = window_day.max(since);
+        }
+        let oldest = as_ts(day_start(window_day));
+        let mut gathered = Gathered::default();
+        self.read_history(Some(&oldest), None, &mut gathered)
+            .await?;
+
+        // Threads started in the window, and older threads still watched for late replies.
+        let oldest_micros = day_start(window_day) * 1_000_000;
+        let in_window = |ts: &str| ts_micros(ts).is_some_and(|t| t >= oldest_micros);
+        let mut threads: BTreeSet<String> = gathered.parents.keys().cloned().collect();
+        threads.extend(previous.threads.keys().filter(|ts| !in_window(ts)).cloned());
+        gathered.parents.clear();
+        let mut emitted = BTreeSet::new();
+        let mut watched = BTreeMap::new();
+        let mut reread_days = BTreeSet::new();
+        let reads = self.read_threads(threads.iter().cloned().collect());
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            let (ts, read) = read?;
+            match read {
+                ThreadRead::Thread(record, document_id, last) => {
+                    self.send(record).await?;
+                    emitted.insert(document_id);
+                    self.watch(&mut watched, ts, last);
+                }
+                ThreadRead::Lone(parent) if in_window(&parent.ts) => gathered.add_to_day(parent),
+                ThreadRead::Lone(parent) => reread_days.extend(ts_date(&parent.ts)),
+                ThreadRead::Gone => {}
+            }
+        }
+        // A watched thread older than the window lost its replies: its parent is back in its
+        // day, which is read again.
+        for day in &reread_days {
+            let (from, to) = (as_ts(day_start(*day)), as_ts(day_start(next_day(*day))));
+            let mut again = Gathered::default();
+            self.read_history(Some(&from), Some(&to), &mut again)
+                .await?;
+            gathered.days.extend(again.days);
+        }
+        for (day, messages) in gathered.take_days_after(None) {
+            emitted.insert(self.send_day(day, messages).await?);
+        }
+
+        let covered = |document_id: &String| match DocumentRef::parse(&self.channel.id, document_id)
+        {
+            DocumentRef::Day(day) => day >= window_day || reread_days.contains(&day),
+            DocumentRef::Thread(ts) => in_window(&ts) || threads.contains(&ts),
+            DocumentRef::Other => false,
+        };
+        let gone: Vec<Tombstone> = previous
+            .documents
+            .iter()
+            .filter(|d| covered(d) && !emitted.contains(*d))
+            .map(|d| tombstone(d, "deleted"))
+            .collect();
+        let mut state = previous.clone();
+        state.name = self.channel.name.clone();
+        for tombstone in &gone {
+            state.documents.remove(&tombstone.document_id);
+        }
+        let count = emitted.len();
+        state.documents.extend(emitted);
+        state.threads = watched;
+        if previous.read_until.is_none() {
+            // First run: older history is the backfill's, down to `since`.
+            let floor = run.since.map(day_start);
+            state.backfill_before = Some(day_start(window_day)).filter(|b| floor < Some(*b));
+        }
+        state.read_until = Some(run.now);
+        Ok(Refreshed {
+            state,
+            gone,
+            emitted: count,
+        })
+    }
+
+    /// Reads older history, newest first, emitting each day once history has gone past it,
+    /// and records in `state` how far it got, so an interrupted backfill resumes at the day
+    /// it was in. Returns the documents emitted.
+    pub async fn backfill(&self, state: &mut ChannelState) -> Result<usize, Stop> {
+        let Some(before) = state.backfill_before else {
+            return Ok(0);
+        };
+        let floor = self.run.since.map(|d| as_ts(day_start(d)));
+        let latest = as_ts(before);
+        let mut gathered = Gathered::default();
+        let mut cursor: Option<String> = None;
+        let mut emitted = 0;
+        loop {
+            if self.run.ctx.shutdown.is_triggered() {
+                return Err(Stop::Shutdown);
+            }
+            let page = self
+                .run
+                .web
+                .history_page(
+                    &self.channel.id,
+                    floor.as_deref(),
+                    Some(&latest),
+                    cursor.as_deref(),
+                )
+                .await?;
+            let mut oldest_day: Option<NaiveDate> = None;
+            for message in self.parse(page.items).await? {
+                let day = ts_date(&message.ts);
+                oldest_day = oldest_day.min(day).or(day);
+                gathered.add(message);
+            }
+            // History has reached `oldest_day`: later days are complete. After the last
+            // page, every day is.
+            let reached = if page.next.is_some() {
+                oldest_day
+            } else {
+                None
+            };
+            if page.next.is_none() || reached.is_some() {
+                emitted += self.emit_complete(&mut gathered, reached, state).await?;
+            }
+            match (page.next, reached) {
+                (None, _) => {
+                    state.backfill_before = None;
+                    return Ok(emitted);
+                }
+                (Some(next), reached) => {
+                    if let Some(day) = reached {
+                        let resume = day_start(next_day(day));
+                        state.backfill_before = state.backfill_before.map(|b| b.min(resume));
+                    }
+                    cursor = Some(next);
+                }
+            }
+        }
+    }
+
+    /// Emits the days after `reached` and the threads started on them.
+    async fn emit_complete(
+        &self,
+        gathered: &mut Gathered,
+        reached: Option<NaiveDate>,
+        state: &mut ChannelState,
+    ) -> Result<usize, Stop> {
+        let parents: Vec<String> = gathered
+            .take_parents_after(reached)
+            .into_iter()
+            .map(|p| p.ts)
+            .collect();
+        let mut emitted = 0;
+        let reads = self.read_threads(parents);
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            let (ts, read) = read?;
+            match read {
+                ThreadRead::Thread(record, document_id, last) => {
+                    self.send(record).await?;
+                    state.documents.insert(document_id);
+                    self.watch(&mut state.threads, ts, last);
+                    emitted += 1;
+                }
+                ThreadRead::Lone(parent) => gathered.add_to_day(parent),
+                ThreadRead::Gone => {}
+            }
+        }
+        for (day, messages) in gathered.take_days_after(reached) {
+            state.documents.insert(self.send_day(day, messages).await?);
+            emitted += 1;
+        }
+        Ok(emitted)
+    }
+
+    /// Keeps watching a thread while its last activity is in the lookback window.
+    fn watch(&self, watched: &mut BTreeMap<String, String>, ts: String, last: String) {
+        let lookback = day_start(self.run.lookback_day) * 1_000_000;
+        if ts_micros(&last).is_some_and(|t| t >= lookback) {
+            watched.insert(ts, last);
+        }
+    }
+
+    /// Every page of history between the bounds, sorted into `gathered`.
+    async fn read_history(
+        &self,
+        oldest: Option<&str>,
+        latest: Option<&str>,
+        gathered: &mut Gathered,
+    ) -> Result<(), Stop> {
+        let mut cursor: Option<String> = None;
+        loop {
+            if self.run.ctx.shutdown.is_triggered() {
+                return Err(Stop::Shutdown);
+            }
+            let page = self
+                .run
+                .web
+                .history_page(&self.channel.id, oldest, latest, cursor.as_deref())
+                .await?;
+            for message in self.parse(page.items).await? {
+                gathered.add(message);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The threads of `parents`, read a few at a time, in order.
+    fn read_threads(
+        &self,
+        parents: Vec<String>,
+    ) -> impl futures::Stream<Item = Result<(String, ThreadRead), Stop>> + '_ {
+        futures::stream::iter(parents)
+            .map(move |ts| async move {
+                let read = self.read_thread(&ts).await?;
+                Ok::<_, Stop>((ts, read))
+            })
+            .buffered(THREADS_IN_FLIGHT)
+            .into_stream()
+    }
+
+    async fn read_thread(&self, ts: &str) -> Result<ThreadRead, Stop> {
+        if self.run.ctx.shutdown.is_triggered() {
+            return Err(Stop::Shutdown);
+        }
+        let Some(values) = self.run.web.replies(&self.channel.id, ts).await? else {
+            return Ok(ThreadRead::Gone);
+        };
+        let mut messages = self.parse(values).await?;
+        let Some(position) = messages.iter().position(|m| m.ts == ts) else {
+            // Replies without their parent: Slack answers so while a parent is being deleted.
+            return Ok(ThreadRead::Gone);
+        };
+        let parent = messages.remove(position);
+        if messages.is_empty() && parent.reply_count == 0 {
+            return Ok(ThreadRead::Lone(parent));
+        }
+        sort_by_time(&mut messages);
+        let last = messages
+            .last()
+            .map_or_else(|| parent.ts.clone(), |m| m.ts.clone());
+        let document_id = thread_document_id(&self.channel.id, ts);
+        let raw = std::iter::once(parent)
+            .chain(messages)
+            .map(|m| m.into_raw(self.run.directory))
+            .collect();
+        let record = self.record(
+            document_id.clone(),
+            DocumentKind::Thread,
+            format!("conversations.replies?channel={}&ts={ts}", self.channel.id),
+            raw,
+        );
+        Ok(ThreadRead::Thread(record, document_id, last))
+    }
+
+    async fn send_day(&self, day: NaiveDate, messages: Vec<SlackMessage>) -> Result<String, Stop> {
+        let document_id = day_document_id(&self.channel.id, day);
+        let raw = messages
+            .into_iter()
+            .map(|m| m.into_raw(self.run.directory))
+            .collect();
+        let record = self.record(
+            document_id.clone(),
+            DocumentKind::ChatConversation,
+            format!("conversations.history?channel={}#{day}", self.channel.id),
+            raw,
+        );
+        self.send(record).await?;
+        Ok(document_id)
+    }
+
+    fn record(
+        &self,
+        document_id: String,
+        kind: DocumentKind,
+        origin: String,
+        messages: Vec<kass_pipeline::model::RawMessage>,
+    ) -> RawRecord {
+        chat_record(
+            self.run.source,
+            self.channel,
+            document_id,
+            kind,
+            origin,
+            messages,
+            self.run.directory,
+        )
+    }
+
+    async fn send(&self, record: RawRecord) -> Result<(), Stop> {
+        self.run.out.send(record).await.map_err(|_| Stop::Shutdown)
+    }
+
+    /// The messages of an answer; one Slack answers in a shape kass cannot read goes to the
+    /// dead letters, naming the channel and its `ts`, and the rest are kept.
+    async fn parse(&self, values: Vec<Value>) -> Result<Vec<SlackMessage>, Stop> {
+        let mut messages = Vec::with_capacity(values.len());
+        for value in values {
+            match serde_json::from_value::<SlackMessage>(value.clone()) {
+                Ok(message) => messages.push(message),
+                Err(e) => {
+                    let ts = value["ts"].as_str().unwrap_or("?").to_string();
+                    let error = ItemError::new(
+                        FailureKind::MalformedMessage,
+                        format!("channel {} message {ts}: {e}", self.channel.id),
+                    );
+                    self.run
+                        .ctx
+                        .dead_letter(
+                            self.run.source,
+                            &format!("{}/{ts}", self.channel.id),
+                            ItemKind::Input,
+                            &value,
+                            &error,
+                        )
+                        .await
+                        .map_err(Stop::Fatal)?;
+                }
+            }
+        }
+        Ok(messages)
+    }
+}
+
+/// A tombstone of `document_id`.
+pub(super) fn tombstone(document_id: &str, reason: &str) -> Tombstone {
+    Tombstone {
+        document_id: document_id.to_string(),
+        reason: Some(reason.to_string()),
+    }
+}

@@ -1,0 +1,503 @@
+//! The `slack_api` source: a live workspace through the Slack Web API, synced incrementally.
+//!
+//! It produces exactly the documents the `slack_export` source makes of the same messages
+//! (one per channel-day, one per thread; same ids, texts and metadata; see `crate::slack`), so
+//! a workspace backfilled from an export continues through the API without re-embedding.
+//!
+//! Each run lists the conversations, then for every selected channel reads its window again
+//! (the last `thread_lookback_days` days and everything since the last run; threads active in
+//! that window, wherever their parent is) and re-emits those documents whole, so edits and
+//! shrunken days are replaced by the sink's stale-chunk cleanup; then advances the backfill of
+//! channels whose older history is still unread, a day at a time (see `state.rs`).
+//!
+//! Documents that are no longer there become tombstones: a day or thread of the window gone,
+//! or every document of a channel deleted, archived or no longer selected. They are decided
+//! only from reads that completed (a channel that failed or was cut short deletes nothing),
+//! pass the deletion guard, and travel to the batch writer through the run's
+//! [`TombstoneOutbox`]. The per-channel state is recorded in the source's cursor, which the
+//! fetch saves only once every batch of the run is written.
+
+mod channel_sync;
+mod documents;
+mod state;
+mod tier;
+mod web;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use kass_pipeline::batch::{Tombstone, TombstoneOutbox};
+use kass_pipeline::http::Auth;
+use kass_pipeline::model::ChatDirectory;
+use kass_pipeline::retry::RetryPolicy;
+use kass_pipeline::secret::Secret;
+use kass_pipeline::{telemetry, FatalError, Outlet, RawRecord, Source, StageContext};
+use serde::Deserialize;
+
+use crate::api::{ApiClient, ApiConfig, ApiError, MethodLimiters, RateLimitConfig};
+use crate::cursor::Cursor;
+use crate::deletion_guard::DeletionGuard;
+use crate::slack::Conversation;
+use crate::{BuildSource, SourceDeps};
+use channel_sync::{tombstone, ChannelSync, Stop, SyncContext};
+use state::{day_of, ChannelState};
+pub use tier::RateTier;
+use web::{is_auth_failure, SlackWeb};
+
+/// Reads a Slack workspace through the Web API.
+///
+/// ```toml
+/// [[sources]]
+/// type = "slack_api"
+/// name = "slack"
+/// token_env = "SLACK_BOT_TOKEN"
+/// channels = ["dev-*", "general"]
+/// exclude_channels = ["random"]
+/// since = "2025-01-01"
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackApiConfig {
+    /// The `source` label on every document; also names batches, metrics and the state in
+    /// `_state/{name}.json`. Use the export's name to continue an export's documents.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// The environment variable holding the bot token (`xoxb-...`); in Lambda, a key of the
+    /// `KASS_SECRETS` secret.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// Channels to read, as globs over names (`dev-*`); empty: every channel the bot is in.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// Channels never read (their documents are deleted), as globs over names.
+    #[serde(default)]
+    pub exclude_channels: Vec<String>,
+    /// Conversation types: `public_channel`, `private_channel`, `mpim`, `im` (the token needs
+    /// the matching scopes).
+    #[serde(default = "default_types")]
+    pub types: Vec<String>,
+    /// The first backfill goes back to this day (`YYYY-MM-DD`); default: everything.
+    #[serde(default)]
+    pub since: Option<NaiveDate>,
+    /// Days of history read again every run, and how long a thread is watched for late
+    /// replies after its last activity. Edits and deletions older than this are not seen.
+    #[serde(default = "default_thread_lookback_days")]
+    pub thread_lookback_days: u32,
+    /// `internal` (customer-built or Marketplace app: Tier 3) or `non_marketplace` (1 request
+    /// per minute, 15 messages per page for history and replies).
+    #[serde(default)]
+    pub rate_tier: RateTier,
+    /// Any server speaking the Web API (GovSlack, a proxy, a test server).
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// Messages asked for per page of history and replies; default and maximum: the tier's.
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// The largest share (0 to 1) of the source's documents one run may delete; a run that
+    /// finds more gone deletes nothing until run with `--allow-deletions`.
+    #[serde(default = "default_max_deletion_share")]
+    pub max_deletion_share: f64,
+    /// Overrides of the tier's requests per minute, and `rate_scale` for tests.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// Tries and back-off of one request (429 and 5xx; a Retry-After is honoured up to
+    /// `max_backoff_ms`).
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
+
+fn default_name() -> String {
+    "slack".to_string()
+}
+fn default_token_env() -> String {
+    "SLACK_BOT_TOKEN".to_string()
+}
+fn default_types() -> Vec<String> {
+    vec!["public_channel".to_string()]
+}
+fn default_thread_lookback_days() -> u32 {
+    14
+}
+fn default_base_url() -> String {
+    "https://slack.com/api".to_string()
+}
+fn default_max_deletion_share() -> f64 {
+    0.2
+}
+
+impl SlackApiConfig {
+    /// A config reading every channel the bot is in at `base_url`, the rest at defaults.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            name: default_name(),
+            token_env: default_token_env(),
+            channels: Vec::new(),
+            exclude_channels: Vec::new(),
+            types: default_types(),
+            since: None,
+            thread_lookback_days: default_thread_lookback_days(),
+            rate_tier: RateTier::default(),
+            base_url: base_url.into(),
+            page_size: None,
+            max_deletion_share: default_max_deletion_share(),
+            rate_limit: RateLimitConfig::default(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl BuildSource for SlackApiConfig {
+    type Source = SlackApi;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads the token, compiles the channel globs and sizes the rate limiters from the tier.
+    fn build_with(self, deps: SourceDeps) -> Result<SlackApi, FatalError> {
+        let bad = |reason: String| {
+            FatalError::Config(format!("slack_api source `{}`: {reason}", self.name))
+        };
+        let token = Secret::from_env(&self.token_env)
+            .map_err(|e| bad(e.to_string()))?
+            .ok_or_else(|| bad(format!("{} is not set (the bot token)", self.token_env)))?;
+        if !(0.0..=1.0).contains(&self.max_deletion_share) {
+            return Err(bad(format!(
+                "max_deletion_share must be between 0 and 1, not {}",
+                self.max_deletion_share
+            )));
+        }
+        let page_max = self.rate_tier.page_max();
+        let page_size = self.page_size.unwrap_or(page_max);
+        if !(1..=page_max).contains(&page_size) {
+            return Err(bad(format!(
+                "page_size must be between 1 and {page_max} for rate_tier {:?}",
+                self.rate_tier
+            )));
+        }
+        let limiters = MethodLimiters::new(self.rate_tier.limits(), &self.rate_limit)
+            .map_err(|e| bad(format!("rate_limit: {e}")))?;
+        let client = ApiClient::new(ApiConfig {
+            auth: Some(Auth::Bearer(token)),
+            retry: self.retry.clone(),
+            limiters: Arc::new(limiters),
+            check: Some(web::envelope_check()),
+            ..ApiConfig::new(self.name.clone(), self.base_url.clone())
+        })
+        .map_err(|e| bad(e.to_string()))?;
+        let include = globs(&self.channels).map_err(|e| bad(format!("channels: {e}")))?;
+        let exclude =
+            globs(&self.exclude_channels).map_err(|e| bad(format!("exclude_channels: {e}")))?;
+        Ok(SlackApi {
+            web: SlackWeb { client, page_size },
+            include,
+            exclude,
+            guard: DeletionGuard {
+                max_share: self.max_deletion_share,
+                allowed: deps.allow_deletions,
+            },
+            cursor: deps.cursor,
+            outbox: deps.tombstones,
+            config: self,
+        })
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet, globset::Error> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        set.add(Glob::new(pattern.trim_start_matches('#'))?);
+    }
+    set.build()
+}
+
+/// The running source; build it from a [`SlackApiConfig`].
+#[derive(Debug)]
+pub struct SlackApi {
+    config: SlackApiConfig,
+    web: SlackWeb,
+    include: GlobSet,
+    exclude: GlobSet,
+    guard: DeletionGuard,
+    cursor: Option<Arc<Cursor>>,
+    outbox: Option<TombstoneOutbox>,
+}
+
+/// What one run decided, recorded only at its end.
+#[derive(Default)]
+struct RunOutcome {
+    states: BTreeMap<String, ChannelState>,
+    gone: Vec<(String, Tombstone)>,
+    /// Channels whose documents were all tombstoned: forgotten if the guard lets them go.
+    dropped: Vec<String>,
+    emitted: usize,
+    /// Every selected channel's window was read.
+    complete: bool,
+}
+
+#[async_trait]
+impl Source for SlackApi {
+    type Output = RawRecord;
+
+    fn name(&self) -> &str {
+        "slack_api"
+    }
+
+    async fn run(
+        self: Box<Self>,
+        out: Outlet<RawRecord>,
+        ctx: StageContext,
+    ) -> Result<(), FatalError> {
+        let name = self.config.name.clone();
+        let listed = match self.web.conversations(&self.config.types.join(",")).await {
+            Ok(listed) => listed,
+            Err(e) => return self.unreadable(e, "listing_failed"),
+        };
+        let users = match self.web.users().await {
+            Ok(users) => users,
+            Err(e) => return self.unreadable(e, "listing_failed"),
+        };
+        let mut directory = ChatDirectory::default();
+        for user in &users {
+            if let Some(shown) = user.shown_name() {
+                directory.users.insert(user.id.clone(), shown.to_string());
+            }
+        }
+        let mut selected = Vec::new();
+        for channel in &listed {
+            let channel_name = channel.name.clone().unwrap_or_else(|| channel.id.clone());
+            directory
+                .channels
+                .insert(channel.id.clone(), channel_name.clone());
+            if self.selects(&channel_name, channel.is_member) && !channel.is_archived {
+                selected.push(Conversation {
+                    id: channel.id.clone(),
+                    name: channel_name,
+                });
+            }
+        }
+        let directory = Arc::new(directory);
+        let now = Utc::now().timestamp();
+        let lookback = i64::from(self.config.thread_lookback_days) * 86_400;
+        let run = SyncContext {
+            source: &name,
+            web: &self.web,
+            directory: &directory,
+            out: &out,
+            ctx: &ctx,
+            lookback_day: day_of(now - lookback),
+            since: self.config.since,
+            now,
+        };
+        let mut outcome = self.sync(&run, &selected, &listed).await?;
+        self.record(&mut outcome, now);
+        Ok(())
+    }
+}
+
+impl SlackApi {
+    /// Whether a channel is read: it matches `channels` (or, with none, the bot is in it)
+    /// and no `exclude_channels`.
+    fn selects(&self, channel_name: &str, is_member: bool) -> bool {
+        let included = if self.config.channels.is_empty() {
+            is_member
+        } else {
+            self.include.is_match(channel_name)
+        };
+        included && !self.exclude.is_match(channel_name)
+    }
+
+    /// A listing failed: the token's failure stops the source (naming it, never the token);
+    /// anything else leaves this run empty and every state as it was.
+    fn unreadable(&self, error: ApiError, reason: &str) -> Result<(), FatalError> {
+        if is_auth_failure(&error) {
+            return Err(FatalError::Config(format!(
+                "{error}: the token in {} is not accepted",
+                self.config.token_env
+            )));
+        }
+        tracing::error!(source = %self.config.name, %error, "cannot list the workspace; nothing read this run, nothing deleted");
+        telemetry::source_scope_skipped(&self.config.name, reason);
+        Ok(())
+    }
+
+    fn previous(&self, channel_id: &str) -> ChannelState {
+        self.cursor
+            .as_ref()
+            .and_then(|c| c.scope(channel_id))
+            .unwrap_or_default()
+    }
+
+    /// Channels gone, windows read again, backfills advanced.
+    async fn sync(
+        &self,
+        run: &SyncContext<'_>,
+        selected: &[Conversation],
+        listed: &[web::ListedChannel],
+    ) -> Result<RunOutcome, FatalError> {
+        let mut outcome = RunOutcome {
+            complete: true,
+            ..RunOutcome::default()
+        };
+        // Channels kept from earlier runs that this run does not select any more.
+        let known = self
+            .cursor
+            .as_ref()
+            .map(|c| c.scope_names())
+            .unwrap_or_default();
+        for channel_id in known {
+            if selected.iter().any(|c| c.id == channel_id) {
+                continue;
+            }
+            let reason = if listed.iter().any(|c| c.id == channel_id && !c.is_archived) {
+                "excluded"
+            } else {
+                "channel_gone"
+            };
+            let state = self.previous(&channel_id);
+            outcome.gone.extend(
+                state
+                    .documents
+                    .iter()
+                    .map(|d| (channel_id.clone(), tombstone(d, reason))),
+            );
+            outcome.dropped.push(channel_id.clone());
+            outcome.states.insert(channel_id, state);
+        }
+        for channel in selected {
+            let previous = self.previous(&channel.id);
+            let sync = ChannelSync { run, channel };
+            match sync.refresh(&previous).await {
+                Ok(refreshed) => {
+                    outcome.emitted += refreshed.emitted;
+                    outcome
+                        .gone
+                        .extend(refreshed.gone.into_iter().map(|t| (channel.id.clone(), t)));
+                    outcome.states.insert(channel.id.clone(), refreshed.state);
+                }
+                Err(stop) => {
+                    outcome.states.insert(channel.id.clone(), previous);
+                    if !self.skip(channel, stop, &mut outcome)? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+        }
+        for channel in selected {
+            let Some(state) = outcome.states.get(&channel.id).cloned() else {
+                continue;
+            };
+            if state.backfill_before.is_none() || state.read_until.is_none() {
+                continue;
+            }
+            let mut state = state;
+            let sync = ChannelSync { run, channel };
+            let result = sync.backfill(&mut state).await;
+            outcome.states.insert(channel.id.clone(), state);
+            match result {
+                Ok(emitted) => outcome.emitted += emitted,
+                Err(stop) => {
+                    if !self.skip(channel, stop, &mut outcome)? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A channel's sync stopped: `Ok(false)` when the whole run stops (shutdown), `Ok(true)`
+    /// when other channels go on (this one skipped, counted and logged), an error when the
+    /// token is refused.
+    fn skip(
+        &self,
+        channel: &Conversation,
+        stop: Stop,
+        outcome: &mut RunOutcome,
+    ) -> Result<bool, FatalError> {
+        let source = &self.config.name;
+        match stop {
+            Stop::Shutdown => {
+                outcome.complete = false;
+                Ok(false)
+            }
+            Stop::Fatal(e) => Err(e),
+            Stop::Api(e) if is_auth_failure(&e) => Err(FatalError::Config(format!(
+                "{e}: the token in {} is not accepted",
+                self.config.token_env
+            ))),
+            Stop::Api(e) => {
+                let code = e.code().unwrap_or_else(|| "unavailable".to_string());
+                let expected = matches!(code.as_str(), "not_in_channel" | "channel_not_found");
+                if !expected {
+                    outcome.complete = false;
+                }
+                tracing::warn!(source = %source, channel = %channel.name, channel_id = %channel.id, error = %e, "channel skipped this run; nothing of it deleted");
+                telemetry::source_scope_skipped(source, &code);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Applies the deletion guard, posts the tombstones and records every channel's state.
+    fn record(&self, outcome: &mut RunOutcome, now: i64) {
+        let source = &self.config.name;
+        let held: usize = self
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.scope_names()
+                    .iter()
+                    .map(|id| self.previous(id).documents.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let gone = std::mem::take(&mut outcome.gone);
+        if self.guard.permits(source, gone.len(), held) {
+            let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, t) in &gone {
+                *by_reason
+                    .entry(t.reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+            for (reason, count) in by_reason {
+                telemetry::source_tombstones(source, &reason, count);
+            }
+            if let Some(outbox) = &self.outbox {
+                outbox.post(source, gone.into_iter().map(|(_, t)| t));
+            }
+            if let Some(cursor) = &self.cursor {
+                for channel_id in &outcome.dropped {
+                    cursor.forget_scope(channel_id);
+                    outcome.states.remove(channel_id);
+                }
+            }
+        } else {
+            // Withheld: the documents stay known, so a run allowed to delete finds them again.
+            for (channel_id, t) in gone {
+                if let Some(state) = outcome.states.get_mut(&channel_id) {
+                    state.documents.insert(t.document_id);
+                }
+            }
+        }
+        telemetry::source_documents(source, outcome.emitted);
+        let backlog = outcome
+            .states
+            .values()
+            .filter(|s| s.backfill_before.is_some() || s.read_until.is_none())
+            .count();
+        telemetry::source_backlog_scopes(source, backlog);
+        if let Some(cursor) = &self.cursor {
+            for (channel_id, state) in &outcome.states {
+                cursor.record_scope(channel_id, state);
+            }
+        }
+        if outcome.complete {
+            telemetry::source_succeeded(source, now as f64);
+        }
+        tracing::info!(source = %source, documents = outcome.emitted, channels = outcome.states.len(), backlog, complete = outcome.complete, "slack_api run done");
+    }
+}
