@@ -20,6 +20,7 @@ async fn fetch(store: &LocalStore, config: impl BuildSource + Clone) -> usize {
     let cursor = Arc::new(Cursor::load(store, &name, "settings").await.unwrap());
     let deps = SourceDeps {
         cursor: Some(cursor.clone()),
+        ..Default::default()
     };
     let run = common::run_source(config.build_with(deps).unwrap(), "resume").await;
     cursor.save(store, &name).await.unwrap();

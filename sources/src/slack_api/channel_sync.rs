@@ -227,37 +227,60 @@ impl ChannelSync<'_> {
         }
     }
 
-    /// Emits the days after `reached` and the threads started on them.
+    /// Emits the days after `reached` and the threads started on them, newest day first,
+    /// moving `backfill_before` past each day once its documents are sent. A run stopped
+    /// inside a day resumes at that day, and does not read again a thread it already sent.
     async fn emit_complete(
         &self,
         gathered: &mut Gathered,
         reached: Option<NaiveDate>,
         state: &mut ChannelState,
     ) -> Result<usize, Stop> {
-        let parents: Vec<String> = gathered
-            .take_parents_after(reached)
-            .into_iter()
-            .map(|p| p.ts)
-            .collect();
-        let mut emitted = 0;
-        let reads = self.read_threads(parents);
-        futures::pin_mut!(reads);
-        while let Some(read) = reads.next().await {
-            let (ts, read) = read?;
-            match read {
-                ThreadRead::Thread(record, document_id, last) => {
-                    self.send(record).await?;
-                    state.documents.insert(document_id);
-                    self.watch(&mut state.threads, ts, last);
-                    emitted += 1;
-                }
-                ThreadRead::Lone(parent) => gathered.add_to_day(parent),
-                ThreadRead::Gone => {}
+        let mut parents_by_day: BTreeMap<NaiveDate, Vec<String>> = BTreeMap::new();
+        for parent in gathered.take_parents_after(reached) {
+            if let Some(day) = ts_date(&parent.ts) {
+                parents_by_day.entry(day).or_default().push(parent.ts);
             }
         }
-        for (day, messages) in gathered.take_days_after(reached) {
-            state.documents.insert(self.send_day(day, messages).await?);
-            emitted += 1;
+        let mut days: BTreeMap<NaiveDate, Vec<SlackMessage>> =
+            gathered.take_days_after(reached).into_iter().collect();
+        let all_days: BTreeSet<NaiveDate> =
+            days.keys().chain(parents_by_day.keys()).copied().collect();
+        let mut emitted = 0;
+        for day in all_days.into_iter().rev() {
+            let parents: Vec<String> = parents_by_day
+                .remove(&day)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|ts| {
+                    !state
+                        .documents
+                        .contains(&thread_document_id(&self.channel.id, ts))
+                })
+                .collect();
+            let mut messages = days.remove(&day).unwrap_or_default();
+            let reads = self.read_threads(parents);
+            futures::pin_mut!(reads);
+            while let Some(read) = reads.next().await {
+                let (ts, read) = read?;
+                match read {
+                    ThreadRead::Thread(record, document_id, last) => {
+                        self.send(record).await?;
+                        state.documents.insert(document_id);
+                        self.watch(&mut state.threads, ts, last);
+                        emitted += 1;
+                    }
+                    ThreadRead::Lone(parent) => messages.push(parent),
+                    ThreadRead::Gone => {}
+                }
+            }
+            if !messages.is_empty() {
+                sort_by_time(&mut messages);
+                state.documents.insert(self.send_day(day, messages).await?);
+                emitted += 1;
+            }
+            let done = day_start(day);
+            state.backfill_before = state.backfill_before.map(|b| b.min(done));
         }
         Ok(emitted)
     }

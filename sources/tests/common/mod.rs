@@ -19,26 +19,48 @@ pub struct Run {
 }
 
 pub async fn run_source(source: impl Source<Output = RawRecord>, stage: &str) -> Run {
+    run_source_until(source, stage, None).await
+}
+
+/// [`run_source`], shutdown requested (as Ctrl-C does) once `stop_after` records came out.
+pub async fn run_source_until(
+    source: impl Source<Output = RawRecord>,
+    stage: &str,
+    stop_after: Option<usize>,
+) -> Run {
+    try_run_source(source, stage, stop_after)
+        .await
+        .expect("source failed")
+}
+
+/// [`run_source_until`], the source's error returned.
+pub async fn try_run_source(
+    source: impl Source<Output = RawRecord>,
+    stage: &str,
+    stop_after: Option<usize>,
+) -> Result<Run, kass_pipeline::FatalError> {
     let store_dir = tempfile::tempdir().unwrap();
     let store = Arc::new(LocalStore::new(store_dir.path()).unwrap());
     let (queue, writer) = dead_letter::spawn_writer(store.clone());
-    let ctx = StageContext::new(stage, Shutdown::default(), queue);
+    let shutdown = Shutdown::default();
+    let ctx = StageContext::new(stage, shutdown.clone(), queue);
     let (outlet, inlet) = channel::bounded(stage, "test", 16);
     let task = tokio::spawn(Box::new(source).run(outlet, ctx));
     let mut records = Vec::new();
     while let Some(record) = inlet.recv().await {
         records.push(record);
+        if stop_after.is_some_and(|n| records.len() >= n) {
+            shutdown.trigger();
+        }
     }
-    task.await
-        .expect("source task panicked")
-        .expect("source failed");
+    task.await.expect("source task panicked")?;
     let written = writer.await.unwrap().unwrap();
     let dead_letters = dead_letter::list(store.as_ref()).await.unwrap();
     assert_eq!(written.written as usize, dead_letters.len());
-    Run {
+    Ok(Run {
         records,
         dead_letters,
-    }
+    })
 }
 
 pub fn documents(records: &[RawRecord]) -> Vec<&kass_pipeline::Document> {
