@@ -1,0 +1,435 @@
+//! The `slack_api` source through the `kass` binaries, against the local Slack Web API server,
+//! a real Chroma and a counting embedding provider:
+//!
+//! - the acceptance property: after every incremental `kass run` over generated sequences of
+//!   workspace changes (new messages, late replies, edits, deletions, channels added and
+//!   removed), the chunk ids in Chroma equal those of a from-scratch `kass fetch` of the
+//!   workspace as it is now;
+//! - the split deployment: the fetcher Lambda (Runtime API round trip, token from Secrets
+//!   Manager) and `kass fetch` write batches to S3 on moto, `kass embed --listen` embeds them
+//!   from the S3 events, and deletions reach Chroma across the boundary.
+
+mod support;
+
+#[path = "../stages/tests/support/fake_provider.rs"]
+mod fake_provider;
+#[path = "../sources/tests/support/slack_web_api.rs"]
+mod slack_web_api;
+#[path = "support/split_world.rs"]
+mod split_world;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fake_provider::{Api, FakeOptions, FakeProvider};
+use kass_pipeline::store::ObjectStore;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use slack_web_api::{ts, ServerOptions, SlackServer, Workspace};
+use support::{batch_chunk_ids, kass, run_ok, ChromaServer};
+
+const TOKEN: &str = "xoxb-3333-kass-binary-test-token";
+const TOKEN_ENV: &str = "KASS_SLACK_API_TEST_TOKEN";
+const KEY_ENV: &str = "KASS_SLACK_API_TEST_KEY";
+
+/// Unix seconds at noon (UTC) `days` days ago, minus `secs`.
+fn noon(days: i64, secs: i64) -> u64 {
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(days as u64);
+    (day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp() - secs) as u64
+}
+
+/// `[[sources]]` of the slack_api source at `base_url`, fast limits for a local server.
+fn source_toml(name: &str, base_url: &str) -> String {
+    format!(
+        "\n[[sources]]\ntype = \"slack_api\"\nname = \"{name}\"\nbase_url = \"{base_url}\"\ntoken_env = \"{TOKEN_ENV}\"\nmax_deletion_share = 1.0\n\n[sources.rate_limit]\nrate_scale = 1000.0\n"
+    )
+}
+
+/// Every chunk id of `source` in a collection.
+async fn chroma_ids(url: &str, collection: &str, source: &str) -> BTreeSet<String> {
+    let http = reqwest::Client::new();
+    let base =
+        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
+    let found: Value = http
+        .get(format!("{base}/{collection}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let Some(id) = found["id"].as_str() else {
+        return BTreeSet::new();
+    };
+    let records: Value = http
+        .post(format!("{base}/{id}/get"))
+        .json(&json!({"where": {"source": source}, "include": []}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    records["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{records}"))
+        .iter()
+        .map(|i| i.as_str().unwrap().to_string())
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------
+// Incremental equals full
+// ------------------------------------------------------------------------------------------
+
+/// One change to the workspace; indices pick among what exists, modulo its count.
+#[derive(Debug, Clone)]
+enum Change {
+    Post { channel: usize, days_ago: i64 },
+    Reply { message: usize },
+    Edit { message: usize },
+    Delete { message: usize },
+    AddChannel,
+    RemoveChannel { channel: usize },
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    prop_oneof![
+        3 => (0..4usize, 0..6i64).prop_map(|(channel, days_ago)| Change::Post { channel, days_ago }),
+        3 => (0..1000usize).prop_map(|message| Change::Reply { message }),
+        2 => (0..1000usize).prop_map(|message| Change::Edit { message }),
+        2 => (0..1000usize).prop_map(|message| Change::Delete { message }),
+        1 => Just(Change::AddChannel),
+        1 => (0..4usize).prop_map(|channel| Change::RemoveChannel { channel }),
+    ]
+}
+
+/// A workspace to change: two channels with a few days of messages and a thread.
+fn starting_workspace() -> Workspace {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_user("U2", "bo");
+    ws.add_channel("C1", "dev-help");
+    ws.add_channel("C2", "general");
+    ws.post("dev-help", &ts(noon(4, 0), 0), "U1", "the build is red");
+    ws.post("dev-help", &ts(noon(4, -60), 0), "U2", "looking");
+    ws.post("general", &ts(noon(3, 0), 0), "U2", "release on friday?");
+    ws.reply(
+        "general",
+        &ts(noon(3, 0), 0),
+        &ts(noon(3, -30), 0),
+        "U1",
+        "yes",
+    );
+    ws.post("general", &ts(noon(20, 0), 0), "U1", "an old thread");
+    ws.reply(
+        "general",
+        &ts(noon(20, 0), 0),
+        &ts(noon(5, 0), 0),
+        "U2",
+        "still going",
+    );
+    ws
+}
+
+/// Applies `change`; `serial` makes every new message's ts and text unique.
+fn apply(ws: &mut Workspace, change: &Change, serial: u32) {
+    let live: Vec<String> = ws.channels.iter().map(|c| c.name.clone()).collect();
+    let messages: Vec<(String, String)> = ws
+        .channels
+        .iter()
+        .flat_map(|c| c.messages.iter().map(|m| (c.name.clone(), m.ts.clone())))
+        .collect();
+    let text = format!("message {serial}");
+    match change {
+        Change::Post { channel, days_ago } if !live.is_empty() => {
+            let at = ts(noon(*days_ago, 0), serial);
+            ws.post(&live[channel % live.len()], &at, "U1", &text);
+        }
+        Change::Reply { message } if !messages.is_empty() => {
+            let (channel, parent) = &messages[message % messages.len()];
+            let c = ws.channel(channel);
+            let parent = c
+                .message(parent)
+                .and_then(|m| m.thread_ts.clone())
+                .unwrap_or_else(|| parent.clone());
+            // Now: later than any parent, so possibly a late reply to an old thread.
+            let at = ts(chrono::Utc::now().timestamp() as u64 - 600, serial);
+            ws.reply(channel, &parent, &at, "U2", &text);
+        }
+        Change::Edit { message } if !messages.is_empty() => {
+            let (channel, at) = &messages[message % messages.len()];
+            let edited = ts(chrono::Utc::now().timestamp() as u64, serial);
+            ws.edit(channel, at, &format!("edited {serial}"), &edited);
+        }
+        Change::Delete { message } if !messages.is_empty() => {
+            let (channel, at) = &messages[message % messages.len()];
+            ws.delete(channel, at);
+        }
+        Change::AddChannel => {
+            let name = format!("new-{serial}");
+            ws.add_channel(&format!("CN{serial}"), &name);
+            ws.post(&name, &ts(noon(1, 0), serial), "U2", &text);
+        }
+        Change::RemoveChannel { channel } if !live.is_empty() => {
+            ws.remove_channel(&live[channel % live.len()]);
+        }
+        _ => {}
+    }
+}
+
+/// A kass.toml over a local store, the Slack server, Chroma and the counting provider.
+fn property_config(
+    dir: &Path,
+    store: &str,
+    server: &SlackServer,
+    chroma: &ChromaServer,
+    provider: &FakeProvider,
+    collection: &str,
+) -> PathBuf {
+    let path = dir.join(format!("{store}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[store]\ntype = \"local\"\npath = \"{}\"\n{}\n[embed.provider]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"counted\"\ndimensions = 8\napi_key_env = \"{KEY_ENV}\"\n{}",
+            dir.join(store).display(),
+            source_toml("slack", &server.base_url()),
+            provider.base_url(),
+            chroma.config(collection),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn kass_ok(args: &[&str], config: &Path) -> String {
+    let out = run_ok(
+        kass()
+            .env(TOKEN_ENV, TOKEN)
+            .env(KEY_ENV, "test-key-123")
+            .args(args)
+            .arg("--config")
+            .arg(config),
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `changes`, each followed by an incremental `kass run`, and checks Chroma against a
+/// from-scratch fetch after every one.
+async fn incremental_equals_full(
+    chroma: &ChromaServer,
+    provider: &FakeProvider,
+    case: u32,
+    changes: Vec<Change>,
+) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SlackServer::start(starting_workspace(), ServerOptions::new(TOKEN)).await;
+    let collection = format!("incremental-{case}");
+    let live = property_config(dir.path(), "live", &server, chroma, provider, &collection);
+    let mut steps = vec![None];
+    steps.extend(changes.into_iter().map(Some));
+    for (serial, change) in steps.into_iter().enumerate() {
+        if let Some(change) = &change {
+            server.with_workspace(|ws| apply(ws, change, serial as u32));
+        }
+        let config = live.clone();
+        tokio::task::spawn_blocking(move || kass_ok(&["run"], &config))
+            .await
+            .unwrap();
+        let fresh_store = format!("fresh-{serial}");
+        let fresh = property_config(
+            dir.path(),
+            &fresh_store,
+            &server,
+            chroma,
+            provider,
+            "unused",
+        );
+        tokio::task::spawn_blocking(move || kass_ok(&["fetch"], &fresh))
+            .await
+            .unwrap();
+        let expected: BTreeSet<String> = batch_chunk_ids(&dir.path().join(&fresh_store))
+            .into_iter()
+            .collect();
+        let stored = chroma_ids(&chroma.url(), &collection, "slack").await;
+        prop_assert!(!expected.is_empty() || stored.is_empty());
+        prop_assert_eq!(
+            &stored,
+            &expected,
+            "after step {} ({:?}): Chroma holds {} chunks, a fresh fetch makes {}",
+            serial,
+            change,
+            stored.len(),
+            expected.len()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_every_incremental_run_chroma_holds_what_a_fresh_fetch_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let provider = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 6,
+        max_shrink_iters: 8,
+        ..ProptestConfig::default()
+    });
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let handle = tokio::runtime::Handle::current();
+    let result = runner.run(&prop::collection::vec(change(), 3..6), |changes| {
+        let case = case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::task::block_in_place(|| {
+            handle.block_on(incremental_equals_full(&chroma, &provider, case, changes))
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The split deployment
+// ------------------------------------------------------------------------------------------
+
+#[path = "support/runtime_api.rs"]
+mod runtime_api;
+
+/// The fetcher Lambda's first run and `kass fetch`'s later one write slack_api batches to S3;
+/// the listener embeds them from the S3 events; a deleted day and an edited message reach
+/// Chroma across the boundary (the deletion as a tombstone batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_by_the_lambda_and_kass_fetch_then_embedded_from_s3_events() {
+    use runtime_api::{Outcome, RuntimeApi};
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    for day in 1..=6 {
+        ws.post(
+            "dev-help",
+            &ts(noon(day, 0), 0),
+            "U1",
+            &format!("status of day {day}"),
+        );
+    }
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let w = split_world::World::start(
+        FakeOptions::new(Api::OpenAi),
+        &source_toml("slackapi", &server.base_url()),
+    )
+    .await;
+    w.setup_triggers("slack,wiki,slackapi").await;
+
+    // The fetcher Lambda on its schedule, the token only in Secrets Manager.
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(w.moto.endpoint())
+        .load()
+        .await;
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&shared)
+        .create_secret()
+        .name("kass/slack")
+        .secret_string(format!(r#"{{"{TOKEN_ENV}": "{TOKEN}"}}"#))
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let api = RuntimeApi::start().await;
+    let config_text = std::fs::read_to_string(&w.config).unwrap();
+    let mut fetcher = std::process::Command::new(env!("CARGO_BIN_EXE_kass-fetcher"))
+        .envs(api.env("kass-fetcher"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("S3_BUCKET_NAME", split_world::BUCKET)
+        .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
+        .env("KASS_S3_FORCE_PATH_STYLE", "true")
+        .env("KASS_CONFIG_TOML", &config_text)
+        .env("KASS_SECRETS", &secret_arn)
+        .env(split_world::KEY_ENV, "unused")
+        .env_remove(TOKEN_ENV)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let schedule: Value =
+        serde_json::from_str(include_str!("../examples/events/schedule.json")).unwrap();
+    let id = api.invoke(schedule);
+    let outcome = api.outcome(&id, Duration::from_secs(120)).await;
+    fetcher.kill().unwrap();
+    fetcher.wait().unwrap();
+    let Outcome::Response(fetched) = outcome else {
+        panic!("fetcher failed: {outcome:?}")
+    };
+    assert_eq!(fetched["complete"], true, "{fetched}");
+    let first = w.batch_keys("slackapi").await;
+    assert!(!first.is_empty(), "{fetched}");
+    let state = w.store.get("_state/slackapi.json").await.unwrap();
+    let state: Value = serde_json::from_slice(&state).unwrap();
+    assert_eq!(
+        state["scopes"]["C1"]["documents"].as_array().map(Vec::len),
+        Some(6),
+        "{state}"
+    );
+    assert!(!String::from_utf8_lossy(&serde_json::to_vec(&state).unwrap()).contains("xoxb"));
+
+    w.listen_until_idle().await;
+    let url = w.chroma.as_ref().unwrap().url();
+    let embedded = chroma_ids(&url, "split", "slackapi").await;
+    assert_eq!(embedded, w.chunk_ids(&first).await);
+
+    // A day deleted, another edited; `kass fetch` resumes from the Lambda's state.
+    server.with_workspace(|ws| {
+        ws.delete("dev-help", &ts(noon(2, 0), 0));
+        ws.edit(
+            "dev-help",
+            &ts(noon(3, 0), 0),
+            "status of day 3, corrected",
+            &ts(noon(0, 0), 0),
+        );
+    });
+    let out = tokio::task::spawn_blocking({
+        let mut cmd = w.kass();
+        cmd.env(TOKEN_ENV, TOKEN).arg("fetch");
+        move || run_ok(&mut cmd)
+    })
+    .await
+    .unwrap();
+    let keys = w.batch_keys("slackapi").await;
+    let new: Vec<String> = keys
+        .iter()
+        .filter(|k| !first.contains(k))
+        .cloned()
+        .collect();
+    assert!(
+        new.len() >= 2,
+        "documents and a tombstone batch: {new:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.listen_until_idle().await;
+
+    // What Chroma holds of the source now equals a fresh fetch of the workspace.
+    let fresh = tempfile::tempdir().unwrap();
+    let fresh_config = fresh.path().join("fresh.toml");
+    std::fs::write(
+        &fresh_config,
+        format!(
+            "[store]\ntype = \"local\"\npath = \"{}\"\n{}",
+            fresh.path().join("store").display(),
+            source_toml("slackapi", &server.base_url())
+        ),
+    )
+    .unwrap();
+    let config = fresh_config.clone();
+    tokio::task::spawn_blocking(move || kass_ok(&["fetch"], &config))
+        .await
+        .unwrap();
+    let expected: BTreeSet<String> = batch_chunk_ids(&fresh.path().join("store"))
+        .into_iter()
+        .collect();
+    assert_eq!(expected.len(), 5);
+    assert_eq!(chroma_ids(&url, "split", "slackapi").await, expected);
+}
