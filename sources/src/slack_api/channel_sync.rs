@@ -171,30 +171,36 @@ impl ChannelSync<'_> {
 
     /// Reads older history, newest first, emitting each day once history has gone past it,
     /// and records in `state` how far it got, so an interrupted backfill resumes at the day
-    /// it was in. Returns the documents emitted.
+    /// it was in. The next page is asked for while the threads of the current one are read,
+    /// so both methods' budgets are used at once. Returns the documents emitted.
     pub async fn backfill(&self, state: &mut ChannelState) -> Result<usize, Stop> {
         let Some(before) = state.backfill_before else {
             return Ok(0);
         };
         let floor = self.run.since.map(|d| as_ts(day_start(d)));
         let latest = as_ts(before);
+        let fetch = |cursor: Option<String>| {
+            let floor = floor.clone();
+            let latest = latest.clone();
+            async move {
+                self.run
+                    .web
+                    .history_page(
+                        &self.channel.id,
+                        floor.as_deref(),
+                        Some(&latest),
+                        cursor.as_deref(),
+                    )
+                    .await
+            }
+        };
         let mut gathered = Gathered::default();
-        let mut cursor: Option<String> = None;
         let mut emitted = 0;
+        let mut page = fetch(None).await?;
         loop {
             if self.run.ctx.shutdown.is_triggered() {
                 return Err(Stop::Shutdown);
             }
-            let page = self
-                .run
-                .web
-                .history_page(
-                    &self.channel.id,
-                    floor.as_deref(),
-                    Some(&latest),
-                    cursor.as_deref(),
-                )
-                .await?;
             let mut oldest_day: Option<NaiveDate> = None;
             for message in self.parse(page.items).await? {
                 let day = ts_date(&message.ts);
@@ -203,25 +209,32 @@ impl ChannelSync<'_> {
             }
             // History has reached `oldest_day`: later days are complete. After the last
             // page, every day is.
-            let reached = if page.next.is_some() {
-                oldest_day
-            } else {
-                None
+            let reached = page.next.as_ref().and(oldest_day);
+            let last = page.next.is_none();
+            let emit = async {
+                if last || reached.is_some() {
+                    self.emit_complete(&mut gathered, reached, state).await
+                } else {
+                    Ok(0)
+                }
             };
-            if page.next.is_none() || reached.is_some() {
-                emitted += self.emit_complete(&mut gathered, reached, state).await?;
+            let next = async {
+                match page.next.clone() {
+                    Some(cursor) => fetch(Some(cursor)).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (sent, next) = tokio::join!(emit, next);
+            emitted += sent?;
+            if let Some(day) = reached {
+                let resume = day_start(next_day(day));
+                state.backfill_before = state.backfill_before.map(|b| b.min(resume));
             }
-            match (page.next, reached) {
-                (None, _) => {
+            match next? {
+                Some(next) => page = next,
+                None => {
                     state.backfill_before = None;
                     return Ok(emitted);
-                }
-                (Some(next), reached) => {
-                    if let Some(day) = reached {
-                        let resume = day_start(next_day(day));
-                        state.backfill_before = state.backfill_before.map(|b| b.min(resume));
-                    }
-                    cursor = Some(next);
                 }
             }
         }
