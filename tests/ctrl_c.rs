@@ -1,5 +1,5 @@
-//! Ctrl-C (SIGINT) on a long `kass fetch`: sources stop, in-flight work drains into complete batch
-//! files, and the process exits cleanly.
+//! Ctrl-C (SIGINT) or SIGTERM on a long `kass fetch`: sources stop, in-flight work drains into
+//! complete batch files, and the process exits cleanly.
 
 mod support;
 
@@ -73,6 +73,15 @@ fn chunks_per_copy() -> usize {
 
 #[test]
 fn sigint_drains_in_flight_work_and_exits_cleanly() {
+    drains_on("-INT");
+}
+
+#[test]
+fn sigterm_drains_in_flight_work_like_sigint() {
+    drains_on("-TERM");
+}
+
+fn drains_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let whole = chunks_per_copy() * COPIES;
     let export = enlarged_export(dir.path(), COPIES);
@@ -91,7 +100,7 @@ fn sigint_drains_in_flight_work_and_exits_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());

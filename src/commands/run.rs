@@ -166,12 +166,28 @@ async fn run_mode(
 /// First Ctrl-C: stop reading sources and let in-flight work drain. Second: exit at once.
 pub fn watch_ctrl_c(shutdown: Shutdown) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt().await {
             eprintln!("interrupt: finishing in-flight work (Ctrl-C again to abort)");
             shutdown.trigger();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt().await {
                 std::process::exit(130);
             }
         }
     });
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (what `kill`, systemd and container runtimes send):
+/// either asks for the same orderly stop. `false` if no signal can be watched.
+async fn interrupt() -> bool {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                int = tokio::signal::ctrl_c() => int.is_ok(),
+                _ = term.recv() => true,
+            };
+        }
+    }
+    tokio::signal::ctrl_c().await.is_ok()
 }
