@@ -53,7 +53,13 @@ fn workspace(days: u64, per_day: u64) -> Workspace {
             let parent = ts(noon - 5_000, 0);
             ws.post("dev-help", &parent, "U1", "who owns the flaky test?");
             for r in 0..3 {
-                ws.reply("dev-help", &parent, &ts(noon - 4_000 + r * 10, 0), "U1", "me");
+                ws.reply(
+                    "dev-help",
+                    &parent,
+                    &ts(noon - 4_000 + r * 10, 0),
+                    "U1",
+                    "me",
+                );
             }
         }
     }

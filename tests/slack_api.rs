@@ -433,3 +433,117 @@ async fn fetched_by_the_lambda_and_kass_fetch_then_embedded_from_s3_events() {
     assert_eq!(expected.len(), 5);
     assert_eq!(chroma_ids(&url, "split", "slackapi").await, expected);
 }
+
+// ------------------------------------------------------------------------------------------
+// Metrics
+// ------------------------------------------------------------------------------------------
+
+/// The source's metrics, read from the Prometheus exposition of in-process fetches: documents
+/// emitted, tombstones by reason, freshness, backfill backlog, skipped channels, requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_metrics_tell_documents_tombstones_freshness_and_backlog() {
+    use kass::assembly::{fetch_half, load_cursors, save_cursors, FetchPlan};
+    use kass::config::KassConfig;
+    use kass_pipeline::shutdown::Shutdown;
+    use support::metric_value;
+
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .unwrap();
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    ws.add_channel("C2", "private-ish");
+    for day in 1..=5 {
+        ws.post(
+            "dev-help",
+            &ts(noon(day, 0), 0),
+            "U1",
+            &format!("day {day}"),
+        );
+    }
+    ws.post("private-ish", &ts(noon(1, 0), 0), "U1", "hidden");
+    let server = SlackServer::start(ws, {
+        let mut o = ServerOptions::new(TOKEN);
+        o.not_in_channel = vec!["C2".into()];
+        o
+    })
+    .await;
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let config = KassConfig::parse(&format!(
+        "[store]\ntype = \"local\"\npath = \"{}\"\n{}",
+        dir.path().join("store").display(),
+        source_toml("metered", &server.base_url())
+    ))
+    .unwrap();
+    let store = kass_pipeline::store::build_store(&config.store)
+        .await
+        .unwrap();
+    let fetch = || async {
+        let plan = FetchPlan {
+            cursors: load_cursors(&config, store.as_ref()).await.unwrap(),
+            allow_deletions: false,
+        };
+        fetch_half(&config, store.clone(), Shutdown::default(), &plan)
+            .unwrap()
+            .run(|_| {})
+            .await
+            .unwrap();
+        save_cursors(&plan.cursors, store.as_ref()).await.unwrap();
+        handle.render()
+    };
+    let before = chrono::Utc::now().timestamp() as f64;
+    let text = fetch().await;
+    let source = [("source", "metered")];
+    let value = |text: &str, name: &str, labels: &[(&str, &str)]| {
+        metric_value(text, name, labels)
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{text}"))
+    };
+    assert_eq!(value(&text, "kass_source_documents_total", &source), 5.0);
+    assert_eq!(value(&text, "kass_source_backlog_scopes", &source), 0.0);
+    // Freshness needs every selected channel read; C2 refuses, but that is the bot not being
+    // in it, not a failure.
+    assert!(value(&text, "kass_source_last_success_timestamp_seconds", &source) >= before);
+    assert_eq!(
+        value(
+            &text,
+            "kass_source_scopes_skipped_total",
+            &[("source", "metered"), ("reason", "not_in_channel")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &text,
+            "kass_source_requests_total",
+            &[
+                ("source", "metered"),
+                ("method", "conversations.history"),
+                ("status", "200")
+            ]
+        ) >= 2.0
+    );
+
+    server.with_workspace(|ws| ws.delete("dev-help", &ts(noon(2, 0), 0)));
+    let text = fetch().await;
+    assert_eq!(
+        value(
+            &text,
+            "kass_source_tombstones_total",
+            &[("source", "metered"), ("reason", "deleted")]
+        ),
+        1.0
+    );
+    let batches = support::files_under(&dir.path().join("store"));
+    let tombstone_batch = batches
+        .iter()
+        .filter(|f| f.starts_with("metered/chunked/"))
+        .map(|f| std::fs::read_to_string(dir.path().join("store").join(f)).unwrap())
+        .find(|b| b.contains("\"tombstones\""))
+        .expect("a tombstone batch");
+    let batch: Value = serde_json::from_str(&tombstone_batch).unwrap();
+    assert_eq!(batch["schema_version"], 2);
+    assert_eq!(batch["chunk_count"], 0);
+    assert_eq!(batch["tombstones"][0]["reason"], "deleted");
+}

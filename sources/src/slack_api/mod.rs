@@ -379,7 +379,10 @@ impl SlackApi {
                     outcome.states.insert(channel.id.clone(), refreshed.state);
                 }
                 Err(stop) => {
-                    outcome.states.insert(channel.id.clone(), previous);
+                    // A channel never read keeps no state: it is not in backfill either.
+                    if previous != ChannelState::default() {
+                        outcome.states.insert(channel.id.clone(), previous);
+                    }
                     if !self.skip(channel, stop, &mut outcome)? {
                         return Ok(outcome);
                     }
