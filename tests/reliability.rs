@@ -27,27 +27,9 @@ use support::{kass, ChromaServer};
 
 /// Every record of a collection: id -> metadata.
 async fn chroma_records(url: &str, collection: &str) -> BTreeMap<String, Value> {
-    let http = reqwest::Client::new();
-    let base =
-        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
-    let found: Value = http
-        .get(format!("{base}/{collection}"))
-        .send()
+    let records = support::chroma_get(url, collection, json!({"include": ["metadatas"]}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = found["id"].as_str().unwrap_or_else(|| panic!("{found}"));
-    let records: Value = http
-        .post(format!("{base}/{id}/get"))
-        .json(&json!({"include": ["metadatas"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .unwrap_or_else(|| panic!("no collection {collection}"));
     let ids = records["ids"].as_array().unwrap();
     let metadatas = records["metadatas"].as_array().unwrap();
     ids.iter()

@@ -48,29 +48,10 @@ fn source_toml(name: &str, base_url: &str) -> String {
 
 /// Every chunk id of `source` in a collection.
 async fn chroma_ids(url: &str, collection: &str, source: &str) -> BTreeSet<String> {
-    let http = reqwest::Client::new();
-    let base =
-        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
-    let found: Value = http
-        .get(format!("{base}/{collection}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let Some(id) = found["id"].as_str() else {
+    let request = json!({"where": {"source": source}, "include": []});
+    let Some(records) = support::chroma_get(url, collection, request).await else {
         return BTreeSet::new();
     };
-    let records: Value = http
-        .post(format!("{base}/{id}/get"))
-        .json(&json!({"where": {"source": source}, "include": []}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     records["ids"]
         .as_array()
         .unwrap_or_else(|| panic!("{records}"))

@@ -294,3 +294,35 @@ pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Op
             matches.then(|| value.parse().ok())?
         })
 }
+
+/// `POST .../collections/{id}/get` with `request` (`where`, `include`) on the Chroma at `url`:
+/// what the collection holds, or `None` when there is no such collection.
+#[allow(dead_code)]
+pub async fn chroma_get(
+    url: &str,
+    collection: &str,
+    request: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let http = reqwest::Client::new();
+    let base =
+        format!("{url}/api/v2/tenants/default_tenant/databases/default_database/collections");
+    let found: serde_json::Value = http
+        .get(format!("{base}/{collection}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = found["id"].as_str()?;
+    let records = http
+        .post(format!("{base}/{id}/get"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Some(records)
+}

@@ -368,30 +368,22 @@ impl ChannelSync<'_> {
             .last()
             .map_or_else(|| parent.ts.clone(), |m| m.ts.clone());
         let document_id = thread_document_id(&self.channel.id, ts);
-        let raw = std::iter::once(parent)
-            .chain(messages)
-            .map(|m| m.into_raw(self.run.directory))
-            .collect();
         let record = self.record(
             document_id.clone(),
             DocumentKind::Thread,
             format!("conversations.replies?channel={}&ts={ts}", self.channel.id),
-            raw,
+            std::iter::once(parent).chain(messages),
         );
         Ok(ThreadRead::Thread(record, document_id, last))
     }
 
     async fn send_day(&self, day: NaiveDate, messages: Vec<SlackMessage>) -> Result<String, Stop> {
         let document_id = day_document_id(&self.channel.id, day);
-        let raw = messages
-            .into_iter()
-            .map(|m| m.into_raw(self.run.directory))
-            .collect();
         let record = self.record(
             document_id.clone(),
             DocumentKind::ChatConversation,
             format!("conversations.history?channel={}#{day}", self.channel.id),
-            raw,
+            messages,
         );
         self.send(record).await?;
         Ok(document_id)
@@ -402,8 +394,12 @@ impl ChannelSync<'_> {
         document_id: String,
         kind: DocumentKind,
         origin: String,
-        messages: Vec<kass_pipeline::model::RawMessage>,
+        messages: impl IntoIterator<Item = SlackMessage>,
     ) -> RawRecord {
+        let messages = messages
+            .into_iter()
+            .map(|m| m.into_raw(self.run.directory))
+            .collect();
         chat_record(
             self.run.source,
             self.channel,
