@@ -18,6 +18,7 @@
 //! fetch saves only once every batch of the run is written.
 
 mod channel_sync;
+mod config;
 mod documents;
 mod state;
 mod tier;
@@ -27,192 +28,21 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{NaiveDate, Utc};
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use chrono::Utc;
+use globset::GlobSet;
 use kass_pipeline::batch::{Tombstone, TombstoneOutbox};
-use kass_pipeline::http::Auth;
 use kass_pipeline::model::ChatDirectory;
-use kass_pipeline::retry::RetryPolicy;
-use kass_pipeline::secret::Secret;
 use kass_pipeline::{telemetry, FatalError, Outlet, RawRecord, Source, StageContext};
-use serde::Deserialize;
 
-use crate::api::{ApiClient, ApiConfig, ApiError, MethodLimiters, RateLimitConfig};
+use crate::api::ApiError;
 use crate::cursor::Cursor;
 use crate::deletion_guard::DeletionGuard;
 use crate::slack::Conversation;
-use crate::{BuildSource, SourceDeps};
 use channel_sync::{tombstone, ChannelSync, Stop, SyncContext};
+pub use config::SlackApiConfig;
 use state::{day_of, ChannelState};
 pub use tier::RateTier;
 use web::{is_auth_failure, SlackWeb};
-
-/// Reads a Slack workspace through the Web API.
-///
-/// ```toml
-/// [[sources]]
-/// type = "slack_api"
-/// name = "slack"
-/// token_env = "SLACK_BOT_TOKEN"
-/// channels = ["dev-*", "general"]
-/// exclude_channels = ["random"]
-/// since = "2025-01-01"
-/// ```
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackApiConfig {
-    /// The `source` label on every document; also names batches, metrics and the state in
-    /// `_state/{name}.json`. Use the export's name to continue an export's documents.
-    #[serde(default = "default_name")]
-    pub name: String,
-    /// The environment variable holding the bot token (`xoxb-...`); in Lambda, a key of the
-    /// `KASS_SECRETS` secret.
-    #[serde(default = "default_token_env")]
-    pub token_env: String,
-    /// Channels to read, as globs over names (`dev-*`); empty: every channel the bot is in.
-    #[serde(default)]
-    pub channels: Vec<String>,
-    /// Channels never read (their documents are deleted), as globs over names.
-    #[serde(default)]
-    pub exclude_channels: Vec<String>,
-    /// Conversation types: `public_channel`, `private_channel`, `mpim`, `im` (the token needs
-    /// the matching scopes).
-    #[serde(default = "default_types")]
-    pub types: Vec<String>,
-    /// The first backfill goes back to this day (`YYYY-MM-DD`); default: everything.
-    #[serde(default)]
-    pub since: Option<NaiveDate>,
-    /// Days of history read again every run, and how long a thread is watched for late
-    /// replies after its last activity. Edits and deletions older than this are not seen.
-    #[serde(default = "default_thread_lookback_days")]
-    pub thread_lookback_days: u32,
-    /// `internal` (customer-built or Marketplace app: Tier 3) or `non_marketplace` (1 request
-    /// per minute, 15 messages per page for history and replies).
-    #[serde(default)]
-    pub rate_tier: RateTier,
-    /// Any server speaking the Web API (GovSlack, a proxy, a test server).
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// Messages asked for per page of history and replies; default and maximum: the tier's.
-    #[serde(default)]
-    pub page_size: Option<usize>,
-    /// The largest share (0 to 1) of the source's documents one run may delete; a run that
-    /// finds more gone deletes nothing until run with `--allow-deletions`.
-    #[serde(default = "default_max_deletion_share")]
-    pub max_deletion_share: f64,
-    /// Overrides of the tier's requests per minute, and `rate_scale` for tests.
-    #[serde(default)]
-    pub rate_limit: RateLimitConfig,
-    /// Tries and back-off of one request (429 and 5xx; a Retry-After is honoured up to
-    /// `max_backoff_ms`).
-    #[serde(default)]
-    pub retry: RetryPolicy,
-}
-
-fn default_name() -> String {
-    "slack".to_string()
-}
-fn default_token_env() -> String {
-    "SLACK_BOT_TOKEN".to_string()
-}
-fn default_types() -> Vec<String> {
-    vec!["public_channel".to_string()]
-}
-fn default_thread_lookback_days() -> u32 {
-    14
-}
-fn default_base_url() -> String {
-    "https://slack.com/api".to_string()
-}
-fn default_max_deletion_share() -> f64 {
-    0.2
-}
-
-impl SlackApiConfig {
-    /// A config reading every channel the bot is in at `base_url`, the rest at defaults.
-    pub fn new(base_url: impl Into<String>) -> Self {
-        Self {
-            name: default_name(),
-            token_env: default_token_env(),
-            channels: Vec::new(),
-            exclude_channels: Vec::new(),
-            types: default_types(),
-            since: None,
-            thread_lookback_days: default_thread_lookback_days(),
-            rate_tier: RateTier::default(),
-            base_url: base_url.into(),
-            page_size: None,
-            max_deletion_share: default_max_deletion_share(),
-            rate_limit: RateLimitConfig::default(),
-            retry: RetryPolicy::default(),
-        }
-    }
-}
-
-impl BuildSource for SlackApiConfig {
-    type Source = SlackApi;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Reads the token, compiles the channel globs and sizes the rate limiters from the tier.
-    fn build_with(self, deps: SourceDeps) -> Result<SlackApi, FatalError> {
-        let bad = |reason: String| {
-            FatalError::Config(format!("slack_api source `{}`: {reason}", self.name))
-        };
-        let token = Secret::from_env(&self.token_env)
-            .map_err(|e| bad(e.to_string()))?
-            .ok_or_else(|| bad(format!("{} is not set (the bot token)", self.token_env)))?;
-        if !(0.0..=1.0).contains(&self.max_deletion_share) {
-            return Err(bad(format!(
-                "max_deletion_share must be between 0 and 1, not {}",
-                self.max_deletion_share
-            )));
-        }
-        let page_max = self.rate_tier.page_max();
-        let page_size = self.page_size.unwrap_or(page_max);
-        if !(1..=page_max).contains(&page_size) {
-            return Err(bad(format!(
-                "page_size must be between 1 and {page_max} for rate_tier {:?}",
-                self.rate_tier
-            )));
-        }
-        let limiters = MethodLimiters::new(self.rate_tier.limits(), &self.rate_limit)
-            .map_err(|e| bad(format!("rate_limit: {e}")))?;
-        let client = ApiClient::new(ApiConfig {
-            auth: Some(Auth::Bearer(token)),
-            retry: self.retry.clone(),
-            limiters: Arc::new(limiters),
-            check: Some(web::envelope_check()),
-            ..ApiConfig::new(self.name.clone(), self.base_url.clone())
-        })
-        .map_err(|e| bad(e.to_string()))?;
-        let include = globs(&self.channels).map_err(|e| bad(format!("channels: {e}")))?;
-        let exclude =
-            globs(&self.exclude_channels).map_err(|e| bad(format!("exclude_channels: {e}")))?;
-        Ok(SlackApi {
-            web: SlackWeb { client, page_size },
-            include,
-            exclude,
-            guard: DeletionGuard {
-                max_share: self.max_deletion_share,
-                allowed: deps.allow_deletions,
-            },
-            cursor: deps.cursor,
-            outbox: deps.tombstones,
-            config: self,
-        })
-    }
-}
-
-fn globs(patterns: &[String]) -> Result<GlobSet, globset::Error> {
-    let mut set = GlobSetBuilder::new();
-    for pattern in patterns {
-        set.add(Glob::new(pattern.trim_start_matches('#'))?);
-    }
-    set.build()
-}
 
 /// The running source; build it from a [`SlackApiConfig`].
 #[derive(Debug)]
