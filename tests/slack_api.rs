@@ -193,7 +193,15 @@ fn kass_ok(args: &[&str], config: &Path) -> String {
             .arg("--config")
             .arg(config),
     );
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked into the output: {stdout}\n{stderr}"
+    );
+    stderr.into_owned()
 }
 
 /// Runs `changes`, each followed by an incremental `kass run`, and checks Chroma against a
