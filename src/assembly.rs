@@ -56,6 +56,20 @@ pub async fn save_cursors(cursors: &Cursors, store: &dyn ObjectStore) -> Result<
     Ok(())
 }
 
+/// Marks the sources of a fetch that was not interrupted as fresh
+/// (`kass_source_last_success_timestamp_seconds`, `kass_source_runs_completed_total`). Sources
+/// that keep state (API sources) are left out: they know whether every scope was read, and
+/// report it themselves.
+pub fn record_fetch_success(config: &KassConfig, interrupted: bool) {
+    if interrupted {
+        return;
+    }
+    let now = chrono::Utc::now().timestamp() as f64;
+    for source in config.sources.iter().filter(|s| !s.keeps_state()) {
+        kass_pipeline::telemetry::source_succeeded(source.name(), now);
+    }
+}
+
 /// How a fetch treats the sources' cursors and deletions.
 #[derive(Debug, Clone, Default)]
 pub struct FetchPlan {

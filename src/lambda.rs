@@ -3,7 +3,6 @@
 //! handlers. Init does nothing beyond reading the environment: clients, the embedding model and
 //! the Chroma collection are made on the first invocation and kept for the next ones.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +15,7 @@ use kass_pipeline::redact;
 use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::{build_store, AwsEndpoint, StoreConfig};
 
-use crate::assembly::{fetch_half, load_cursors, save_cursors, FetchPlan};
+use crate::assembly::{fetch_half, load_cursors, record_fetch_success, save_cursors, FetchPlan};
 use crate::config::KassConfig;
 use crate::logging::{error_text, init_logging, LogFormat};
 use crate::split::EmbedHalf;
@@ -42,40 +41,50 @@ pub fn load_secrets_at_start() -> Result<()> {
     Ok(())
 }
 
-/// JSON logs on stderr (CloudWatch), and an in-process metrics recorder whose counters
-/// [`log_counters`] writes out.
+/// JSON logs on stderr (CloudWatch), and an in-process metrics recorder whose series
+/// [`report_metrics`] writes out after each invocation.
 pub fn init() -> PrometheusHandle {
     init_logging(LogFormat::Json);
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+    let handle = crate::logging::prometheus_builder()
+        .expect("valid buckets")
         .install_recorder()
         .expect("the only metrics recorder");
     kass_pipeline::telemetry::describe();
     handle
 }
 
-/// Writes what each `kass_*` counter added during this invocation as one JSON log line
-/// (CloudWatch can filter them); the recorder keeps totals since the cold start.
-pub fn log_counters(handle: &PrometheusHandle) {
-    static LAST: std::sync::Mutex<BTreeMap<String, f64>> = std::sync::Mutex::new(BTreeMap::new());
-    let mut last = LAST.lock().expect("counter lock");
-    let mut counters = serde_json::Map::new();
-    for line in handle.render().lines() {
-        if line.starts_with('#') || !line.starts_with("kass_") {
-            continue;
+/// Reports this invocation's metrics (see [`crate::invocation_metrics`]): EMF lines on stdout,
+/// and a push to the Pushgateway when `KASS_PUSHGATEWAY_URL` is set.
+pub async fn report_metrics(handle: &PrometheusHandle) {
+    use crate::invocation_metrics::{push, EmfReporter, PUSHGATEWAY_VAR};
+    static EMF: std::sync::Mutex<Option<EmfReporter>> = std::sync::Mutex::new(None);
+    let exposition = handle.render();
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "kass".into());
+    let documents = EMF
+        .lock()
+        .expect("emf lock")
+        .get_or_insert_with(EmfReporter::default)
+        .documents(
+            &exposition,
+            &function,
+            chrono::Utc::now().timestamp_millis(),
+        );
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        for document in documents {
+            let _ = writeln!(stdout, "{document}");
         }
-        if let Some((name, value)) = line.rsplit_once(' ') {
-            if name.contains("_total") {
-                if let Ok(total) = value.parse::<f64>() {
-                    let before = last.insert(name.to_string(), total).unwrap_or(0.0);
-                    if total > before {
-                        counters.insert(name.to_string(), json!(total - before));
-                    }
-                }
-            }
-        }
+        let _ = stdout.flush();
     }
-    let counters = Value::Object(counters).to_string();
-    tracing::info!(counters = %counters, "counters");
+    if let Some(base) = std::env::var(PUSHGATEWAY_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        let instance = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
+            .unwrap_or_else(|_| format!("pid-{}", std::process::id()));
+        push(&base, &function, &instance, exposition).await;
+    }
 }
 
 /// Sets each key of the JSON secret named by `KASS_SECRETS` (an ARN or name) as an environment
@@ -252,6 +261,7 @@ impl Function for FetcherFunction {
         }
         // Every batch is written: only now may the next run skip what this one read.
         save_cursors(&plan.cursors, store.as_ref()).await?;
+        record_fetch_success(config, shutdown.is_triggered());
         Ok(json!({
             "complete": !shutdown.is_triggered(),
             "batches": batches,
@@ -296,7 +306,7 @@ where
                 let deadline = (event.context.deadline > 0)
                     .then(|| std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline));
                 let result = handler(event.payload, deadline).await;
-                log_counters(&handle);
+                report_metrics(&handle).await;
                 // The response leaves the process: redacted like every log line.
                 match result {
                     Ok(mut response) => {

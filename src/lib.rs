@@ -4,6 +4,7 @@
 pub mod assembly;
 pub mod config;
 pub mod eval;
+pub mod invocation_metrics;
 pub mod lambda;
 pub mod logging;
 pub mod source_config;

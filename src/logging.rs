@@ -33,16 +33,26 @@ pub fn error_text(error: &anyhow::Error) -> String {
     redact(&format!("{error:#}")).into_owned()
 }
 
-/// Serves every `kass_*` metric at `http://ADDR/metrics` for as long as the process runs.
-pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
+/// The Prometheus recorder kass installs wherever it runs: histograms with buckets (not
+/// summaries), so percentiles can be computed across processes and Lambda instances.
+pub fn prometheus_builder() -> Result<metrics_exporter_prometheus::PrometheusBuilder> {
+    use kass_pipeline::telemetry::{LATENCY_BUCKETS, LATENCY_TO_SEARCHABLE};
     use metrics_exporter_prometheus::Matcher;
     let seconds = [
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
     ];
     metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
-        .with_context(|| "invalid histogram buckets".to_string())?
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Full(LATENCY_TO_SEARCHABLE.into()), LATENCY_BUCKETS)
+        })
+        .context("invalid histogram buckets")
+}
+
+/// Serves every `kass_*` metric at `http://ADDR/metrics` for as long as the process runs.
+pub fn serve_metrics(addr: SocketAddr) -> Result<()> {
+    prometheus_builder()?
+        .with_http_listener(addr)
         .install()
         .with_context(|| format!("cannot serve metrics on {addr}"))?;
     kass_pipeline::telemetry::describe();

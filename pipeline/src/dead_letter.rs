@@ -251,7 +251,7 @@ pub struct LetterCounts {
 pub async fn write(store: &dyn ObjectStore, letter: &DeadLetter) -> Result<(), StoreError> {
     let body = serde_json::to_vec_pretty(letter).expect("dead letters are plain JSON values");
     store.put(&letter.key(), body).await?;
-    telemetry::dead_letter_written(&letter.stage);
+    telemetry::dead_letter_written(&letter.stage, &letter.error_type);
     Ok(())
 }
 

@@ -58,6 +58,19 @@ pub const SOURCE_SCOPES_SKIPPED: &str = "kass_source_scopes_skipped_total";
 pub const SOURCE_DELETIONS_WITHHELD: &str = "kass_source_deletions_withheld_total";
 pub const SOURCE_LAST_SUCCESS: &str = "kass_source_last_success_timestamp_seconds";
 pub const SOURCE_BACKLOG_SCOPES: &str = "kass_source_backlog_scopes";
+pub const SOURCE_RUNS_COMPLETED: &str = "kass_source_runs_completed_total";
+pub const SOURCE_NEWEST_ITEM: &str = "kass_source_newest_item_timestamp_seconds";
+pub const LATENCY_TO_SEARCHABLE: &str = "kass_latency_to_searchable_seconds";
+pub const SQS_QUEUE_MESSAGES: &str = "kass_sqs_queue_messages";
+pub const EMBED_BUDGET_REQUESTS: &str = "kass_embed_budget_requests_per_minute";
+pub const EMBED_BUDGET_TOKENS: &str = "kass_embed_budget_tokens_per_minute";
+
+/// Buckets of [`LATENCY_TO_SEARCHABLE`], in seconds: from a batch embedded at once (one
+/// process) to one waiting a day for its embedder.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 43200.0,
+    86400.0,
+];
 
 /// Registers help texts; call once after installing a recorder.
 pub fn describe() {
@@ -124,6 +137,32 @@ pub fn describe() {
     describe_gauge!(
         SOURCE_BACKLOG_SCOPES,
         "Scopes (channels) of the source whose backfill is not complete yet."
+    );
+    describe_counter!(
+        SOURCE_RUNS_COMPLETED,
+        "Fetches of a source that read everything it selected (not interrupted, no scope failed)."
+    );
+    describe_gauge!(
+        SOURCE_NEWEST_ITEM,
+        Unit::Seconds,
+        "Unix time of the newest item (message, document) a source fetched: time() minus it is the age of the freshest data."
+    );
+    describe_histogram!(
+        LATENCY_TO_SEARCHABLE,
+        Unit::Seconds,
+        "Time from a batch file being written (its `timestamp`) to each of its chunks being stored in Chroma, by source: the end-to-end latency in every mode."
+    );
+    describe_gauge!(
+        SQS_QUEUE_MESSAGES,
+        "Messages in the event queue the listener reads, sampled periodically, by state: visible (waiting) and in_flight (being worked on)."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_REQUESTS,
+        "Requests per minute an embedding endpoint is configured to send at most (0: no limit); compare with rate(kass_embed_requests_total[1m]) * 60."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_TOKENS,
+        "Tokens per minute an embedding endpoint is configured to send at most (0: no limit); compare with rate(kass_embed_tokens_total{kind=\"estimated\"}[1m]) * 60."
     );
     describe_counter!(STAGE_RECEIVED, "Items a stage took from its input channel.");
     describe_counter!(STAGE_SENT, "Items a stage (or source) sent downstream.");
@@ -233,8 +272,9 @@ pub fn channel_capacity(channel: &str, capacity: usize) {
     gauge!(CHANNEL_CAPACITY, "channel" => channel.to_string()).set(capacity as f64);
 }
 
-pub fn dead_letter_written(stage: &str) {
-    counter!(DEAD_LETTERS, "stage" => stage.to_string()).increment(1);
+pub fn dead_letter_written(stage: &str, error_type: &str) {
+    counter!(DEAD_LETTERS, "stage" => stage.to_string(), "error_type" => error_type.to_string())
+        .increment(1);
 }
 
 pub fn record_dropped(source: &str, reason: &str) {
@@ -347,9 +387,46 @@ pub fn source_deletions_withheld(source: &str, count: usize) {
     counter!(SOURCE_DELETIONS_WITHHELD, "source" => source.to_string()).increment(count as u64);
 }
 
-/// The freshness of a source after a run that read every scope it selected.
+/// A fetch of `source` read everything it selected: its freshness, and one more completed run.
 pub fn source_succeeded(source: &str, unix_seconds: f64) {
     gauge!(SOURCE_LAST_SUCCESS, "source" => source.to_string()).set(unix_seconds);
+    counter!(SOURCE_RUNS_COMPLETED, "source" => source.to_string()).increment(1);
+}
+
+/// An item of `source` dated `unix_seconds` was fetched: keeps the newest such time.
+pub fn source_item_time(source: &str, unix_seconds: f64) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    // The newest per source, so the gauge never moves back when older items follow.
+    static NEWEST: Mutex<Option<HashMap<String, f64>>> = Mutex::new(None);
+    let mut newest = NEWEST.lock().expect("newest lock");
+    let entry = newest
+        .get_or_insert_with(HashMap::new)
+        .entry(source.to_string())
+        .or_insert(f64::MIN);
+    if unix_seconds > *entry {
+        *entry = unix_seconds;
+        gauge!(SOURCE_NEWEST_ITEM, "source" => source.to_string()).set(unix_seconds);
+    }
+}
+
+/// A chunk of `source` became searchable `seconds` after its batch file was written.
+pub fn latency_to_searchable(source: &str, seconds: f64) {
+    histogram!(LATENCY_TO_SEARCHABLE, "source" => source.to_string()).record(seconds.max(0.0));
+}
+
+/// The event queue's depth: `kass_sqs_queue_messages{queue, state}`.
+pub fn sqs_queue_messages(queue: &str, visible: u64, in_flight: u64) {
+    for (state, count) in [("visible", visible), ("in_flight", in_flight)] {
+        gauge!(SQS_QUEUE_MESSAGES, "queue" => queue.to_string(), "state" => state)
+            .set(count as f64);
+    }
+}
+
+/// An embedding endpoint's configured budget (0: unlimited).
+pub fn embed_budget(endpoint: &str, requests_per_minute: f64, tokens_per_minute: f64) {
+    gauge!(EMBED_BUDGET_REQUESTS, "provider" => endpoint.to_string()).set(requests_per_minute);
+    gauge!(EMBED_BUDGET_TOKENS, "provider" => endpoint.to_string()).set(tokens_per_minute);
 }
 
 /// Scopes still in backfill: `kass_source_backlog_scopes{source}`.

@@ -9,7 +9,8 @@ use kass_pipeline::store::build_store;
 use crate::progress::Progress;
 use crate::ConfigArg;
 use kass::assembly::{
-    build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, save_cursors, FetchPlan,
+    build_embedder, connect_chroma, embed_half, fetch_half, load_cursors, record_fetch_success,
+    save_cursors, FetchPlan,
 };
 use kass::config::KassConfig;
 
@@ -130,6 +131,7 @@ async fn run_mode(
     };
     progress.finish();
     let interrupted = interrupted.is_triggered();
+    record_fetch_success(&config, interrupted);
     // The pipeline drained (also when interrupted): every input a cursor records as read is
     // in a written batch file.
     save_cursors(&plan.cursors, store.as_ref()).await?;

@@ -118,10 +118,16 @@ impl ItemStage for Transform {
         item: &RawRecord,
         _ctx: &StageContext,
     ) -> Result<Vec<Document>, StageError> {
-        match item {
-            RawRecord::Document(document) => Ok(vec![document.clone()]),
-            RawRecord::Chat(chat) => Ok(self.chat_document(chat)?.into_iter().collect()),
+        let documents: Vec<Document> = match item {
+            RawRecord::Document(document) => vec![document.clone()],
+            RawRecord::Chat(chat) => self.chat_document(chat)?.into_iter().collect(),
+        };
+        for document in &documents {
+            if let Some(at) = document.updated_at.or(document.created_at) {
+                telemetry::source_item_time(&document.source, at.timestamp() as f64);
+            }
         }
+        Ok(documents)
     }
 }
 

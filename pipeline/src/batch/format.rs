@@ -3,7 +3,7 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::model::{Chunk, Metadata};
+use crate::model::{Chunk, Metadata, WrittenAt};
 
 /// The version of a batch of chunks. Version 1 added `schema_version` and per-chunk `id` to the
 /// original (version 0) format. A writer uses the oldest version that holds what it writes, so
@@ -135,7 +135,11 @@ impl Batch {
         let source = self.source;
         self.chunks
             .into_iter()
-            .map(|c| Chunk::from_batch(&source, c.id, c.text, c.metadata))
+            .map(|c| {
+                let mut chunk = Chunk::from_batch(&source, c.id, c.text, c.metadata);
+                chunk.written_at = WrittenAt(Some(self.timestamp));
+                chunk
+            })
             .collect()
     }
 }

@@ -35,6 +35,21 @@ pub struct Chunk {
     pub ordinal: usize,
     pub text: String,
     pub metadata: Metadata,
+    /// When the batch file this chunk was read from was written (`None` before the batch
+    /// writer): the sink measures the latency to searchable from it.
+    #[serde(skip)]
+    pub written_at: WrittenAt,
+}
+
+/// When a chunk's batch file was written. Not part of what the chunk is: two chunks compare
+/// equal whatever their batch times, as the same chunk read from two batches is one chunk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WrittenAt(pub Option<chrono::DateTime<chrono::Utc>>);
+
+impl PartialEq for WrittenAt {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Hex SHA-256 of the text, truncated to 16 hex digits: enough to notice an edit, short enough to
@@ -67,6 +82,7 @@ impl Chunk {
             ordinal,
             text,
             metadata,
+            written_at: WrittenAt::default(),
         }
     }
 
@@ -123,6 +139,7 @@ impl Chunk {
             ordinal,
             text,
             metadata,
+            written_at: WrittenAt::default(),
         }
     }
 

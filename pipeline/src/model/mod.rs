@@ -9,7 +9,7 @@ mod item;
 mod metadata;
 mod raw_record;
 
-pub use chunk::{chunk_keys, content_hash, Chunk, DERIVED_DOCUMENT_PREFIX};
+pub use chunk::{chunk_keys, content_hash, Chunk, WrittenAt, DERIVED_DOCUMENT_PREFIX};
 pub use document::{Document, DocumentKind, Message};
 pub use embedded::{EmbeddedChunk, EmbeddingModel};
 pub use item::{ItemKind, PipelineItem};

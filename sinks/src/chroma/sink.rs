@@ -99,8 +99,13 @@ impl ChromaSink {
         if !stored.is_empty() {
             stale::delete_stale(&self.target, stored.iter().map(|e| &e.chunk)).await;
         }
+        let now = chrono::Utc::now();
         for e in stored {
             telemetry::chroma_upserted(&e.chunk.source);
+            if let Some(written) = e.chunk.written_at.0 {
+                let seconds = (now - written).num_milliseconds() as f64 / 1000.0;
+                telemetry::latency_to_searchable(&e.chunk.source, seconds);
+            }
             out.send(StoredChunk {
                 id: e.chunk.id,
                 source: e.chunk.source,

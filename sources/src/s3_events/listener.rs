@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -105,6 +106,7 @@ where
     let queue = listener.queue;
     let until_idle = listener.until_idle;
     let mut report = ListenReport::default();
+    let sampler = tokio::spawn(sample_depth(queue.clone()));
     while !listener.shutdown.is_triggered() {
         let received = tokio::select! {
             received = queue.receive() => received,
@@ -150,8 +152,25 @@ where
         }
         acknowledge(queue, &messages, &poll.named, &run, &mut report).await;
     }
+    sampler.abort();
+    // The last depth, so a listener that stops on an empty queue leaves it at 0.
+    let _ = queue.sample_depth().await;
     report.interrupted = listener.shutdown.is_triggered();
     report
+}
+
+/// Seconds between samples of the queue's depth.
+const DEPTH_SAMPLE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Samples the queue's depth now and at every interval, for as long as the listener runs.
+async fn sample_depth(queue: SqsQueue) {
+    let mut ticker = tokio::time::interval(DEPTH_SAMPLE_INTERVAL);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = queue.sample_depth().await {
+            tracing::debug!(error = %e, "cannot sample the queue's depth");
+        }
+    }
 }
 
 /// Records every message of a poll; unreadable events are dead-lettered.

@@ -151,6 +151,36 @@ impl SqsQueue {
         Ok(())
     }
 
+    /// The queue's depth, sampled into `kass_sqs_queue_messages{queue, state}`: messages
+    /// waiting (`ApproximateNumberOfMessages`) and being worked on
+    /// (`ApproximateNumberOfMessagesNotVisible`). Both are approximate, as SQS says.
+    pub async fn sample_depth(&self) -> Result<(u64, u64), SqsError> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| call_error(&self.url, "GetQueueAttributes", e))?;
+        let attributes = answer.attributes.unwrap_or_default();
+        let count = |name: &A| {
+            attributes
+                .get(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let (visible, in_flight) = (
+            count(&A::ApproximateNumberOfMessages),
+            count(&A::ApproximateNumberOfMessagesNotVisible),
+        );
+        let queue = self.url.rsplit('/').next().unwrap_or(&self.url);
+        telemetry::sqs_queue_messages(queue, visible, in_flight);
+        Ok((visible, in_flight))
+    }
+
     /// Makes a message visible again now (work on it failed; let it be retried soon).
     pub async fn release(&self, message: &QueueMessage) -> Result<(), SqsError> {
         self.set_visibility(&message.receipt_handle, Duration::ZERO)

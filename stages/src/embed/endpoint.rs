@@ -26,6 +26,17 @@ impl Endpoint {
         limits: RateLimits,
         retry: RetryPolicy,
     ) -> Self {
+        // Per minute, whatever window tests shrink time to: "used / allowed" is one query.
+        let per_minute = |n: Option<u32>| {
+            n.map_or(0.0, |n| {
+                f64::from(n) * 60.0 / limits.window.as_secs_f64().max(1e-9)
+            })
+        };
+        telemetry::embed_budget(
+            &name,
+            per_minute(limits.requests_per_window),
+            per_minute(limits.tokens_per_window),
+        );
         Self {
             name,
             provider,
