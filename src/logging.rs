@@ -14,9 +14,18 @@ pub enum LogFormat {
     Json,
 }
 
+static FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The format logging was set up with (text until it is): what else writes to stderr for a
+/// person (the progress display, the run's summary) follows it.
+pub fn log_format() -> LogFormat {
+    FORMAT.get().copied().unwrap_or_default()
+}
+
 /// Logs go to stderr; `RUST_LOG` filters them (default `info`). Every formatted line, plain
 /// or JSON, passes the redactor on its way out (secrets and URL user info become `***`).
 pub fn init_logging(format: LogFormat) {
+    let _ = FORMAT.set(format);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,5 +1,6 @@
 //! A long run whose stderr is not a terminal (a log file, CI, a container) still says how far
-//! it is, one log line per interval, instead of nothing until the end.
+//! it is, one log line per interval, instead of nothing until the end; and every run ends with a
+//! summary of what it did, a table or (with `--log-format json`) one JSON event.
 
 mod support;
 
@@ -30,7 +31,38 @@ fn a_run_without_a_terminal_logs_progress_at_a_steady_interval() {
         "{lines:?}"
     );
 
-    // The default interval (30 s) says nothing in a run this short.
-    let quiet = run_ok(kass().args(["fetch", "--full", "--config"]).arg(&config));
-    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("progress"));
+    assert!(
+        lines.iter().any(|l| l.contains("slack: channels")),
+        "the known work, with its total: {lines:?}"
+    );
+    // The summary, counted where the metrics are: the example's 2 batch files.
+    let batches = support::files_under(&dir.path().join("store"))
+        .iter()
+        .filter(|f| f.contains("/chunked/"))
+        .count();
+    assert!(stderr.contains("summary"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "chunks         {} in {batches} batch files",
+            support::batch_chunk_count(&dir.path().join("store"))
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dropped        2  (channel_join 1, empty_bot_message 1)"));
+
+    // The default interval (30 s) says nothing in a run this short; the summary comes as
+    // JSON with JSON logs.
+    let quiet = run_ok(
+        kass()
+            .args(["fetch", "--full", "--log-format", "json", "--config"])
+            .arg(&config),
+    );
+    let quiet = String::from_utf8_lossy(&quiet.stderr);
+    assert!(!quiet.contains("\"progress\""), "{quiet}");
+    let summary: serde_json::Value = quiet
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v["fields"]["message"] == "summary")
+        .unwrap_or_else(|| panic!("no JSON summary in {quiet}"));
+    assert_eq!(summary["fields"]["batches"], batches as u64);
 }

@@ -143,6 +143,7 @@ pub struct StaleChunksDeleted<'a> {
 impl StaleChunksDeleted<'_> {
     pub fn emit(self) {
         counter!(CHROMA_STALE_DELETED).increment(self.count);
+        crate::tally::add("deleted", self.count);
         tracing::debug!(
             source = self.source,
             deleted = self.count,
@@ -164,6 +165,7 @@ impl DocumentsRemoved<'_> {
     pub fn emit(self) {
         counter!(crate::telemetry::CHROMA_TOMBSTONED, "source" => self.source.to_string())
             .increment(self.chunks);
+        crate::tally::add("deleted", self.chunks);
         tracing::info!(
             source = self.source,
             documents = self.documents,
@@ -186,6 +188,8 @@ pub struct BatchWritten<'a> {
 impl BatchWritten<'_> {
     pub fn emit(self) {
         counter!(BATCHES_WRITTEN, "source" => self.source.to_string()).increment(1);
+        crate::tally::add("batches", 1);
+        crate::tally::add("batch_chunks", self.chunk_count as u64);
         counter!(BATCH_BYTES, "source" => self.source.to_string()).increment(self.bytes as u64);
         tracing::debug!(
             key = self.key,

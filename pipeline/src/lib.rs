@@ -31,6 +31,7 @@ pub mod shutdown;
 pub mod stage;
 mod stage_clock;
 pub mod store;
+pub mod tally;
 pub mod telemetry;
 pub mod tokenizer;
 pub mod topology;

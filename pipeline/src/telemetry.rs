@@ -5,6 +5,7 @@
 //! log line is an [`internal_event`](crate::internal_event) (re-exported here), emitted with one
 //! call.
 
+use crate::tally;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
@@ -258,10 +259,12 @@ pub fn items_received(stage: &str, source: &str) {
 
 pub fn items_sent(stage: &str, source: &str) {
     counter!(STAGE_SENT, "stage" => stage.to_string(), "source" => source.to_string()).increment(1);
+    tally::add(&format!("sent:{stage}"), 1);
 }
 
 pub fn processing_time(stage: &str, seconds: f64) {
     histogram!(STAGE_PROCESSING, "stage" => stage.to_string()).record(seconds);
+    tally::busy(stage, std::time::Duration::from_secs_f64(seconds.max(0.0)));
 }
 
 pub fn channel_depth(channel: &str, depth: usize) {
@@ -275,11 +278,13 @@ pub fn channel_capacity(channel: &str, capacity: usize) {
 pub fn dead_letter_written(stage: &str, error_type: &str) {
     counter!(DEAD_LETTERS, "stage" => stage.to_string(), "error_type" => error_type.to_string())
         .increment(1);
+    tally::add(&format!("dead_letters:{stage}"), 1);
 }
 
 pub fn record_dropped(source: &str, reason: &str) {
     counter!(RECORDS_DROPPED, "source" => source.to_string(), "reason" => reason.to_string())
         .increment(1);
+    tally::add(&format!("dropped:{reason}"), 1);
 }
 
 pub fn source_bytes(source: &str, bytes: usize) {
@@ -328,10 +333,12 @@ pub fn embed_in_flight(endpoint: &str, delta: f64) {
 
 pub fn chroma_upserted(source: &str) {
     counter!(CHROMA_UPSERTED, "source" => source.to_string()).increment(1);
+    tally::add("stored", 1);
 }
 
 pub fn chroma_skipped(source: &str) {
     counter!(CHROMA_SKIPPED, "source" => source.to_string()).increment(1);
+    tally::add("skipped", 1);
 }
 
 pub fn events_batch(source: &str) {

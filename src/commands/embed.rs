@@ -195,6 +195,7 @@ async fn embed_listed(
 
 /// Keys as batch references; a key that is not a batch file is an error naming it.
 fn batch_refs(keys: Vec<String>) -> Result<Vec<BatchRef>> {
+    kass_pipeline::tally::expect("batch files", keys.len() as u64);
     keys.into_iter()
         .filter(|k| !k.starts_with("_"))
         .map(|key| {

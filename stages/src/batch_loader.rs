@@ -124,6 +124,7 @@ impl ItemStage for BatchLoader {
             .await?;
         }
         self.apply_tombstones(&loaded.batch).await?;
+        kass_pipeline::tally::advance("batch files", 1);
         Ok(loaded.batch.into_chunks())
     }
 }

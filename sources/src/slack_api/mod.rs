@@ -32,7 +32,7 @@ use chrono::Utc;
 use globset::GlobSet;
 use kass_pipeline::batch::{Tombstone, TombstoneOutbox};
 use kass_pipeline::model::ChatDirectory;
-use kass_pipeline::{telemetry, FatalError, Outlet, RawRecord, Source, StageContext};
+use kass_pipeline::{tally, telemetry, FatalError, Outlet, RawRecord, Source, StageContext};
 
 use crate::api::ApiError;
 use crate::cursor::Cursor;
@@ -197,7 +197,10 @@ impl SlackApi {
             outcome.dropped.push(channel_id.clone());
             outcome.states.insert(channel_id, state);
         }
+        let progress = format!("{}: channels", self.config.name);
+        tally::expect(&progress, selected.len() as u64);
         for channel in selected {
+            tally::advance(&progress, 1);
             let previous = self.previous(&channel.id);
             let sync = ChannelSync { run, channel };
             match sync.refresh(&previous).await {

@@ -39,7 +39,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use kass_pipeline::{FatalError, Outlet, RawRecord, Source, StageContext};
+use kass_pipeline::{tally, FatalError, Outlet, RawRecord, Source, StageContext};
 use serde::Deserialize;
 
 use crate::cursor::Resume;
@@ -167,11 +167,18 @@ impl Source for SlackExport {
         let selected = |name: &str| wanted.is_empty() || wanted.contains(name);
         // Day files read, plus folders skipped as unchanged since the cursor's run.
         let mut found = 0;
+        let progress = format!("{}: channels", config.name);
+        let chosen = folders
+            .iter()
+            .filter(|f| selected(&workspace.channel_for_folder(f).name))
+            .count();
+        tally::expect(&progress, chosen as u64);
         for folder in &folders {
             let channel = workspace.channel_for_folder(folder);
             if !selected(&channel.name) {
                 continue;
             }
+            tally::advance(&progress, 1);
             let path = config.path.join(folder);
             // Without a cursor nothing is compared, so the folder is not read for it.
             let fingerprint = if self.resume.is_resuming() {
