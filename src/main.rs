@@ -50,6 +50,9 @@ enum Command {
     Query(commands::query::QueryArgs),
     /// Count the collection's chunks per source, with its model and dimension.
     Stats(commands::query::StatsArgs),
+    /// One screen for an operator: per source the last fetch, backlog and cursor position;
+    /// dead letters by stage and kind; the collection's count per source and model (--json).
+    Status(commands::status::StatusArgs),
     /// Score retrieval on a BEIR-format labelled set: nDCG, recall and MRR at k.
     Eval(commands::eval::EvalArgs),
     /// Print a summary of one batch file (a path on disk, or a key in the configured store).
@@ -93,6 +96,7 @@ async fn async_main() -> ExitCode {
         Command::Query(args) => commands::query::query(args).await,
         Command::Eval(args) => commands::eval::eval(args).await,
         Command::Stats(args) => commands::query::stats(args).await,
+        Command::Status(args) => commands::status::status(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,6 +31,16 @@ impl SourceConfig {
         }
     }
 
+    /// The source's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::Files(_) => "files",
+            SourceConfig::Jsonl(_) => "jsonl",
+            SourceConfig::SlackExport(_) => "slack_export",
+            SourceConfig::SlackApi(_) => "slack_api",
+        }
+    }
+
     /// Whether the source keeps per-scope state that every run needs (an API source: without
     /// it each run would read the whole workspace again and could never see a deletion), so
     /// even `kass run` loads and saves its cursor.

@@ -536,3 +536,63 @@ async fn source_metrics_tell_documents_tombstones_freshness_and_backlog() {
     assert_eq!(batch["chunk_count"], 0);
     assert_eq!(batch["tombstones"][0]["reason"], "deleted");
 }
+
+// ------------------------------------------------------------------------------------------
+// kass status
+// ------------------------------------------------------------------------------------------
+
+/// `kass status --json` after a run: the source's last fetch, channels, backlog and position;
+/// the dead letter a refused chunk left, by stage and kind; the collection per source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_each_source_the_dead_letters_and_the_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let mut options = FakeOptions::new(Api::OpenAi);
+    options.poison_marker = Some("POISONED".into());
+    let provider = FakeProvider::start(options).await;
+    let mut ws = starting_workspace();
+    ws.post("dev-help", &ts(noon(2, 0), 0), "U1", "POISONED message");
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let config = property_config(dir.path(), "store", &server, &chroma, &provider, "status");
+    let before = chrono::Utc::now();
+    let run = config.clone();
+    tokio::task::spawn_blocking(move || kass_ok(&["run"], &run))
+        .await
+        .unwrap();
+    let status = config.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run_ok(kass().args(["status", "--json", "--config"]).arg(&status))
+    })
+    .await
+    .unwrap();
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let source = &status["sources"][0];
+    assert_eq!(source["name"], "slack", "{status}");
+    assert_eq!(source["kind"], "slack_api");
+    let fetched: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(source["last_fetch"].clone()).unwrap();
+    assert!(fetched >= before, "{status}");
+    assert_eq!(source["sync"]["channels"], 2, "{status}");
+    assert_eq!(source["sync"]["in_backfill"], 0);
+    assert!(source["sync"]["documents"].as_u64().unwrap() >= 4);
+    assert_eq!(status["dead_letters"]["total"], 1, "{status}");
+    assert_eq!(status["dead_letters"]["groups"][0]["item_kind"], "chunk");
+    let stored = chroma_ids(&chroma.url(), "status", "slack").await.len() as u64;
+    assert!(stored > 0);
+    assert_eq!(
+        status["collection"]["per_source"]["slack"], stored,
+        "{status}"
+    );
+    assert_eq!(status["collection"]["chunks"], stored);
+
+    // The screen says the same for a person.
+    let screen = tokio::task::spawn_blocking(move || {
+        run_ok(kass().args(["status", "--config"]).arg(&config))
+    })
+    .await
+    .unwrap();
+    let screen = String::from_utf8_lossy(&screen.stdout);
+    assert!(screen.contains("slack_api"), "{screen}");
+    assert!(screen.contains("2 channels, 0 in backfill"), "{screen}");
+    assert!(screen.contains("dead letters 1"), "{screen}");
+}

@@ -50,6 +50,21 @@ pub struct CursorState {
     /// Scope (a channel id) -> the state its source keeps for it, in the source's own format.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scopes: BTreeMap<String, Value>,
+    /// When the fetch that saved it ended (every batch written): the source's last fetch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl CursorState {
+    /// The cursor saved for `source`, as stored; `None` when there is none or it cannot be
+    /// read (for `kass status`, which reports rather than resumes).
+    pub async fn read(store: &dyn ObjectStore, source: &str) -> Result<Option<Self>, StoreError> {
+        match store.get(&Cursor::key(source)).await {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// The cursor of one source during a run: what the last completed run saw, and what this
@@ -160,6 +175,7 @@ impl Cursor {
             settings: self.settings.clone(),
             inputs: self.seen.lock().expect("cursor lock").clone(),
             scopes: self.scopes.lock().expect("cursor lock").clone(),
+            saved_at: Some(chrono::Utc::now()),
         };
         let body = serde_json::to_vec_pretty(&state).expect("plain JSON");
         store.put(&Self::key(source), body).await

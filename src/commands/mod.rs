@@ -4,4 +4,5 @@ pub mod eval;
 pub mod inspect;
 pub mod query;
 pub mod run;
+pub mod status;
 pub mod triggers;

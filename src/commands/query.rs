@@ -153,8 +153,16 @@ pub async fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn stats(args: StatsArgs) -> Result<()> {
-    let config = KassConfig::load(&args.config.config)?;
+/// What a collection holds: where it is, its model, and its chunks per source.
+pub struct CollectionCounts {
+    pub url: String,
+    pub model: String,
+    pub total: u64,
+    pub per_source: std::collections::BTreeMap<String, u64>,
+}
+
+/// Counts the collection `[chroma]` names, per source (read page by page).
+pub async fn collection_counts(config: &KassConfig) -> Result<CollectionCounts> {
     let target = ChromaTarget::open(&config.chroma).await?;
     let id = &target.collection.id;
     let total = target.client.count(id).await?;
@@ -180,14 +188,21 @@ pub async fn stats(args: StatsArgs) -> Result<()> {
         .map_or("unknown (not written by kass)".to_string(), |m| {
             m.to_string()
         });
-    println!(
-        "collection  {} ({})",
-        config.chroma.collection,
-        target.client.url()
-    );
-    println!("model       {model}");
-    println!("chunks      {total}");
-    for (source, count) in per_source {
+    Ok(CollectionCounts {
+        url: target.client.url().to_string(),
+        model,
+        total,
+        per_source,
+    })
+}
+
+pub async fn stats(args: StatsArgs) -> Result<()> {
+    let config = KassConfig::load(&args.config.config)?;
+    let counts = collection_counts(&config).await?;
+    println!("collection  {} ({})", config.chroma.collection, counts.url);
+    println!("model       {}", counts.model);
+    println!("chunks      {}", counts.total);
+    for (source, count) in counts.per_source {
         println!("  {source:<12} {count}");
     }
     Ok(())

@@ -128,6 +128,47 @@ impl Source for SlackApi {
     }
 }
 
+/// Where a `slack_api` source stands, from its saved cursor (for `kass status`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct SyncStatus {
+    /// Channels with a state.
+    pub channels: usize,
+    /// Channels whose backfill is not complete.
+    pub in_backfill: usize,
+    /// Documents the source holds.
+    pub documents: usize,
+    /// Threads watched for late replies.
+    pub watched_threads: usize,
+    /// The newest instant history was read up to (Unix seconds).
+    pub read_until: Option<i64>,
+    /// The oldest point a running backfill has reached (Unix seconds).
+    pub backfill_reached: Option<i64>,
+}
+
+impl SyncStatus {
+    pub fn of(cursor: &crate::cursor::CursorState) -> Self {
+        let mut status = Self::default();
+        for value in cursor.scopes.values() {
+            let Ok(state) = serde_json::from_value::<ChannelState>(value.clone()) else {
+                continue;
+            };
+            status.channels += 1;
+            status.documents += state.documents.len();
+            status.watched_threads += state.threads.len();
+            status.read_until = status.read_until.max(state.read_until);
+            if let Some(before) = state.backfill_before {
+                status.in_backfill += 1;
+                status.backfill_reached = Some(
+                    status
+                        .backfill_reached
+                        .map_or(before, |b: i64| b.min(before)),
+                );
+            }
+        }
+        status
+    }
+}
+
 impl SlackApi {
     /// Whether a channel is read: it matches `channels` (or, with none, the bot is in it)
     /// and no `exclude_channels`.
