@@ -317,6 +317,13 @@ async fn every_panel_and_rule_has_data_from_a_real_run_and_the_lambda_push() {
         }
     }
     assert!(empty.is_empty(), "no data for:\n{}", empty.join("\n"));
+    // Every chunk loaded is accounted for: stored, skipped as stored, or dead-lettered.
+    let balance = query(
+        &prometheus,
+        "sum(kass_stage_sent_items_total{job=\"kass-listener\",stage=\"batch_loader\"}) - (sum(kass_chroma_upserted_total{job=\"kass-listener\"}) + sum(kass_chroma_skipped_total{job=\"kass-listener\"}) + sum(kass_dead_letters_total{job=\"kass-listener\",stage=~\"embed|chroma_sink|skip_stored\"}))",
+    )
+    .await;
+    assert_eq!(balance[0]["value"][1], "0", "{balance}");
     // The alert on dead letters fires from the refused chunk.
     let alerts = query(
         &prometheus,
