@@ -122,6 +122,15 @@ async fn embed_metrics_match_what_the_provider_saw() {
     assert_eq!(value_of(&text, "kass_embed_batch_inputs_sum", &[p]), 24.0);
     assert!(value_of(&text, "kass_embed_rate_limit_wait_seconds_sum", &[p]) > 0.0);
     assert_eq!(value_of(&text, "kass_embed_requests_in_flight", &[p]), 0.0);
+    // No budget configured (0): the gauges say so, for "used / allowed".
+    assert_eq!(
+        value_of(&text, "kass_embed_budget_requests_per_minute", &[p]),
+        0.0
+    );
+    assert_eq!(
+        value_of(&text, "kass_embed_budget_tokens_per_minute", &[p]),
+        0.0
+    );
     // The shared HTTP exchange counts the same tries, under the endpoint's name.
     let c = ("client", "metered");
     for (status, tries) in [("200", ok), ("429", limited)] {

@@ -287,6 +287,7 @@ async fn lambdas_round_trip_through_the_runtime_api() {
         .unwrap();
     let mut embedder = function(env!("CARGO_BIN_EXE_kass-embedder"), "kass-embedder")
         .env("KASS_SECRETS", &secret_arn)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let id = api.invoke(s3_event(&keys[0]));
@@ -332,11 +333,36 @@ async fn lambdas_round_trip_through_the_runtime_api() {
     let id = api.invoke(s3_event(keys.last().unwrap()));
     let outcome = api.outcome(&id, Duration::from_secs(120)).await;
     embedder.kill().unwrap();
+    let mut emf = String::new();
+    use std::io::Read;
+    embedder
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut emf)
+        .unwrap();
     embedder.wait().unwrap();
     match outcome {
         Outcome::Error(e) => assert!(e.to_string().contains("because a service was down"), "{e}"),
         other => panic!("expected a failed invocation: {other:?}"),
     }
+    // Each invocation's metrics as CloudWatch EMF lines: the stored batch's chunks and their
+    // latency to searchable, for the source.
+    let stored: serde_json::Value = emf
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|d| d["source"] == "slack" && d.get("kass_chroma_upserted_total").is_some())
+        .unwrap_or_else(|| panic!("no EMF line of the stored batch: {emf}"));
+    assert_eq!(stored["function"], "kass-embedder");
+    assert_eq!(
+        stored["kass_chroma_upserted_total"],
+        expected.len() as f64,
+        "{stored}"
+    );
+    let latency = stored["kass_latency_to_searchable_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..600.0).contains(&latency), "{stored}");
 }
 
 /// The fetch half resumes from its cursors in `_state/`: a second run over unchanged data
