@@ -442,3 +442,28 @@ fn config_rejects_unknown_fields_and_fills_defaults() {
     assert!(serde_json::from_str::<ChunkingConfig>(r#"{"max_token": 128}"#).is_err());
     assert!(ChunkingConfig::default().validate(2).is_ok());
 }
+
+#[test]
+fn a_text_documents_title_is_embedded_with_its_text_in_every_chunk() {
+    // A BEIR record: the convention embeds `title + " " + text`.
+    let mut doc = Document::text(
+        "scifact",
+        "4983",
+        DocumentKind::Text,
+        "Alterations of the architecture of cerebral white matter in the developing human brain.",
+    );
+    doc.title = Some("Microstructural development of human newborn cerebral white matter".into());
+    let chunks = router(ChunkingConfig::default()).chunk(&doc).unwrap();
+    assert_eq!(chunks.len(), 1);
+    assert!(
+        chunks[0].text.starts_with(
+            "Microstructural development of human newborn cerebral white matter\n\nAlterations"
+        ),
+        "{}",
+        chunks[0].text
+    );
+    // Without a title nothing is added.
+    doc.title = None;
+    let plain = router(ChunkingConfig::default()).chunk(&doc).unwrap();
+    assert!(plain[0].text.starts_with("Alterations"));
+}

@@ -240,10 +240,16 @@ fn split_fence(
     out
 }
 
-/// The title carried at the top of every chunk, if this kind of document carries one.
+/// The title carried at the top of every chunk, if this kind of document carries one. A
+/// `text` document's title is embedded with its text, as BEIR's convention (`title + " " +
+/// text`) has it: WordPiece splits on whitespace, so the blank line between them makes the same
+/// tokens as the space.
 fn carried_title(doc: &Document) -> Option<String> {
     match doc.kind {
-        DocumentKind::Issue | DocumentKind::MergeRequest | DocumentKind::Wiki => doc.title.clone(),
+        DocumentKind::Issue
+        | DocumentKind::MergeRequest
+        | DocumentKind::Wiki
+        | DocumentKind::Text => doc.title.clone(),
         DocumentKind::Markdown => doc.title.clone().or_else(|| {
             let path = metadata_path(doc)?;
             path.rsplit(['/', '\\']).next().map(str::to_string)
