@@ -58,10 +58,12 @@ pub(crate) fn chunk(doc: &Document, config: &ChunkingConfig, sizer: &Sizer) -> V
         .enumerate()
         .map(|(i, window)| {
             let mut text = String::new();
-            if let Some((line, _)) = &context {
+            let mut tokens = 0;
+            if let Some((line, line_tokens)) = &context {
                 if i > 0 && lines[window[0]].message != 0 {
                     text.push_str(line);
                     text.push('\n');
+                    tokens += line_tokens;
                 }
             }
             for (n, &l) in window.iter().enumerate() {
@@ -69,10 +71,15 @@ pub(crate) fn chunk(doc: &Document, config: &ChunkingConfig, sizer: &Sizer) -> V
                     text.push('\n');
                 }
                 text.push_str(&lines[l].text);
+                tokens += lines[l].tokens;
             }
             let metadata =
                 window_metadata(doc, &messages, window.iter().map(|&l| lines[l].message));
-            Draft { text, metadata }
+            Draft {
+                text,
+                metadata,
+                tokens: Some(tokens),
+            }
         })
         .collect()
 }

@@ -162,6 +162,7 @@ pub(crate) fn chunk(doc: &Document, sizer: &Sizer) -> Vec<Draft> {
             Draft {
                 text: piece.text,
                 metadata,
+                tokens: None,
             }
         })
         .collect()

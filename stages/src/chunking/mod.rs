@@ -7,7 +7,11 @@
 //!   headings and paragraphs, never cutting a fenced code block open.
 //!
 //! Every strategy produces [`Draft`]s within one token budget; [`finish`] turns them into
-//! [`Chunk`]s, checking each against the tokenizer once more.
+//! [`Chunk`]s. Tokens are counted once, per unit (message line, paragraph, source line): with
+//! the BERT WordPiece tokenizer the tokens of units joined by whitespace are the sum of each
+//! unit's, so a strategy that knows its draft's sum says so and the draft is not counted again
+//! (the property tests in `stages/tests/chunking_properties.rs` count every chunk in full and
+//! hold the bound). A draft without a known sum gets one full count.
 
 pub(crate) mod chat;
 pub(crate) mod code;
@@ -29,6 +33,8 @@ pub(crate) use sizer::Sizer;
 pub(crate) struct Draft {
     pub text: String,
     pub metadata: Metadata,
+    /// The text's tokens, when the strategy summed them from its units; `None`: count it.
+    pub tokens: Option<usize>,
 }
 
 /// The metadata every chunk of `doc` starts from: the document's own (flat, scalar) metadata,
@@ -70,8 +76,8 @@ pub(crate) fn pack(sizes: &[usize], budget: usize) -> Vec<Range<usize>> {
     ranges
 }
 
-/// Trims the drafts, drops empty ones, makes sure each fits the budget with one full count
-/// (re-splitting the rare one that does not) and numbers them into chunks.
+/// Trims the drafts, drops empty ones, makes sure each fits the budget (from its summed tokens,
+/// else one full count; re-splitting the rare one that does not) and numbers them into chunks.
 pub(crate) fn finish(doc: &Document, drafts: Vec<Draft>, sizer: &Sizer) -> Vec<Chunk> {
     let mut chunks = Vec::with_capacity(drafts.len());
     let mut push = |text: &str, metadata: Metadata| {
@@ -88,7 +94,10 @@ pub(crate) fn finish(doc: &Document, drafts: Vec<Draft>, sizer: &Sizer) -> Vec<C
         }
     };
     for draft in drafts {
-        if sizer.count(draft.text.trim()) <= sizer.budget() {
+        let tokens = draft
+            .tokens
+            .unwrap_or_else(|| sizer.count(draft.text.trim()));
+        if tokens <= sizer.budget() {
             push(&draft.text, draft.metadata);
         } else {
             tracing::debug!(

@@ -271,8 +271,10 @@ pub(crate) fn chunk(doc: &Document, sizer: &Sizer) -> Vec<Draft> {
         base.entry("title".into())
             .or_insert_with(|| title.as_str().into());
     }
+    let title_tokens = title.as_deref().map_or(0, |t| sizer.count(t));
     let mut drafts = Vec::new();
-    let mut push = |body: String, heading: &str| {
+    // `body_tokens`: the body's tokens when summed from its blocks.
+    let mut push = |body: String, heading: &str, body_tokens: Option<usize>| {
         let mut metadata = base.clone();
         if !heading.is_empty() {
             metadata.insert("heading".into(), heading.into());
@@ -281,7 +283,12 @@ pub(crate) fn chunk(doc: &Document, sizer: &Sizer) -> Vec<Draft> {
             Some(title) => format!("{title}\n\n{body}"),
             None => body,
         };
-        drafts.push(Draft { text, metadata });
+        let tokens = body_tokens.map(|b| b + title_tokens);
+        drafts.push(Draft {
+            text,
+            metadata,
+            tokens,
+        });
     };
 
     let headings = doc.kind != DocumentKind::Text;
@@ -291,17 +298,18 @@ pub(crate) fn chunk(doc: &Document, sizer: &Sizer) -> Vec<Draft> {
     for range in pack(&sizes, body_budget) {
         let first = &sections[range.start];
         if range.len() > 1 || sizes[range.start] <= body_budget {
+            let tokens = sizes[range.clone()].iter().sum();
             let body = join_blocks(sections[range].iter().flat_map(|s| &s.blocks));
-            push(body, &first.path);
+            push(body, &first.path, Some(tokens));
         } else {
             for body in pack_blocks(&first.blocks, &first.tokens, body_budget, sizer) {
-                push(body, &first.path);
+                push(body, &first.path, None);
             }
         }
     }
 
     for body in comments(&doc.messages, body_budget, sizer) {
-        push(body, "");
+        push(body, "", None);
     }
     drafts
 }
