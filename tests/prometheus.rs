@@ -232,22 +232,18 @@ async fn every_panel_and_rule_has_data_from_a_real_run_and_the_lambda_push() {
     // The fetcher Lambda, pushing after each invocation.
     let api = RuntimeApi::start().await;
     let fetcher = Server(
-        Command::new(env!("CARGO_BIN_EXE_kass-fetcher"))
-            .envs(api.env("kass-fetcher"))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("S3_BUCKET_NAME", split_world::BUCKET)
-            .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
-            .env("KASS_S3_FORCE_PATH_STYLE", "true")
-            .env("KASS_CONFIG_TOML", &config_text)
-            .env("KASS_PUSHGATEWAY_URL", &gateway)
-            .env(TOKEN_ENV, TOKEN)
-            .env(split_world::KEY_ENV, "unused")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+        w.lambda(
+            env!("CARGO_BIN_EXE_kass-fetcher"),
+            api.env("kass-fetcher"),
+            &config_text,
+        )
+        .env("KASS_PUSHGATEWAY_URL", &gateway)
+        .env(TOKEN_ENV, TOKEN)
+        .env(split_world::KEY_ENV, "unused")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
     );
     let schedule: Value =
         serde_json::from_str(include_str!("../examples/events/schedule.json")).unwrap();

@@ -328,15 +328,12 @@ async fn fetched_by_the_lambda_and_kass_fetch_then_embedded_from_s3_events() {
         .unwrap();
     let api = RuntimeApi::start().await;
     let config_text = std::fs::read_to_string(&w.config).unwrap();
-    let mut fetcher = std::process::Command::new(env!("CARGO_BIN_EXE_kass-fetcher"))
-        .envs(api.env("kass-fetcher"))
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("S3_BUCKET_NAME", split_world::BUCKET)
-        .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
-        .env("KASS_S3_FORCE_PATH_STYLE", "true")
-        .env("KASS_CONFIG_TOML", &config_text)
+    let mut fetcher = w
+        .lambda(
+            env!("CARGO_BIN_EXE_kass-fetcher"),
+            api.env("kass-fetcher"),
+            &config_text,
+        )
         .env("KASS_SECRETS", &secret_arn)
         .env(split_world::KEY_ENV, "unused")
         .env_remove(TOKEN_ENV)

@@ -12,7 +12,7 @@ mod split_world;
 mod fake_provider;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use aws_sdk_s3::types::{
@@ -234,18 +234,8 @@ async fn lambdas_round_trip_through_the_runtime_api() {
         1,
     );
     let function = |bin: &str, name: &str| {
-        let mut cmd = Command::new(bin);
-        cmd.envs(api.env(name))
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("S3_BUCKET_NAME", BUCKET)
-            .env("KASS_S3_ENDPOINT_URL", w.moto.endpoint())
-            .env("KASS_S3_FORCE_PATH_STYLE", "true")
-            .env("KASS_CONFIG_TOML", &config_text)
-            .env_remove(KEY_ENV)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+        let mut cmd = w.lambda(bin, api.env(name), &config_text);
+        cmd.env_remove(KEY_ENV).stderr(std::process::Stdio::piped());
         cmd
     };
 

@@ -146,6 +146,29 @@ api_key_env = "{KEY_ENV}"
         cmd
     }
 
+    /// A Lambda binary (`bin`) served by a Runtime API (`runtime_env`: its variables) against
+    /// this world's bucket on moto, configured by `config_text` (`KASS_CONFIG_TOML`). Output
+    /// goes nowhere; tests that read it pipe it themselves.
+    pub fn lambda(
+        &self,
+        bin: &str,
+        runtime_env: Vec<(String, String)>,
+        config_text: &str,
+    ) -> Command {
+        let mut cmd = Command::new(bin);
+        cmd.envs(runtime_env)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("S3_BUCKET_NAME", BUCKET)
+            .env("KASS_S3_ENDPOINT_URL", self.moto.endpoint())
+            .env("KASS_S3_FORCE_PATH_STYLE", "true")
+            .env("KASS_CONFIG_TOML", config_text)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        cmd
+    }
+
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut cmd = self.kass();
         cmd.args(args);

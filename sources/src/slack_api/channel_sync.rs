@@ -75,6 +75,13 @@ enum ThreadRead {
     Gone,
 }
 
+/// What [`ChannelSync::send_threads`] did.
+#[derive(Default)]
+struct SentThreads {
+    documents: Vec<String>,
+    lone: Vec<SlackMessage>,
+}
+
 /// One channel being synced.
 pub(super) struct ChannelSync<'a> {
     pub run: &'a SyncContext<'a>,
@@ -105,22 +112,17 @@ impl ChannelSync<'_> {
         let mut threads: BTreeSet<String> = gathered.parents.keys().cloned().collect();
         threads.extend(previous.threads.keys().filter(|ts| !in_window(ts)).cloned());
         gathered.parents.clear();
-        let mut emitted = BTreeSet::new();
         let mut watched = BTreeMap::new();
         let mut reread_days = BTreeSet::new();
-        let reads = self.read_threads(threads.iter().cloned().collect());
-        futures::pin_mut!(reads);
-        while let Some(read) = reads.next().await {
-            let (ts, read) = read?;
-            match read {
-                ThreadRead::Thread(record, document_id, last) => {
-                    self.send(record).await?;
-                    emitted.insert(document_id);
-                    self.watch(&mut watched, ts, last);
-                }
-                ThreadRead::Lone(parent) if in_window(&parent.ts) => gathered.add_to_day(parent),
-                ThreadRead::Lone(parent) => reread_days.extend(ts_date(&parent.ts)),
-                ThreadRead::Gone => {}
+        let sent = self
+            .send_threads(threads.iter().cloned().collect(), &mut watched)
+            .await?;
+        let mut emitted: BTreeSet<String> = sent.documents.into_iter().collect();
+        for parent in sent.lone {
+            if in_window(&parent.ts) {
+                gathered.add_to_day(parent);
+            } else {
+                reread_days.extend(ts_date(&parent.ts));
             }
         }
         // A watched thread older than the window lost its replies: its parent is back in its
@@ -272,21 +274,10 @@ impl ChannelSync<'_> {
                 })
                 .collect();
             let mut messages = days.remove(&day).unwrap_or_default();
-            let reads = self.read_threads(parents);
-            futures::pin_mut!(reads);
-            while let Some(read) = reads.next().await {
-                let (ts, read) = read?;
-                match read {
-                    ThreadRead::Thread(record, document_id, last) => {
-                        self.send(record).await?;
-                        state.documents.insert(document_id);
-                        self.watch(&mut state.threads, ts, last);
-                        emitted += 1;
-                    }
-                    ThreadRead::Lone(parent) => messages.push(parent),
-                    ThreadRead::Gone => {}
-                }
-            }
+            let sent = self.send_threads(parents, &mut state.threads).await?;
+            emitted += sent.documents.len();
+            state.documents.extend(sent.documents);
+            messages.extend(sent.lone);
             if !messages.is_empty() {
                 sort_by_time(&mut messages);
                 state.documents.insert(self.send_day(day, messages).await?);
@@ -296,6 +287,32 @@ impl ChannelSync<'_> {
             state.backfill_before = state.backfill_before.map(|b| b.min(done));
         }
         Ok(emitted)
+    }
+
+    /// Reads the threads of `parents` and sends each that still is one, watching those active
+    /// in the lookback window; returns their document ids, and the parents left without
+    /// replies (day messages now). Threads Slack no longer knows are left out.
+    async fn send_threads(
+        &self,
+        parents: Vec<String>,
+        watched: &mut BTreeMap<String, String>,
+    ) -> Result<SentThreads, Stop> {
+        let mut sent = SentThreads::default();
+        let reads = self.read_threads(parents);
+        futures::pin_mut!(reads);
+        while let Some(read) = reads.next().await {
+            let (ts, read) = read?;
+            match read {
+                ThreadRead::Thread(record, document_id, last) => {
+                    self.send(record).await?;
+                    sent.documents.push(document_id);
+                    self.watch(watched, ts, last);
+                }
+                ThreadRead::Lone(parent) => sent.lone.push(parent),
+                ThreadRead::Gone => {}
+            }
+        }
+        Ok(sent)
     }
 
     /// Keeps watching a thread while its last activity is in the lookback window.
