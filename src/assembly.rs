@@ -29,14 +29,21 @@ pub async fn load_cursors(config: &KassConfig, store: &dyn ObjectStore) -> Resul
     let mut cursors = Cursors::new();
     for source in &config.sources {
         let name = source.name().to_string();
-        // What the inputs were read with: other settings make other chunks.
-        let settings = format!(
-            "{}|{:?}|{:?}|{:?}",
-            source.cursor_settings(),
-            config.transform,
-            config.chunking,
-            config.tokenizer
-        );
+        // What the inputs were read with: other settings make other chunks, so a file source
+        // reads everything again. A source keeping state keeps it whatever the chunking: it is
+        // what lets it delete, and a backfill may have taken days; documents it reads again
+        // (its window) get the new chunking.
+        let settings = if source.keeps_state() {
+            source.cursor_settings()
+        } else {
+            format!(
+                "{}|{:?}|{:?}|{:?}",
+                source.cursor_settings(),
+                config.transform,
+                config.chunking,
+                config.tokenizer
+            )
+        };
         let cursor = Cursor::load(store, &name, &settings)
             .await
             .with_context(|| format!("cannot read the cursor of source `{name}`"))?;

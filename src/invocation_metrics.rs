@@ -117,6 +117,7 @@ impl EmfReporter {
                 || series.name.ends_with("_sum")
                 || series.name.ends_with("_count")
                 || series.labels.contains_key("quantile")
+                || !summable(&series)
             {
                 continue;
             }
@@ -155,6 +156,20 @@ impl EmfReporter {
     fn added(&mut self, key: String, total: f64) -> f64 {
         let before = self.last.insert(key, total).unwrap_or(0.0);
         (total - before).max(0.0)
+    }
+}
+
+/// Whether a series may be added up with its siblings (all labels but `source` dropped) and
+/// still mean one thing. Counters partitioned by outcome (status, stage of a dead letter,
+/// reason) add up to a total; counters counting the same items twice (`kind`: estimated and
+/// billed tokens; a stage's items, counted again by every stage) and gauges of separate
+/// things (per channel, per provider, per queue state) do not, and are left to Prometheus.
+fn summable(series: &Series) -> bool {
+    let extra = || series.labels.keys().any(|k| k != "source");
+    if series.name.ends_with("_total") {
+        !series.labels.contains_key("kind") && !series.name.starts_with("kass_stage_")
+    } else {
+        !extra()
     }
 }
 
@@ -303,6 +318,29 @@ kass_stage_processing_seconds{stage="embed",quantile="0.5"} 0.1
         assert_eq!(slack["kass_latency_to_searchable_seconds"], 2.0);
         let wiki = second.iter().find(|d| d["source"] == "wiki").unwrap();
         assert_eq!(wiki["kass_chroma_upserted_total"], 0.0);
+    }
+
+    #[test]
+    fn series_that_do_not_add_up_are_left_out() {
+        let mut emf = EmfReporter::default();
+        let text = r#"kass_embed_tokens_total{provider="p",kind="estimated"} 10
+kass_embed_tokens_total{provider="p",kind="billed"} 9
+kass_stage_sent_items_total{stage="embed",source="s"} 5
+kass_embed_requests_total{provider="p",status="ok"} 3
+kass_embed_requests_total{provider="p",status="429"} 1
+kass_channel_depth_items{channel="embed"} 4
+"#;
+        let documents = emf.documents(text, "f", 0);
+        let whole = documents
+            .iter()
+            .find(|d| d.get("source").is_none())
+            .unwrap();
+        assert_eq!(whole["kass_embed_requests_total"], 4.0, "outcomes add up");
+        assert!(whole.get("kass_embed_tokens_total").is_none());
+        assert!(whole.get("kass_channel_depth_items").is_none());
+        assert!(documents
+            .iter()
+            .all(|d| d.get("kass_stage_sent_items_total").is_none()));
     }
 
     #[test]

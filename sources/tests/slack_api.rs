@@ -431,3 +431,48 @@ async fn a_mass_deletion_is_withheld_until_allowed() {
     server.with_workspace(|ws| ws.delete("dev-help", &at(5, 0)));
     assert_eq!(synced.run().await.gone.len(), 1, "1 of 6 is within 20%");
 }
+
+#[tokio::test]
+async fn a_withheld_deletion_of_a_thread_no_longer_watched_is_sent_once_allowed() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    for day in 1..=10 {
+        ws.post("dev-help", &at(day, 0), "U1", &format!("day {day}"));
+    }
+    // Older than the window, watched for its recent reply.
+    ws.post("dev-help", &at(20, 0), "U1", "old question");
+    ws.reply("dev-help", &at(20, 0), &at(5, 0), "U1", "recent answer");
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let mut synced = Synced::new(&server);
+    synced.config.max_deletion_share = 0.05;
+    assert_eq!(synced.run().await.documents.len(), 11);
+
+    server.with_workspace(|ws| ws.delete("dev-help", &at(20, 0)));
+    assert!(synced.run().await.gone.is_empty(), "1 of 11 is over 5%");
+    // The thread is no longer watched (it was not sent), yet it is not forgotten.
+    assert!(synced.run().await.gone.is_empty());
+    let allowed = synced.run_with(true, None).await.unwrap();
+    assert_eq!(allowed.gone, BTreeSet::from([thread_id("C1", &at(20, 0))]));
+    assert!(synced.run().await.gone.is_empty(), "sent once");
+}
+
+#[tokio::test]
+async fn a_reply_also_sent_to_the_channel_wakes_a_dormant_thread() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    // Quiet for longer than the lookback: not watched.
+    ws.post("dev-help", &at(40, 0), "U1", "old question");
+    ws.reply("dev-help", &at(40, 0), &at(30, 0), "U1", "old answer");
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let synced = Synced::new(&server);
+    assert_eq!(synced.run().await.documents.len(), 1);
+
+    server.with_workspace(|ws| ws.broadcast("dev-help", &at(40, 0), &at(1, 0), "U1", "update!"));
+    let second = synced.run().await;
+    assert_eq!(
+        second.documents[&thread_id("C1", &at(40, 0))],
+        ["old question", "old answer", "update!"]
+    );
+}

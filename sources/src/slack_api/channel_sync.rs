@@ -75,13 +75,6 @@ enum ThreadRead {
     Gone,
 }
 
-/// What [`ChannelSync::send_threads`] did.
-#[derive(Default)]
-struct SentThreads {
-    documents: Vec<String>,
-    lone: Vec<SlackMessage>,
-}
-
 /// One channel being synced.
 pub(super) struct ChannelSync<'a> {
     pub run: &'a SyncContext<'a>,
@@ -111,14 +104,28 @@ impl ChannelSync<'_> {
         let in_window = |ts: &str| ts_micros(ts).is_some_and(|t| t >= oldest_micros);
         let mut threads: BTreeSet<String> = gathered.parents.keys().cloned().collect();
         threads.extend(previous.threads.keys().filter(|ts| !in_window(ts)).cloned());
+        // A reply also sent to the channel shows in history: its thread has news, even when
+        // its parent is older than the window and no longer watched.
+        threads.extend(
+            gathered
+                .broadcast_threads
+                .iter()
+                .filter(|ts| !in_window(ts))
+                .cloned(),
+        );
         gathered.parents.clear();
         let mut watched = BTreeMap::new();
         let mut reread_days = BTreeSet::new();
-        let sent = self
-            .send_threads(threads.iter().cloned().collect(), &mut watched)
-            .await?;
-        let mut emitted: BTreeSet<String> = sent.documents.into_iter().collect();
-        for parent in sent.lone {
+        let mut emitted = BTreeSet::new();
+        let mut lone = Vec::new();
+        self.send_threads(
+            threads.iter().cloned().collect(),
+            &mut watched,
+            &mut emitted,
+            &mut lone,
+        )
+        .await?;
+        for parent in lone {
             if in_window(&parent.ts) {
                 gathered.add_to_day(parent);
             } else {
@@ -144,14 +151,17 @@ impl ChannelSync<'_> {
             DocumentRef::Thread(ts) => in_window(&ts) || threads.contains(&ts),
             DocumentRef::Other => false,
         };
+        // Gone: what the window covers and no longer holds, and what an earlier run found gone
+        // but the deletion guard held back (unless it came back).
         let gone: Vec<Tombstone> = previous
             .documents
             .iter()
-            .filter(|d| covered(d) && !emitted.contains(*d))
+            .filter(|d| (covered(d) || previous.withheld.contains(*d)) && !emitted.contains(*d))
             .map(|d| tombstone(d, "deleted"))
             .collect();
         let mut state = previous.clone();
         state.name = self.channel.name.clone();
+        state.withheld.clear();
         for tombstone in &gone {
             state.documents.remove(&tombstone.document_id);
         }
@@ -185,15 +195,13 @@ impl ChannelSync<'_> {
             let floor = floor.clone();
             let latest = latest.clone();
             async move {
-                self.run
-                    .web
-                    .history_page(
-                        &self.channel.id,
-                        floor.as_deref(),
-                        Some(&latest),
-                        cursor.as_deref(),
-                    )
-                    .await
+                self.unless_stopped(self.run.web.history_page(
+                    &self.channel.id,
+                    floor.as_deref(),
+                    Some(&latest),
+                    cursor.as_deref(),
+                ))
+                .await
             }
         };
         let mut gathered = Gathered::default();
@@ -274,10 +282,16 @@ impl ChannelSync<'_> {
                 })
                 .collect();
             let mut messages = days.remove(&day).unwrap_or_default();
-            let sent = self.send_threads(parents, &mut state.threads).await?;
-            emitted += sent.documents.len();
-            state.documents.extend(sent.documents);
-            messages.extend(sent.lone);
+            // Each thread is recorded as it is sent: a run stopped inside this day does not
+            // send it again.
+            emitted += self
+                .send_threads(
+                    parents,
+                    &mut state.threads,
+                    &mut state.documents,
+                    &mut messages,
+                )
+                .await?;
             if !messages.is_empty() {
                 sort_by_time(&mut messages);
                 state.documents.insert(self.send_day(day, messages).await?);
@@ -289,15 +303,18 @@ impl ChannelSync<'_> {
         Ok(emitted)
     }
 
-    /// Reads the threads of `parents` and sends each that still is one, watching those active
-    /// in the lookback window; returns their document ids, and the parents left without
-    /// replies (day messages now). Threads Slack no longer knows are left out.
+    /// Reads the threads of `parents` and sends each that still is one, recording it in
+    /// `documents` as soon as it is sent and watching it while active in the lookback window;
+    /// parents left without replies (day messages now) go to `lone`, threads Slack no longer
+    /// knows are left out. Returns how many were sent.
     async fn send_threads(
         &self,
         parents: Vec<String>,
         watched: &mut BTreeMap<String, String>,
-    ) -> Result<SentThreads, Stop> {
-        let mut sent = SentThreads::default();
+        documents: &mut BTreeSet<String>,
+        lone: &mut Vec<SlackMessage>,
+    ) -> Result<usize, Stop> {
+        let mut sent = 0;
         let reads = self.read_threads(parents);
         futures::pin_mut!(reads);
         while let Some(read) = reads.next().await {
@@ -305,14 +322,27 @@ impl ChannelSync<'_> {
             match read {
                 ThreadRead::Thread(record, document_id, last) => {
                     self.send(record).await?;
-                    sent.documents.push(document_id);
+                    documents.insert(document_id);
                     self.watch(watched, ts, last);
+                    sent += 1;
                 }
-                ThreadRead::Lone(parent) => sent.lone.push(parent),
+                ThreadRead::Lone(parent) => lone.push(parent),
                 ThreadRead::Gone => {}
             }
         }
         Ok(sent)
+    }
+
+    /// A call to the API, given up as soon as shutdown is requested: a rate-limit wait or a
+    /// Retry-After must not outlast the time the run has left to drain (the Lambda's deadline).
+    async fn unless_stopped<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, Stop> {
+        tokio::select! {
+            result = call => result.map_err(Stop::Api),
+            () = self.run.ctx.shutdown.requested() => Err(Stop::Shutdown),
+        }
     }
 
     /// Keeps watching a thread while its last activity is in the lookback window.
@@ -336,9 +366,12 @@ impl ChannelSync<'_> {
                 return Err(Stop::Shutdown);
             }
             let page = self
-                .run
-                .web
-                .history_page(&self.channel.id, oldest, latest, cursor.as_deref())
+                .unless_stopped(self.run.web.history_page(
+                    &self.channel.id,
+                    oldest,
+                    latest,
+                    cursor.as_deref(),
+                ))
                 .await?;
             for message in self.parse(page.items).await? {
                 gathered.add(message);
@@ -368,7 +401,10 @@ impl ChannelSync<'_> {
         if self.run.ctx.shutdown.is_triggered() {
             return Err(Stop::Shutdown);
         }
-        let Some(values) = self.run.web.replies(&self.channel.id, ts).await? else {
+        let Some(values) = self
+            .unless_stopped(self.run.web.replies(&self.channel.id, ts))
+            .await?
+        else {
             return Ok(ThreadRead::Gone);
         };
         let mut messages = self.parse(values).await?;

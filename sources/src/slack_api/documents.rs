@@ -16,6 +16,8 @@ pub(super) struct Gathered {
     /// Parents of threads with replies, by `ts`: each becomes a thread document once its
     /// replies are read.
     pub parents: BTreeMap<String, SlackMessage>,
+    /// Threads (by parent `ts`) that replies also sent to the channel show active.
+    pub broadcast_threads: std::collections::BTreeSet<String>,
 }
 
 impl Gathered {
@@ -27,7 +29,9 @@ impl Gathered {
             Home::Thread(_) if message.is_thread_parent() => {
                 self.parents.insert(message.ts.clone(), message);
             }
-            Home::Thread(_) => {}
+            Home::Thread(thread_ts) => {
+                self.broadcast_threads.insert(thread_ts);
+            }
         }
     }
 
@@ -126,6 +130,10 @@ mod tests {
         ));
         gathered.add(message(r#"{"ts": "1635356100.000000", "text": "a1"}"#));
         assert_eq!(gathered.parents.len(), 1);
+        assert!(
+            gathered.broadcast_threads.contains("1635356172.000100"),
+            "a broadcast names its thread as active"
+        );
         let day_27 = NaiveDate::from_ymd_opt(2021, 10, 27).unwrap();
         // History has reached the 27th: only the 28th is complete.
         let complete = gathered.take_days_after(Some(day_27));

@@ -102,7 +102,8 @@ impl Source for SlackApi {
             directory
                 .channels
                 .insert(channel.id.clone(), channel_name.clone());
-            if self.selects(&channel_name, channel.is_member) && !channel.is_archived {
+            let member = channel.is_member || channel.is_im || channel.is_mpim;
+            if self.selects(&channel_name, member) && !channel.is_archived {
                 selected.push(Conversation {
                     id: channel.id.clone(),
                     name: channel_name,
@@ -240,11 +241,17 @@ impl SlackApi {
         }
         let progress = format!("{}: channels", self.config.name);
         tally::expect(&progress, selected.len() as u64);
-        for channel in selected {
-            tally::advance(&progress, 1);
+        // The channels read longest ago first (never read: first of all), so a run cut short
+        // (the Lambda's deadline) leaves the freshest ones for the next run, not always the same.
+        let mut selected: Vec<&Conversation> = selected.iter().collect();
+        selected.sort_by_key(|c| self.previous(&c.id).read_until.unwrap_or(i64::MIN));
+        let mut failed = std::collections::BTreeSet::new();
+        for channel in selected.iter().copied() {
             let previous = self.previous(&channel.id);
             let sync = ChannelSync { run, channel };
-            match sync.refresh(&previous).await {
+            let result = sync.refresh(&previous).await;
+            tally::advance(&progress, 1);
+            match result {
                 Ok(refreshed) => {
                     outcome.emitted += refreshed.emitted;
                     outcome
@@ -257,6 +264,7 @@ impl SlackApi {
                     if previous != ChannelState::default() {
                         outcome.states.insert(channel.id.clone(), previous);
                     }
+                    failed.insert(channel.id.clone());
                     if !self.skip(channel, stop, &mut outcome)? {
                         return Ok(outcome);
                     }
@@ -264,6 +272,10 @@ impl SlackApi {
             }
         }
         for channel in selected {
+            // A channel whose window failed this run is not backfilled either.
+            if failed.contains(&channel.id) {
+                continue;
+            }
             let Some(state) = outcome.states.get(&channel.id).cloned() else {
                 continue;
             };
@@ -353,17 +365,31 @@ impl SlackApi {
                 }
             }
         } else {
-            // Withheld: the documents stay known, so a run allowed to delete finds them again.
+            // Withheld: the documents stay known, and are kept as withheld, so the next run
+            // allowed to delete sends them even where it reads nothing again (a thread no
+            // longer watched, a day out of the window).
             for (channel_id, t) in gone {
                 if let Some(state) = outcome.states.get_mut(&channel_id) {
-                    state.documents.insert(t.document_id);
+                    state.documents.insert(t.document_id.clone());
+                    state.withheld.insert(t.document_id);
                 }
             }
         }
         telemetry::source_documents(source, outcome.emitted);
+        // Every channel with a state: those this run reached, and those it did not get to.
+        let unreached: Vec<ChannelState> = self
+            .cursor
+            .as_ref()
+            .map(|c| c.scope_names())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| !outcome.states.contains_key(id) && !outcome.dropped.contains(id))
+            .map(|id| self.previous(&id))
+            .collect();
         let backlog = outcome
             .states
             .values()
+            .chain(&unreached)
             .filter(|s| s.backfill_before.is_some() || s.read_until.is_none())
             .count();
         telemetry::source_backlog_scopes(source, backlog);

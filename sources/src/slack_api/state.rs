@@ -33,6 +33,10 @@ pub(super) struct ChannelState {
     /// Every document of this channel the source emitted and has not tombstoned since.
     #[serde(default)]
     pub documents: BTreeSet<String>,
+    /// Documents found gone whose tombstones the deletion guard held back: sent by the next
+    /// run allowed to delete, unless they came back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub withheld: BTreeSet<String>,
 }
 
 /// A Slack `ts` as a number that orders like time: microseconds since the epoch.

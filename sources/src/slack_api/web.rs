@@ -55,6 +55,11 @@ pub(super) struct ListedChannel {
     pub is_archived: bool,
     #[serde(default)]
     pub is_member: bool,
+    /// Direct and group messages: the bot is in those it can list (no `is_member` is sent).
+    #[serde(default)]
+    pub is_im: bool,
+    #[serde(default)]
+    pub is_mpim: bool,
 }
 
 /// The Web API of one workspace.
