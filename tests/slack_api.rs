@@ -223,7 +223,7 @@ async fn incremental_equals_full(
             server.with_workspace(|ws| apply(ws, change, serial as u32));
         }
         let config = live.clone();
-        tokio::task::spawn_blocking(move || kass_ok(&["run"], &config))
+        let run_log = tokio::task::spawn_blocking(move || kass_ok(&["run"], &config))
             .await
             .unwrap();
         let fresh_store = format!("fresh-{serial}");
@@ -246,11 +246,12 @@ async fn incremental_equals_full(
         prop_assert_eq!(
             &stored,
             &expected,
-            "after step {} ({:?}): Chroma holds {} chunks, a fresh fetch makes {}",
+            "after step {} ({:?}): Chroma holds {} chunks, a fresh fetch makes {}; the run said:\n{}",
             serial,
             change,
             stored.len(),
-            expected.len()
+            expected.len(),
+            &run_log[run_log.len().saturating_sub(4000)..]
         );
     }
     Ok(())
