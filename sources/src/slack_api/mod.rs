@@ -56,6 +56,17 @@ pub struct SlackApi {
     outbox: Option<TombstoneOutbox>,
 }
 
+/// Channel id -> its state as the last completed run left it.
+#[derive(Default)]
+struct Previous(BTreeMap<String, ChannelState>);
+
+impl Previous {
+    /// A channel's state; a channel never read starts from the default.
+    fn of(&self, channel_id: &str) -> ChannelState {
+        self.0.get(channel_id).cloned().unwrap_or_default()
+    }
+}
+
 /// What one run decided, recorded only at its end.
 #[derive(Default)]
 struct RunOutcome {
@@ -123,8 +134,9 @@ impl Source for SlackApi {
             since: self.config.since,
             now,
         };
-        let mut outcome = self.sync(&run, &selected, &listed).await?;
-        self.record(&mut outcome, now);
+        let previous = self.previous_states();
+        let mut outcome = self.sync(&run, &previous, &selected, &listed).await?;
+        self.record(&previous, &mut outcome, now);
         Ok(())
     }
 }
@@ -196,17 +208,25 @@ impl SlackApi {
         Ok(())
     }
 
-    fn previous(&self, channel_id: &str) -> ChannelState {
-        self.cursor
-            .as_ref()
-            .and_then(|c| c.scope(channel_id))
-            .unwrap_or_default()
+    /// Every channel's state as the last completed run left it, read from the cursor once.
+    fn previous_states(&self) -> Previous {
+        let Some(cursor) = &self.cursor else {
+            return Previous::default();
+        };
+        Previous(
+            cursor
+                .scope_names()
+                .into_iter()
+                .filter_map(|id| cursor.scope(&id).map(|state| (id, state)))
+                .collect(),
+        )
     }
 
     /// Channels gone, windows read again, backfills advanced.
     async fn sync(
         &self,
         run: &SyncContext<'_>,
+        previous: &Previous,
         selected: &[Conversation],
         listed: &[web::ListedChannel],
     ) -> Result<RunOutcome, FatalError> {
@@ -215,12 +235,7 @@ impl SlackApi {
             ..RunOutcome::default()
         };
         // Channels kept from earlier runs that this run does not select any more.
-        let known = self
-            .cursor
-            .as_ref()
-            .map(|c| c.scope_names())
-            .unwrap_or_default();
-        for channel_id in known {
+        for channel_id in previous.0.keys().cloned() {
             if selected.iter().any(|c| c.id == channel_id) {
                 continue;
             }
@@ -229,7 +244,7 @@ impl SlackApi {
             } else {
                 "channel_gone"
             };
-            let state = self.previous(&channel_id);
+            let state = previous.of(&channel_id);
             outcome.gone.extend(
                 state
                     .documents
@@ -244,12 +259,12 @@ impl SlackApi {
         // The channels read longest ago first (never read: first of all), so a run cut short
         // (the Lambda's deadline) leaves the freshest ones for the next run, not always the same.
         let mut selected: Vec<&Conversation> = selected.iter().collect();
-        selected.sort_by_key(|c| self.previous(&c.id).read_until.unwrap_or(i64::MIN));
+        selected.sort_by_key(|c| previous.0.get(&c.id).and_then(|s| s.read_until));
         let mut failed = std::collections::BTreeSet::new();
         for channel in selected.iter().copied() {
-            let previous = self.previous(&channel.id);
+            let before = previous.of(&channel.id);
             let sync = ChannelSync { run, channel };
-            let result = sync.refresh(&previous).await;
+            let result = sync.refresh(&before).await;
             tally::advance(&progress, 1);
             match result {
                 Ok(refreshed) => {
@@ -261,8 +276,8 @@ impl SlackApi {
                 }
                 Err(stop) => {
                     // A channel never read keeps no state: it is not in backfill either.
-                    if previous != ChannelState::default() {
-                        outcome.states.insert(channel.id.clone(), previous);
+                    if before != ChannelState::default() {
+                        outcome.states.insert(channel.id.clone(), before);
                     }
                     failed.insert(channel.id.clone());
                     if !self.skip(channel, stop, &mut outcome)? {
@@ -332,18 +347,9 @@ impl SlackApi {
     }
 
     /// Applies the deletion guard, posts the tombstones and records every channel's state.
-    fn record(&self, outcome: &mut RunOutcome, now: i64) {
+    fn record(&self, previous: &Previous, outcome: &mut RunOutcome, now: i64) {
         let source = &self.config.name;
-        let held: usize = self
-            .cursor
-            .as_ref()
-            .map(|c| {
-                c.scope_names()
-                    .iter()
-                    .map(|id| self.previous(id).documents.len())
-                    .sum()
-            })
-            .unwrap_or(0);
+        let held: usize = previous.0.values().map(|s| s.documents.len()).sum();
         let gone = std::mem::take(&mut outcome.gone);
         if self.guard.permits(source, gone.len(), held) {
             let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
@@ -377,19 +383,15 @@ impl SlackApi {
         }
         telemetry::source_documents(source, outcome.emitted);
         // Every channel with a state: those this run reached, and those it did not get to.
-        let unreached: Vec<ChannelState> = self
-            .cursor
-            .as_ref()
-            .map(|c| c.scope_names())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|id| !outcome.states.contains_key(id) && !outcome.dropped.contains(id))
-            .map(|id| self.previous(&id))
-            .collect();
+        let unreached = previous
+            .0
+            .iter()
+            .filter(|(id, _)| !outcome.states.contains_key(*id) && !outcome.dropped.contains(id))
+            .map(|(_, state)| state);
         let backlog = outcome
             .states
             .values()
-            .chain(&unreached)
+            .chain(unreached)
             .filter(|s| s.backfill_before.is_some() || s.read_until.is_none())
             .count();
         telemetry::source_backlog_scopes(source, backlog);
