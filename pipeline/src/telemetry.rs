@@ -259,7 +259,7 @@ pub fn items_received(stage: &str, source: &str) {
 
 pub fn items_sent(stage: &str, source: &str) {
     counter!(STAGE_SENT, "stage" => stage.to_string(), "source" => source.to_string()).increment(1);
-    tally::add(&format!("sent:{stage}"), 1);
+    tally::add_in("sent", stage, 1);
 }
 
 pub fn processing_time(stage: &str, seconds: f64) {
@@ -278,13 +278,13 @@ pub fn channel_capacity(channel: &str, capacity: usize) {
 pub fn dead_letter_written(stage: &str, error_type: &str) {
     counter!(DEAD_LETTERS, "stage" => stage.to_string(), "error_type" => error_type.to_string())
         .increment(1);
-    tally::add(&format!("dead_letters:{stage}"), 1);
+    tally::add_in("dead_letters", stage, 1);
 }
 
 pub fn record_dropped(source: &str, reason: &str) {
     counter!(RECORDS_DROPPED, "source" => source.to_string(), "reason" => reason.to_string())
         .increment(1);
-    tally::add(&format!("dropped:{reason}"), 1);
+    tally::add_in("dropped", reason, 1);
 }
 
 pub fn source_bytes(source: &str, bytes: usize) {
@@ -407,12 +407,10 @@ pub fn source_item_time(source: &str, unix_seconds: f64) {
     // The newest per source, so the gauge never moves back when older items follow.
     static NEWEST: Mutex<Option<HashMap<String, f64>>> = Mutex::new(None);
     let mut newest = NEWEST.lock().expect("newest lock");
-    let entry = newest
-        .get_or_insert_with(HashMap::new)
-        .entry(source.to_string())
-        .or_insert(f64::MIN);
-    if unix_seconds > *entry {
-        *entry = unix_seconds;
+    let newest = newest.get_or_insert_with(HashMap::new);
+    let before = newest.get(source).copied().unwrap_or(f64::MIN);
+    if unix_seconds > before {
+        newest.insert(source.to_string(), unix_seconds);
         gauge!(SOURCE_NEWEST_ITEM, "source" => source.to_string()).set(unix_seconds);
     }
 }
