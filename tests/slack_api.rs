@@ -49,9 +49,9 @@ fn source_toml(name: &str, base_url: &str) -> String {
 /// Every chunk id of `source` in a collection.
 async fn chroma_ids(url: &str, collection: &str, source: &str) -> BTreeSet<String> {
     let request = json!({"where": {"source": source}, "include": []});
-    let Some(records) = support::chroma_get(url, collection, request).await else {
-        return BTreeSet::new();
-    };
+    let records = support::chroma_get(url, collection, request)
+        .await
+        .unwrap_or_else(|| panic!("Chroma at {url} has no collection {collection}"));
     records["ids"]
         .as_array()
         .unwrap_or_else(|| panic!("{records}"))
@@ -184,24 +184,27 @@ fn property_config(
     path
 }
 
-fn kass_ok(args: &[&str], config: &Path) -> String {
-    let out = run_ok(
-        kass()
-            .env(TOKEN_ENV, TOKEN)
-            .env(KEY_ENV, "test-key-123")
-            .args(args)
-            .arg("--config")
-            .arg(config),
-    );
+/// `kass ARGS --config CONFIG`, which must succeed without the token in its output; returns
+/// (stdout, stderr). Off the runtime's threads: the servers the run talks to live on them.
+async fn kass_ok(args: &[&str], config: &Path) -> (String, String) {
+    let mut cmd = kass();
+    cmd.env(TOKEN_ENV, TOKEN)
+        .env(KEY_ENV, "test-key-123")
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        .await
+        .unwrap();
     let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert!(
         !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
         "the token leaked into the output: {stdout}\n{stderr}"
     );
-    stderr.into_owned()
+    (stdout, stderr)
 }
 
 /// Runs `changes`, each followed by an incremental `kass run`, and checks Chroma against a
@@ -222,10 +225,7 @@ async fn incremental_equals_full(
         if let Some(change) = &change {
             server.with_workspace(|ws| apply(ws, change, serial as u32));
         }
-        let config = live.clone();
-        let run_log = tokio::task::spawn_blocking(move || kass_ok(&["run"], &config))
-            .await
-            .unwrap();
+        let (_, run_log) = kass_ok(&["run"], &live).await;
         let fresh_store = format!("fresh-{serial}");
         let fresh = property_config(
             dir.path(),
@@ -235,9 +235,7 @@ async fn incremental_equals_full(
             provider,
             "unused",
         );
-        tokio::task::spawn_blocking(move || kass_ok(&["fetch"], &fresh))
-            .await
-            .unwrap();
+        kass_ok(&["fetch"], &fresh).await;
         let expected: BTreeSet<String> = batch_chunk_ids(&dir.path().join(&fresh_store))
             .into_iter()
             .collect();
@@ -410,10 +408,7 @@ async fn fetched_by_the_lambda_and_kass_fetch_then_embedded_from_s3_events() {
         ),
     )
     .unwrap();
-    let config = fresh_config.clone();
-    tokio::task::spawn_blocking(move || kass_ok(&["fetch"], &config))
-        .await
-        .unwrap();
+    kass_ok(&["fetch"], &fresh_config).await;
     let expected: BTreeSet<String> = batch_chunk_ids(&fresh.path().join("store"))
         .into_iter()
         .collect();
@@ -553,17 +548,9 @@ async fn status_shows_each_source_the_dead_letters_and_the_collection() {
     let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
     let config = property_config(dir.path(), "store", &server, &chroma, &provider, "status");
     let before = chrono::Utc::now();
-    let run = config.clone();
-    tokio::task::spawn_blocking(move || kass_ok(&["run"], &run))
-        .await
-        .unwrap();
-    let status = config.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        run_ok(kass().args(["status", "--json", "--config"]).arg(&status))
-    })
-    .await
-    .unwrap();
-    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    kass_ok(&["run"], &config).await;
+    let (out, _) = kass_ok(&["status", "--json"], &config).await;
+    let status: Value = serde_json::from_str(&out).unwrap();
     let source = &status["sources"][0];
     assert_eq!(source["name"], "slack", "{status}");
     assert_eq!(source["kind"], "slack_api");
@@ -584,12 +571,7 @@ async fn status_shows_each_source_the_dead_letters_and_the_collection() {
     assert_eq!(status["collection"]["chunks"], stored);
 
     // The screen says the same for a person.
-    let screen = tokio::task::spawn_blocking(move || {
-        run_ok(kass().args(["status", "--config"]).arg(&config))
-    })
-    .await
-    .unwrap();
-    let screen = String::from_utf8_lossy(&screen.stdout);
+    let (screen, _) = kass_ok(&["status"], &config).await;
     assert!(screen.contains("slack_api"), "{screen}");
     assert!(screen.contains("2 channels, 0 in backfill"), "{screen}");
     assert!(screen.contains("dead letters 1"), "{screen}");
