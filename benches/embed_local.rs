@@ -3,9 +3,9 @@
 //! `scripts/bench-local-embed.sh` can put both side by side from one run.
 //!
 //! ```text
-//! cargo bench --bench embed_local -- --texts long.jsonl [--batch-size 32] [--micro-batch 8] [--workers N] [--repeat 3]
+//! cargo bench --bench embed_local -- --texts long.jsonl [--batch-size 32] [--micro-batch 8] [--workers N] [--repeat 3] [--precision f32|int8]
 //! ```
-//! Prints one JSON line: `{"runtime": "kass-candle", "texts": N, "seconds": S, "texts_per_s": R, ...}`
+//! Prints one JSON line: `{"runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "candle" }), "texts": N, "seconds": S, "texts_per_s": R, ...}`
 //! where `seconds` is the median of `--repeat` passes after one untimed warm-up batch. A pass
 //! embeds all texts in requests of `--batch-size` (as the embed stage sends them), each sorted
 //! by length and cut into micro-batches.
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use kass_pipeline::tokenizer::default_model_dir;
-use kass_stages::embed::providers::LocalModel;
+use kass_stages::embed::providers::{LocalModel, Precision};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -51,8 +51,11 @@ fn main() {
                 .unwrap_or_else(|| l.to_string())
         })
         .collect();
-    let model =
-        LocalModel::load(&model_dir, micro_batch, workers).unwrap_or_else(|e| panic!("{e}"));
+    let precision: Precision = arg(&args, "--precision").map_or_else(Precision::default, |v| {
+        serde_json::from_value(serde_json::Value::String(v)).expect("--precision f32|int8")
+    });
+    let model = LocalModel::load(&model_dir, micro_batch, workers, precision)
+        .unwrap_or_else(|e| panic!("{e}"));
     let warm = &texts[..texts.len().min(batch_size)];
     model.embed_blocking(warm).unwrap();
     let mut runs = Vec::new();
@@ -70,7 +73,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "runtime": "kass-candle",
+            "runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "candle" }),
             "texts": texts.len(),
             "seconds": seconds,
             "texts_per_s": texts.len() as f64 / seconds,

@@ -15,7 +15,7 @@ use super::providers::cohere::Cohere;
 use super::providers::huggingface::{HfInference, Tei};
 use super::providers::openai::OpenAi;
 use super::providers::voyage::Voyage;
-use super::providers::{LocalModel, LocalProvider, RemoteProvider, WireFormat};
+use super::providers::{LocalModel, LocalProvider, Precision, RemoteProvider, WireFormat};
 use super::rate_limit::RateLimits;
 use super::stage::EmbedStage;
 use super::tokens::TokenCount;
@@ -39,8 +39,9 @@ pub struct EmbedConfig {
     /// Longest a chunk waits for its request to fill.
     #[serde(default = "default_max_wait_ms")]
     pub max_wait_ms: u64,
-    /// Requests in flight at once; default 4 for remote providers, 1 for the local model
-    /// (whose forward pass already uses every core).
+    /// Requests in flight at once; default 4 for remote providers, 2 for the local model (its
+    /// threads take the second request's micro-batches as they free up, so no core idles
+    /// between requests).
     #[serde(default)]
     pub max_in_flight: Option<usize>,
     #[serde(default)]
@@ -114,6 +115,8 @@ pub struct EndpointConfig {
     pub micro_batch: Option<usize>,
     /// Local model: forward passes at once, each on one thread (default: one per core).
     pub workers: Option<usize>,
+    /// Local model: `f32` (default) or `int8` (dense layers in 8-bit integers).
+    pub precision: Option<Precision>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +171,7 @@ impl EmbedConfig {
     pub fn stage(&self, embedder: Arc<Embedder>) -> EmbedStage {
         let limits = embedder.limits();
         let in_flight = self.max_in_flight.unwrap_or(match self.provider.kind {
-            ProviderKind::Local => 1,
+            ProviderKind::Local => 2,
             _ => 4,
         });
         EmbedStage::new(
@@ -217,6 +220,7 @@ impl EndpointConfig {
                     &dir,
                     self.micro_batch.unwrap_or(8),
                     self.workers.unwrap_or(cores),
+                    self.precision.unwrap_or_default(),
                 )
                 .map_err(|e| err(e.to_string()))?;
                 let max_inputs = self
@@ -268,9 +272,14 @@ impl EndpointConfig {
         ),
         EmbedConfigError,
     > {
-        if self.model_dir.is_some() || self.micro_batch.is_some() {
+        if self.model_dir.is_some()
+            || self.micro_batch.is_some()
+            || self.workers.is_some()
+            || self.precision.is_some()
+        {
             return Err(err(
-                "model_dir and micro_batch apply to the local model only".into(),
+                "model_dir, micro_batch, workers and precision apply to the local model only"
+                    .into(),
             ));
         }
         let d = wire.defaults();

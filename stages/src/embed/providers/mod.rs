@@ -7,5 +7,5 @@ pub mod openai;
 pub mod remote;
 pub mod voyage;
 
-pub use local::{LocalModel, LocalModelError, LocalProvider};
+pub use local::{LocalModel, LocalModelError, LocalProvider, Precision};
 pub use remote::{ProviderDefaults, RemoteProvider, WireFormat};

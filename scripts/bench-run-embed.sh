@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Local embedding as it counts: inside a whole `kass run` (files source -> chunk router -> local
+# model -> Chroma), on the "long" (~240 word pieces) and "short" (single messages) text sets of
+# scripts/bench-texts.py, each text one file. Side by side in one run, interleaved A B A B:
+#   - `kass run` with this tree's release binary (A),
+#   - `kass run` with another binary, when KASS_BIN_B is set (e.g. an older commit's build),
+#   - sentence-transformers `encode` (torch fp32, batch 32, 2 threads) on the same texts, when the
+#     reference venv exists (scripts/st-venv-requirements.txt),
+# printing the median texts/s of each and the ratios to sentence-transformers.
+#
+# Usage: scripts/bench-run-embed.sh [repeats=3] [extra kass.toml lines for [embed.provider]...]
+#   KASS_BIN_B=/path/to/kass  KASS_BENCH_SETS="long short"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeats="${1:-3}"
+shift || true
+export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
+. scripts/python-env.sh
+ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
+bash scripts/fetch-model.sh >/dev/null
+export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+cargo build --release --locked --bin kass >&2
+bin_a="$(realpath "${CARGO_TARGET_DIR:-target}/release/kass")"
+bin_b="${KASS_BIN_B:-}"
+st="$KASS_CACHE/st-venv/bin/python"
+work="$(mktemp -d)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$KASS_CACHE/chroma-venv/bin/chroma" run --path "$work/chroma" --host 127.0.0.1 --port "$port" >"$work/chroma.log" 2>&1 &
+cpid=$!
+trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/api/v2/heartbeat', timeout=1)" 2>/dev/null && break
+  sleep 0.2
+done
+py=python3
+[ -x "$st" ] && py="$st"   # its `tokenizers` counts word pieces exactly
+"$py" scripts/bench-texts.py "$work/texts" >&2
+python3 - "$work/texts" <<'PY'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+for name in ("long", "short"):
+    d = root / name
+    d.mkdir()
+    for i, line in enumerate(open(root / f"{name}.jsonl")):
+        (d / f"{i:05}.txt").write_text(json.loads(line)["text"])
+PY
+results="$work/results.jsonl"
+run_kass() { # label binary set round
+  local label="$1" bin="$2" set="$3" round="$4" dir="$work/run-$label-$set-$round"
+  mkdir -p "$dir"
+  cat >"$dir/kass.toml" <<TOML
+[store]
+type = "local"
+path = "$dir/store"
+[chroma]
+url = "http://127.0.0.1:$port"
+collection = "bench-$label-$set-$round"
+[[sources]]
+type = "files"
+name = "texts"
+path = "$work/texts/$set"
+[embed.provider]
+type = "local"
+$(printf '%s\n' "$@" | tail -n +5)
+TOML
+  local started ended
+  started=$(date +%s.%N)
+  "$bin" run --config "$dir/kass.toml" >"$dir/out.txt" 2>"$dir/err.txt" || { cat "$dir/err.txt" >&2; exit 1; }
+  ended=$(date +%s.%N)
+  python3 - "$label" "$set" "$started" "$ended" "$work/texts/$set" "$dir/out.txt" >>"$results" <<'PY'
+import json, os, re, sys
+label, s, t0, t1, d, out = sys.argv[1:]
+texts = len(os.listdir(d))
+m = re.search(r"(\d+) new or changed chunks", open(out).read())
+secs = float(t1) - float(t0)
+print(json.dumps({"runtime": label, "set": s, "texts": texts, "chunks": int(m.group(1)) if m else None,
+                  "seconds": secs, "texts_per_s": texts / secs}))
+PY
+}
+for set in ${KASS_BENCH_SETS:-long short}; do
+  for round in $(seq 1 "$repeats"); do
+    if [ -x "$st" ]; then
+      OMP_NUM_THREADS=2 "$st" scripts/bench_st_encode.py --texts "$work/texts/$set.jsonl" \
+        --batch-size 32 --threads 2 --repeat 1 \
+        | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); r['set']='$set'; print(json.dumps(r))" >>"$results"
+    fi
+    run_kass A "$bin_a" "$set" "$round" "$@"
+    [ -n "$bin_b" ] && run_kass B "$bin_b" "$set" "$round" "$@"
+  done
+done
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f"\n{'set':6} {'runtime':22} {'texts':>6} {'chunks':>7} {'median texts/s':>15} {'vs sentence-transformers':>25}")
+for s in sorted({r["set"] for r in rows}):
+    by = {}
+    for r in rows:
+        if r["set"] == s:
+            by.setdefault(r["runtime"], []).append(r)
+    med = {k: statistics.median(x["texts_per_s"] for x in v) for k, v in by.items()}
+    ref = med.get("sentence-transformers")
+    for k, v in by.items():
+        name = {"A": "kass run (this tree)", "B": "kass run (KASS_BIN_B)"}.get(k, k)
+        ratio = f"{med[k] / ref:.2f}x" if ref else "-"
+        print(f"{s:6} {name:22} {v[0]['texts']:>6} {str(v[0].get('chunks', '-')):>7} {med[k]:>15.1f} {ratio:>25}")
+PY
