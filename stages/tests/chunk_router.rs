@@ -467,3 +467,49 @@ fn a_text_documents_title_is_embedded_with_its_text_in_every_chunk() {
     let plain = router(ChunkingConfig::default()).chunk(&doc).unwrap();
     assert!(plain[0].text.starts_with("Alterations"));
 }
+
+/// Slack's ```` ```code ```` puts the first line of code on the fence's opening line. With a
+/// long first line, wrapping every piece in the fence lines used to leave room for one token
+/// per chunk: a 4 KB message made 562 chunks, each the same opening line. Now the block is
+/// split as text: a few chunks, within the budget, no text lost.
+#[test]
+fn a_fence_whose_opening_line_fills_the_budget_is_split_as_text_not_flooded() {
+    let first = (0..60)
+        .map(|i| format!("-Wl,-rpath,/usr/local/envs/qiime2-2020.11/lib{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let body: Vec<String> = (0..12)
+        .map(|i| format!("/usr/local/envs/bin/ld: cannot find -lpng{i} in the search path"))
+        .collect();
+    let text = format!(
+        "It fails to link:\n```{first}\n{}```\nAny idea?",
+        body.join("\n")
+    );
+    let doc = Document::text("eval", "t92", DocumentKind::Text, text.clone());
+    let counter = counter();
+    assert!(
+        counter.count(&format!("```{first}")) > 250,
+        "the opening line must fill the budget"
+    );
+    let chunks = ChunkRouter::new(ChunkingConfig::default(), counter.clone())
+        .chunk(&doc)
+        .unwrap();
+    let total = counter.count(&text);
+    assert!(
+        chunks.len() <= total / 100 + 2,
+        "{} chunks for {total} tokens",
+        chunks.len()
+    );
+    for chunk in &chunks {
+        assert!(counter.count(&chunk.text) + counter.special_tokens() <= 256);
+    }
+    let joined: String = chunks
+        .iter()
+        .map(|c| c.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for line in &body {
+        assert!(joined.contains(line.as_str()), "lost: {line}");
+    }
+    assert!(joined.contains("-lpng11 in the search path"));
+}

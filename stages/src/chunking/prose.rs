@@ -214,6 +214,11 @@ fn pack_blocks(blocks: &[Block], tokens: &[usize], budget: usize, sizer: &Sizer)
 }
 
 /// Pieces of a fenced block at line boundaries, each wrapped in the block's fence lines.
+///
+/// When the fence lines themselves take half the budget or more, wrapping every piece in them
+/// would repeat them in a flood of chunks with almost nothing else (Slack's ```` ```code ````
+/// puts a whole first line of code on the opening line: one 650-character line once made 562
+/// chunks of a 4 KB message). The block is then split as plain text instead.
 fn split_fence(
     open: &str,
     body: &[String],
@@ -221,9 +226,18 @@ fn split_fence(
     budget: usize,
     sizer: &Sizer,
 ) -> Vec<String> {
-    let capacity = budget
-        .saturating_sub(sizer.count(open) + sizer.count(close))
-        .max(1);
+    let fence_tokens = sizer.count(open) + sizer.count(close);
+    if fence_tokens * 2 >= budget {
+        let mut text = open.to_string();
+        for line in body {
+            text.push('\n');
+            text.push_str(line);
+        }
+        text.push('\n');
+        text.push_str(close);
+        return sizer.split(&text, budget);
+    }
+    let capacity = budget - fence_tokens;
     let lines: Vec<&str> = body.iter().map(String::as_str).collect();
     let tokens = sizer.count_lines(&lines);
     let wrap = |inner: &str| format!("{open}\n{inner}\n{close}");
