@@ -22,6 +22,45 @@ fn arg(args: &[String], name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `--agreement`: how close this precision's vectors are to fp32's on the same texts (cosine
+/// of each pair: lowest, 1st percentile, mean), one JSON line.
+fn print_agreement(
+    model: &LocalModel,
+    model_dir: &std::path::Path,
+    texts: &[String],
+    batch: usize,
+) {
+    let reference =
+        LocalModel::load(model_dir, 8, 2, Precision::F32).unwrap_or_else(|e| panic!("{e}"));
+    let mut cosines = Vec::new();
+    for request in texts.chunks(batch) {
+        let a = model.embed_blocking(request).unwrap();
+        let b = reference.embed_blocking(request).unwrap();
+        cosines.extend(a.iter().zip(&b).map(|(x, y)| cosine(x, y)));
+    }
+    let worst = texts
+        .iter()
+        .zip(&cosines)
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(t, c)| (t.chars().take(120).collect::<String>(), *c));
+    let mut sorted = cosines.clone();
+    sorted.sort_by(f32::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "texts": cosines.len(),
+            "lowest": sorted[0],
+            "p01": sorted[sorted.len() / 100],
+            "mean": cosines.iter().sum::<f32>() / cosines.len() as f32,
+            "worst_text": worst,
+        })
+    );
+}
+
 fn main() {
     kass_stages::embed::providers::local::one_thread_per_forward_pass();
     let args: Vec<String> = std::env::args().collect();
@@ -56,6 +95,10 @@ fn main() {
     });
     let model = LocalModel::load(&model_dir, micro_batch, workers, precision)
         .unwrap_or_else(|e| panic!("{e}"));
+    if args.iter().any(|a| a == "--agreement") {
+        print_agreement(&model, &model_dir, &texts, batch_size);
+        return;
+    }
     let warm = &texts[..texts.len().min(batch_size)];
     model.embed_blocking(warm).unwrap();
     let mut runs = Vec::new();

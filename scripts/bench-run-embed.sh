@@ -60,7 +60,7 @@ type = "files"
 name = "texts"
 path = "$work/texts/$set"
 [embed.provider]
-type = "local"
+kind = "local"
 $(printf '%s\n' "$@" | tail -n +5)
 TOML
   local started ended

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Retrieval quality of the local model's precisions side by side: `kass eval` (nDCG@10,
+# recall@10, MRR@10) with `precision = "f32"` and `precision = "int8"` on the same labelled set,
+# each into its own collection of a fresh Chroma, and the difference.
+#
+# Usage: scripts/eval-precision.sh [BEIR dir with corpus.jsonl, queries.jsonl, qrels/test.tsv]
+# Without a directory, the set is built from the real Slack export sample
+# (scripts/slack-known-item-set.py: thread openers as queries, their replies as the answers).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
+. scripts/python-env.sh
+ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
+bash scripts/fetch-model.sh >/dev/null
+export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+cargo build --release --locked --bin kass >&2
+bin="${CARGO_TARGET_DIR:-target}/release/kass"
+work="$(mktemp -d)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$KASS_CACHE/chroma-venv/bin/chroma" run --path "$work/chroma" --host 127.0.0.1 --port "$port" >"$work/chroma.log" 2>&1 &
+cpid=$!
+trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/api/v2/heartbeat', timeout=1)" 2>/dev/null && break
+  sleep 0.2
+done
+set_dir="${1:-}"
+if [ -z "$set_dir" ]; then
+  set_dir="$work/set"
+  python3 scripts/slack-known-item-set.py "$set_dir" >&2
+fi
+for run in ${KASS_EVAL_RUNS:-f32 int8}; do
+  precision="${run%%:*}"
+  cat >"$work/$run.toml" <<TOML
+[chroma]
+url = "http://127.0.0.1:$port"
+[embed.provider]
+kind = "local"
+precision = "$precision"
+TOML
+  echo "== precision = $precision"
+  "$bin" eval --config "$work/$run.toml" --collection "eval-${run//:/-}" \
+    --corpus "$set_dir/corpus.jsonl" --queries "$set_dir/queries.jsonl" --qrels "$set_dir/qrels/test.tsv" \
+    | tee "$work/$run.out"
+done
+python3 - "$work/f32.out" "$work/int8.out" <<'PY'
+import re, sys
+def metrics(path):
+    return {k: float(v) for k, v in re.findall(r"(nDCG@\d+|recall@\d+|MRR@\d+)\D*?([0-9]\.[0-9]+)", open(path).read())}
+a, b = metrics(sys.argv[1]), metrics(sys.argv[2])
+print(f"\n{'metric':10} {'f32':>8} {'int8':>8} {'int8 - f32':>11}")
+for k in a:
+    print(f"{k:10} {a[k]:8.4f} {b.get(k, float('nan')):8.4f} {b.get(k, float('nan')) - a[k]:+11.4f}")
+PY
