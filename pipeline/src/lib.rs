@@ -35,6 +35,7 @@ pub mod tally;
 pub mod telemetry;
 pub mod tokenizer;
 pub mod topology;
+mod wordpiece_count;
 
 pub use channel::{Inlet, Outlet};
 pub use context::StageContext;

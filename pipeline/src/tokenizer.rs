@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use tokenizers::Tokenizer;
 
+use crate::wordpiece_count::WordPieceCount;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot load tokenizer {path}: {reason} (run scripts/fetch-model.sh, or set [tokenizer] path / KASS_TOKENIZER)")]
 pub struct TokenizerError {
@@ -18,6 +20,8 @@ pub struct TokenizerError {
 #[derive(Clone)]
 pub struct TokenCounter {
     tokenizer: Arc<Tokenizer>,
+    /// The exact shortcut for BERT WordPiece tokenizers; `None` for others.
+    fast: Option<Arc<WordPieceCount>>,
     special_tokens: usize,
 }
 
@@ -35,7 +39,14 @@ impl TokenCounter {
             path: path.to_path_buf(),
             reason,
         };
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut tokenizer: Tokenizer = text
+            .parse()
+            .map_err(|e: tokenizers::Error| err(e.to_string()))?;
+        let fast = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|json| WordPieceCount::from_tokenizer_json(&json))
+            .map(Arc::new);
         tokenizer
             .with_truncation(None)
             .map_err(|e| err(e.to_string()))?;
@@ -46,12 +57,21 @@ impl TokenCounter {
             .map_err(|e| err(e.to_string()))?;
         Ok(Self {
             tokenizer: Arc::new(tokenizer),
+            fast,
             special_tokens,
         })
     }
 
     /// Tokens of `text` without the model's special tokens.
     pub fn count(&self, text: &str) -> usize {
+        match &self.fast {
+            Some(fast) => fast.count(text, |word| self.count_with_tokenizer(word)),
+            None => self.count_with_tokenizer(text),
+        }
+    }
+
+    /// The same count by the tokenizer alone (what [`Self::count`] must always equal).
+    pub fn count_with_tokenizer(&self, text: &str) -> usize {
         self.tokenizer
             .encode_fast(text, false)
             .map(|e| e.len())
