@@ -2,18 +2,18 @@
 # Local embedding as it counts: inside a whole `kass run` (files source -> chunk router -> local
 # model -> Chroma), on the "long" (~240 word pieces) and "short" (single messages) text sets of
 # scripts/bench-texts.py, each text one file. Side by side in one run, interleaved A B A B:
-#   - `kass run` with this tree's release binary (A),
-#   - `kass run` with another binary, when KASS_BIN_B is set (e.g. an older commit's build),
+#   - `kass run` with this tree's release binary, `precision = "f32"` and `"int8"`,
+#   - `kass run` with another binary (f32), when KASS_BIN_B is set (e.g. an older commit's build),
 #   - sentence-transformers `encode` (torch fp32, batch 32, 2 threads) on the same texts, when the
-#     reference venv exists (scripts/st-venv-requirements.txt),
-# printing the median texts/s of each and the ratios to sentence-transformers.
+#     reference venv exists (scripts/st-venv-requirements.txt), and its faster backends
+#     (KASS_ST_BACKENDS="onnx-int8 openvino", when installed in that venv),
+# printing the median texts/s of each and the ratios to sentence-transformers (torch).
 #
-# Usage: scripts/bench-run-embed.sh [repeats=3] [extra kass.toml lines for [embed.provider]...]
-#   KASS_BIN_B=/path/to/kass  KASS_BENCH_SETS="long short"
+# Usage: scripts/bench-run-embed.sh [repeats=3]
+#   KASS_BIN_B=/path/to/kass  KASS_BENCH_SETS="long short"  KASS_ST_BACKENDS="onnx-int8 openvino"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats="${1:-3}"
-shift || true
 export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
 . scripts/python-env.sh
 ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
@@ -45,8 +45,9 @@ for name in ("long", "short"):
         (d / f"{i:05}.txt").write_text(json.loads(line)["text"])
 PY
 results="$work/results.jsonl"
-run_kass() { # label binary set round
-  local label="$1" bin="$2" set="$3" round="$4" dir="$work/run-$label-$set-$round"
+run_kass() { # label binary set round precision
+  local label="$1" bin="$2" set="$3" round="$4" precision="$5"
+  local dir="$work/run-$label-$set-$round"
   mkdir -p "$dir"
   cat >"$dir/kass.toml" <<TOML
 [store]
@@ -61,7 +62,7 @@ name = "texts"
 path = "$work/texts/$set"
 [embed.provider]
 kind = "local"
-$(printf '%s\n' "$@" | tail -n +5)
+$([ "$precision" = f32 ] || echo "precision = \"$precision\"")
 TOML
   local started ended
   started=$(date +%s.%N)
@@ -80,12 +81,15 @@ PY
 for set in ${KASS_BENCH_SETS:-long short}; do
   for round in $(seq 1 "$repeats"); do
     if [ -x "$st" ]; then
-      OMP_NUM_THREADS=2 "$st" scripts/bench_st_encode.py --texts "$work/texts/$set.jsonl" \
-        --batch-size 32 --threads 2 --repeat 1 \
-        | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); r['set']='$set'; print(json.dumps(r))" >>"$results"
+      for backend in torch ${KASS_ST_BACKENDS:-}; do
+        OMP_NUM_THREADS=2 "$st" scripts/bench_st_encode.py --texts "$work/texts/$set.jsonl" \
+          --batch-size 32 --threads 2 --repeat 1 --backend "$backend" \
+          | python3 -c "import json,sys; r=json.loads(sys.stdin.read()); r['set']='$set'; print(json.dumps(r))" >>"$results"
+      done
     fi
-    run_kass A "$bin_a" "$set" "$round" "$@"
-    [ -n "$bin_b" ] && run_kass B "$bin_b" "$set" "$round" "$@"
+    run_kass A "$bin_a" "$set" "$round" f32
+    run_kass A-int8 "$bin_a" "$set" "$round" int8
+    if [ -n "$bin_b" ]; then run_kass B "$bin_b" "$set" "$round" f32; fi
   done
 done
 python3 - "$results" <<'PY'
@@ -100,7 +104,7 @@ for s in sorted({r["set"] for r in rows}):
     med = {k: statistics.median(x["texts_per_s"] for x in v) for k, v in by.items()}
     ref = med.get("sentence-transformers")
     for k, v in by.items():
-        name = {"A": "kass run (this tree)", "B": "kass run (KASS_BIN_B)"}.get(k, k)
+        name = {"A": "kass run f32", "A-int8": "kass run int8", "B": "kass run (KASS_BIN_B)"}.get(k, k)
         ratio = f"{med[k] / ref:.2f}x" if ref else "-"
         print(f"{s:6} {name:22} {v[0]['texts']:>6} {str(v[0].get('chunks', '-')):>7} {med[k]:>15.1f} {ratio:>25}")
 PY
