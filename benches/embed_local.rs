@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench embed_local -- --texts long.jsonl [--batch-size 32] [--micro-batch 8] [--workers N] [--repeat 3] [--precision f32|int8]
 //! ```
-//! Prints one JSON line: `{"runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "candle" }), "texts": N, "seconds": S, "texts_per_s": R, ...}`
+//! Prints one JSON line: `{"runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "f32" }), "texts": N, "seconds": S, "texts_per_s": R, ...}`
 //! where `seconds` is the median of `--repeat` passes after one untimed warm-up batch. A pass
 //! embeds all texts in requests of `--batch-size` (as the embed stage sends them), each sorted
 //! by length and cut into micro-batches.
@@ -62,7 +62,6 @@ fn print_agreement(
 }
 
 fn main() {
-    kass_stages::embed::providers::local::one_thread_per_forward_pass();
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; a bare run (as in `cargo test --benches`) has no texts.
     let Some(texts_path) = arg(&args, "--texts") else {
@@ -116,7 +115,7 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "candle" }),
+            "runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "f32" }),
             "texts": texts.len(),
             "seconds": seconds,
             "texts_per_s": texts.len() as f64 / seconds,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local embedding throughput, side by side in one run: kass's in-process model (candle) and
+# Local embedding throughput, side by side in one run: kass's in-process model (f32) and
 # sentence-transformers `encode`, on the same texts (long: chunk-sized windows of a real Slack
 # export, ~237 word pieces; short: single messages, ~34), same batch size (32) and the same 2
 # threads. Prints each runtime's texts/s and the ratio kass / sentence-transformers.
@@ -31,9 +31,9 @@ done
 python3 - "$results" <<'PY'
 import json, os, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f"\n{'set':6} {'sentence-transformers':>22} {'kass (candle)':>14} {'ratio':>6}")
+print(f"\n{'set':6} {'sentence-transformers':>22} {'kass (f32)':>14} {'ratio':>6}")
 for s in ("long", "short"):
     by = {r["runtime"]: r for r in rows if os.path.basename(r["file"]).startswith(s)}
-    st, k = by["sentence-transformers"]["texts_per_s"], by["kass-candle"]["texts_per_s"]
+    st, k = by["sentence-transformers"]["texts_per_s"], by["kass-f32"]["texts_per_s"]
     print(f"{s:6} {st:>18.1f} t/s {k:>10.1f} t/s {k / st:>5.2f}x")
 PY

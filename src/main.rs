@@ -60,8 +60,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Before any thread starts: candle reads its thread settings from the environment.
-    kass_stages::embed::providers::local::one_thread_per_forward_pass();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,6 +3,5 @@
 //! chunks and upserts them into Chroma. See `deploy/` and the README's "Running split".
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    kass_stages::embed::providers::local::one_thread_per_forward_pass();
     kass::lambda::main_for::<kass::lambda::EmbedderFunction>()
 }

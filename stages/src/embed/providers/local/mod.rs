@@ -1,16 +1,15 @@
-//! The in-process model: a sentence-transformers BERT (all-MiniLM-L6-v2 by default) run with
-//! candle on the CPU, from a directory holding `config.json`, `tokenizer.json` and
+//! The in-process model: a sentence-transformers BERT (all-MiniLM-L6-v2 by default) run on the
+//! CPU by kass's own forward pass ([`flat_bert`]), from a directory holding `config.json`, `tokenizer.json` and
 //! `model.safetensors`. No network, no key, no Python: the embedded default.
 //!
 //! It reproduces sentence-transformers' `encode(normalize_embeddings=True)`: truncation at the
 //! model's `max_seq_length` (256 for MiniLM, from `sentence_bert_config.json`, not the 128 the
 //! tokenizer.json pads to), mean pooling over the attention mask, then L2 normalisation.
 //!
-//! Speed: inputs are sorted by token length and cut into micro-batches padded only to their own
-//! longest input, so a batch of mixed chunk sizes does not pay for padding; the micro-batches of
-//! every request in flight share one queue to a standing thread per core ([`pool`]).
+//! Speed: inputs are sorted by token length and cut into micro-batches of about 256 tokens,
+//! which run without any padding; the micro-batches of every request in flight share one queue
+//! to a standing thread per core ([`pool`]).
 
-mod encoder;
 mod flat_bert;
 mod int8_matmul;
 mod pool;
@@ -20,9 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 
 use async_trait::async_trait;
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
@@ -31,7 +27,6 @@ use kass_pipeline::EmbeddingModel;
 use crate::embed::tokens::estimate;
 use crate::embed::{EmbedError, EmbeddingProvider, Embeddings, InputType, RequestLimits};
 
-use encoder::Encoder;
 use flat_bert::{BertShape, FlatBert};
 use pool::WorkerPool;
 
@@ -51,10 +46,12 @@ pub struct LocalModel {
     pool: WorkerPool,
     model: EmbeddingModel,
     micro_batch: usize,
-    /// Most tokens in one micro-batch: set when passes are unpadded, where a small working
-    /// set that stays in the core's cache beats a large batch.
-    micro_batch_tokens: usize,
 }
+
+/// Most tokens in one micro-batch. Measured on 2 cores: passes ran fastest at about 256 tokens
+/// each (one long chunk or a handful of messages), whose working set stays in the core's
+/// cache; 8 long chunks at once were 1.15x slower.
+const MICRO_BATCH_TOKENS: usize = 256;
 
 #[derive(Deserialize)]
 struct SentenceBertConfig {
@@ -65,39 +62,6 @@ struct SentenceBertConfig {
 struct PoolingConfig {
     #[serde(default)]
     pooling_mode_mean_tokens: bool,
-}
-
-/// Keeps the forward pass's large temporary tensors (tens of MB each) in the heap instead of
-/// fresh mappings: with glibc's default, every one is an mmap, page-faulted in and unmapped
-/// again, which took a fifth of the CPU time of a forward pass. The memory stays with the
-/// process for the next batch instead.
-fn keep_large_allocations_in_the_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: mallopt only changes allocator tuning parameters; it is thread-safe.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024 * 1024);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
-            }
-        });
-    }
-}
-
-/// Makes candle run each forward pass on the thread that asks for it, instead of spreading
-/// matrix products over every core: with one pass per core (the `workers` setting) that is
-/// 1.2x faster, because the rest of a pass (softmax, layer norm, GELU) runs on one thread
-/// anyway and workers would otherwise contend for the same pool.
-///
-/// Candle reads these variables, so this must run at the start of `main`, before any other
-/// thread exists. Values the user set are kept.
-pub fn one_thread_per_forward_pass() {
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
-            std::env::set_var(var, "1");
-        }
-    }
 }
 
 /// The arithmetic of the forward pass.
@@ -128,9 +92,8 @@ impl LocalModel {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| err(format!("{name}: {e}")))
         };
-        let config_text = read("config.json")?;
-        let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| err(format!("config.json: {e}")))?;
+        let shape: BertShape = serde_json::from_str(&read("config.json")?)
+            .map_err(|e| err(format!("config.json: {e}")))?;
         // sentence-transformers' own limit; without the file, BERT's position limit.
         let max_seq_length = match std::fs::read_to_string(dir.join("sentence_bert_config.json")) {
             Ok(text) => {
@@ -138,9 +101,9 @@ impl LocalModel {
                     .map_err(|e| err(format!("sentence_bert_config.json: {e}")))?
                     .max_seq_length
             }
-            Err(_) => config.max_position_embeddings,
+            Err(_) => shape.max_position_embeddings,
         }
-        .min(config.max_position_embeddings);
+        .min(shape.max_position_embeddings);
         if let Ok(text) = std::fs::read_to_string(dir.join("1_Pooling/config.json")) {
             let pooling: PoolingConfig = serde_json::from_str(&text)
                 .map_err(|e| err(format!("1_Pooling/config.json: {e}")))?;
@@ -161,54 +124,22 @@ impl LocalModel {
                 ..Default::default()
             }))
             .map_err(|e| err(format!("tokenizer.json: {e}")))?;
-        keep_large_allocations_in_the_heap();
-        if workers > 1 && std::env::var("CANDLE_NUM_THREADS").as_deref() != Ok("1") {
-            tracing::warn!(
-                "local model: {workers} workers without CANDLE_NUM_THREADS=1 and RAYON_NUM_THREADS=1 \
-                 compete for candle's thread pool (kass sets both at start-up)"
-            );
-        }
         let weights = dir.join("model.safetensors");
-        let encoder = match precision {
-            Precision::F32 => {
-                let device = Device::Cpu;
-                // SAFETY: the file is memory-mapped read-only; kass never writes model files,
-                // and a concurrent writer replacing it (rename) leaves this mapping intact.
-                let vb = unsafe {
-                    VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &device)
-                }
-                .map_err(|e| err(format!("model.safetensors: {e}")))?;
-                let bert =
-                    BertModel::load(vb, &config).map_err(|e| err(format!("weights: {e}")))?;
-                Encoder::F32 { bert, device }
-            }
-            Precision::Int8 => {
-                let shape: BertShape = serde_json::from_str(&config_text)
-                    .map_err(|e| err(format!("config.json: {e}")))?;
-                Encoder::Int8(FlatBert::load(&weights, &shape).map_err(err)?)
-            }
-        };
+        let bert = FlatBert::load(&weights, &shape, precision == Precision::Int8).map_err(err)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "local".into());
-        // Measured on 2 cores: unpadded int8 passes ran fastest at about 256 tokens each (one
-        // long chunk or a handful of messages); 8 long chunks at once were 1.15x slower.
-        let micro_batch_tokens = match &encoder {
-            Encoder::F32 { .. } => usize::MAX,
-            Encoder::Int8(_) => 256,
-        };
-        let pool = WorkerPool::start(Arc::new(encoder), workers.max(1))
+        let pool = WorkerPool::start(Arc::new(bert), workers.max(1))
             .map_err(|e| err(format!("cannot start worker threads: {e}")))?;
         Ok(Self {
             tokenizer,
             pool,
             model: EmbeddingModel {
                 name,
-                dimension: config.hidden_size,
+                dimension: shape.hidden_size,
             },
             micro_batch: micro_batch.max(1),
-            micro_batch_tokens,
         })
     }
 
@@ -234,15 +165,15 @@ impl LocalModel {
         let (done, results) = mpsc::channel::<Result<Vec<Indexed>, String>>();
         let mut groups = 0;
         let lengths: Vec<usize> = order.iter().map(|&i| encodings[i].len()).collect();
-        for group in micro_batches(&order, &lengths, self.micro_batch, self.micro_batch_tokens) {
+        for group in micro_batches(&order, &lengths, self.micro_batch, MICRO_BATCH_TOKENS) {
             let ids: Vec<Vec<u32>> = group
                 .iter()
                 .map(|&i| encodings[i].get_ids().to_vec())
                 .collect();
             let positions = group.to_vec();
             let done = done.clone();
-            self.pool.submit(Box::new(move |encoder: &Encoder| {
-                let pooled = encoder
+            self.pool.submit(Box::new(move |bert: &FlatBert| {
+                let pooled = bert
                     .embed(&ids)
                     .map(|vectors| positions.into_iter().zip(vectors).collect());
                 let _ = done.send(pooled);

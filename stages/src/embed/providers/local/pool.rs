@@ -11,10 +11,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::encoder::Encoder;
+use super::flat_bert::FlatBert;
 
-/// One micro-batch's work, run on a pool thread with the shared encoder.
-pub(super) type Job = Box<dyn FnOnce(&Encoder) + Send>;
+/// One micro-batch's work, run on a pool thread with the shared bert.
+pub(super) type Job = Box<dyn FnOnce(&FlatBert) + Send>;
 
 pub(super) struct WorkerPool {
     jobs: mpsc::Sender<Job>,
@@ -22,12 +22,12 @@ pub(super) struct WorkerPool {
 
 impl WorkerPool {
     /// Starts `threads` threads; they stop when the pool is dropped and the queue runs dry.
-    pub(super) fn start(encoder: Arc<Encoder>, threads: usize) -> std::io::Result<Self> {
+    pub(super) fn start(bert: Arc<FlatBert>, threads: usize) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for i in 0..threads.max(1) {
             let queue = queue.clone();
-            let encoder = encoder.clone();
+            let bert = bert.clone();
             std::thread::Builder::new()
                 .name(format!("kass-embed-{i}"))
                 .spawn(move || loop {
@@ -39,7 +39,7 @@ impl WorkerPool {
                     let Ok(job) = next else { break };
                     // A panicking pass drops its reply sender (its request sees the failure);
                     // the thread itself stays to serve the next job.
-                    let _ = catch_unwind(AssertUnwindSafe(|| job(&encoder)));
+                    let _ = catch_unwind(AssertUnwindSafe(|| job(&bert)));
                 })?;
         }
         Ok(Self { jobs })
