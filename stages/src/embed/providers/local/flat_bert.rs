@@ -75,26 +75,12 @@ impl Weights {
                 // SAFETY: x is [tokens, inner], values [out, inner] read transposed, y
                 // [tokens, out]; every index gemm forms lies inside them.
                 unsafe {
-                    gemm::gemm(
-                        tokens,
-                        *out,
-                        *inner,
-                        y.as_mut_ptr(),
-                        1,
-                        *out as isize,
-                        false,
-                        x.as_ptr(),
-                        1,
-                        *inner as isize,
-                        values.as_ptr(),
-                        *inner as isize,
-                        1,
-                        0.0,
+                    product(
+                        (tokens, *out, *inner),
+                        (y.as_mut_ptr(), *out),
+                        Strided(x.as_ptr(), *inner, 1),
+                        Strided(values.as_ptr(), 1, *inner),
                         1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
             }
@@ -357,26 +343,12 @@ impl FlatBert {
             // SAFETY: every index gemm forms stays inside `qkv`, `scores` and `context`: rows
             // start..start+len of a [tokens, 3h] and a [tokens, h] matrix, columns of one head.
             unsafe {
-                gemm::gemm(
-                    len,
-                    len,
-                    d,
-                    scores.as_mut_ptr(),
-                    1,
-                    len as isize,
-                    false,
-                    q,
-                    1,
-                    stride as isize,
-                    k,
-                    stride as isize,
-                    1,
-                    0.0,
+                product(
+                    (len, len, d),
+                    (scores.as_mut_ptr(), len),
+                    Strided(q, stride, 1),
+                    Strided(k, 1, stride),
                     scale,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
             for row in scores.chunks_exact_mut(len) {
@@ -384,30 +356,55 @@ impl FlatBert {
             }
             // SAFETY: as above.
             unsafe {
-                gemm::gemm(
-                    len,
-                    d,
-                    len,
-                    context[start * h + head * d..].as_mut_ptr(),
-                    1,
-                    h as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    len as isize,
-                    v,
-                    1,
-                    stride as isize,
-                    0.0,
+                product(
+                    (len, d, len),
+                    (context[start * h + head * d..].as_mut_ptr(), h),
+                    Strided(scores.as_ptr(), len, 1),
+                    Strided(v, stride, 1),
                     1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
                 );
             }
         }
     }
+}
+
+/// A matrix operand: its first element, and the distance between rows and between columns.
+struct Strided(*const f32, usize, usize);
+
+/// `dst[m, n] = scale · lhs[m, k] · rhs[k, n]` on this thread, `dst` row-major with rows
+/// `dst.1` apart.
+///
+/// # Safety
+/// Every element the shapes and strides address must lie inside its buffer.
+#[inline(always)]
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut f32, usize),
+    lhs: Strided,
+    rhs: Strided,
+    scale: f32,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        1,
+        dst.1 as isize,
+        false,
+        lhs.0,
+        lhs.2 as isize,
+        lhs.1 as isize,
+        rhs.0,
+        rhs.2 as isize,
+        rhs.1 as isize,
+        0.0,
+        scale,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
 }
 
 #[inline(always)]
