@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 repeats="${1:-3}"
 export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
 . scripts/python-env.sh
+. scripts/chroma-server.sh
 ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
 bash scripts/fetch-model.sh >/dev/null
 export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
@@ -24,14 +25,8 @@ bin_a="$(realpath "${CARGO_TARGET_DIR:-target}/release/kass")"
 bin_b="${KASS_BIN_B:-}"
 st="$KASS_CACHE/st-venv/bin/python"
 work="$(mktemp -d)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$KASS_CACHE/chroma-venv/bin/chroma" run --path "$work/chroma" --host 127.0.0.1 --port "$port" >"$work/chroma.log" 2>&1 &
-cpid=$!
-trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/api/v2/heartbeat', timeout=1)" 2>/dev/null && break
-  sleep 0.2
-done
+start_chroma "$work"
+port=$CHROMA_PORT
 py=python3
 [ -x "$st" ] && py="$st"   # its `tokenizers` counts word pieces exactly
 "$py" scripts/bench-texts.py "$work/texts" >&2

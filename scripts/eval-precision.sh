@@ -10,20 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
 . scripts/python-env.sh
+. scripts/chroma-server.sh
 ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
 bash scripts/fetch-model.sh >/dev/null
 export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
 cargo build --release --locked --bin kass >&2
 bin="${CARGO_TARGET_DIR:-target}/release/kass"
 work="$(mktemp -d)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$KASS_CACHE/chroma-venv/bin/chroma" run --path "$work/chroma" --host 127.0.0.1 --port "$port" >"$work/chroma.log" 2>&1 &
-cpid=$!
-trap 'kill $cpid 2>/dev/null; wait $cpid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do
-  python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/api/v2/heartbeat', timeout=1)" 2>/dev/null && break
-  sleep 0.2
-done
+start_chroma "$work"
+port=$CHROMA_PORT
 set_dir="${1:-}"
 if [ -z "$set_dir" ]; then
   set_dir="$work/set"
