@@ -140,3 +140,41 @@ fn int8_precision_stays_close_to_sentence_transformers() {
         }
     }
 }
+
+/// `precision` is read from `[embed.provider]`: `"int8"` reaches the local model (its vectors
+/// differ from f32's in the last digits, yet stay close), an unknown value is refused, and a
+/// remote provider refuses the key, naming it.
+#[tokio::test]
+async fn precision_is_configured_in_embed_provider_and_only_for_the_local_model() {
+    use kass_stages::embed::EmbedConfig;
+    let config = |provider: serde_json::Value| -> Result<EmbedConfig, String> {
+        serde_json::from_value(serde_json::json!({ "provider": provider }))
+            .map_err(|e| e.to_string())
+    };
+    let dir = default_model_dir();
+    let f32 = config(serde_json::json!({"kind": "local", "model_dir": dir}))
+        .unwrap()
+        .build_embedder()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let int8 = config(serde_json::json!({"kind": "local", "model_dir": dir, "precision": "int8"}))
+        .unwrap()
+        .build_embedder()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = "How do I run only the chunker tests?";
+    let a = f32.embed_query(text).await.unwrap();
+    let b = int8.embed_query(text).await.unwrap();
+    assert_ne!(a, b, "int8 was not used");
+    assert!(cosine(&a, &b) > 0.98, "cosine {}", cosine(&a, &b));
+
+    let unknown = config(serde_json::json!({"kind": "local", "precision": "fp8"})).unwrap_err();
+    assert!(unknown.contains("fp8"), "{unknown}");
+    let remote = config(serde_json::json!({
+        "kind": "openai", "model": "text-embedding-3-small", "precision": "int8"
+    }))
+    .unwrap()
+    .build_embedder()
+    .err()
+    .expect("a remote provider must refuse precision")
+    .to_string();
+    assert!(remote.contains("precision"), "{remote}");
+}
