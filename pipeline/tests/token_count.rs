@@ -3,9 +3,13 @@
 //! everything the shortcut must hand over (accents, CJK, emoji, control characters, Unicode
 //! spaces, added tokens such as `[CLS]`, words past the 100-character limit, unknown pieces),
 //! and on real text: this repository's README and Slack fixture, and the shared real Slack
-//! export where it exists (required where `KASS_REQUIRE_SHARED_DATA=1`, as in CI).
+//! export (through the project's shared-data guard: a loud `SKIPPED` in a user's clone, a
+//! failure in CI, which sets `KASS_REQUIRE_SHARED_DATA=1`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "../../tests/support/test_data.rs"]
+mod test_data;
 
 use kass_pipeline::tokenizer::{default_tokenizer_path, TokenCounter};
 use proptest::prelude::*;
@@ -49,10 +53,6 @@ proptest! {
     }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The `text` of every message in the Slack day files under `dir`.
 fn texts_under(dir: &Path, out: &mut Vec<String>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
@@ -72,32 +72,11 @@ fn texts_under(dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn shortcut_equals_the_tokenizer_on_real_text() {
+/// Every text must count the same both ways.
+fn assert_counts_agree(texts: &[String]) {
     let counter = counter();
-    let mut texts: Vec<String> = std::fs::read_to_string(repo().join("README.md"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    texts_under(&repo().join("tests/fixtures/slack-export"), &mut texts);
-    let shared = repo().join("../shared/data/slack-export-sample");
-    if shared.is_dir() {
-        texts_under(&shared, &mut texts);
-    } else if std::env::var_os("KASS_REQUIRE_SHARED_DATA").is_some_and(|v| v == "1") {
-        panic!(
-            "{} is missing (KASS_REQUIRE_SHARED_DATA=1)",
-            shared.display()
-        );
-    } else {
-        eprintln!(
-            "SKIPPED (part): {} is absent; the real text is the repository's own",
-            shared.display()
-        );
-    }
-    assert!(texts.len() > 500, "only {} texts", texts.len());
     let mut tokens = 0;
-    for text in &texts {
+    for text in texts {
         assert_eq!(
             counter.count(text),
             counter.count_with_tokenizer(text),
@@ -109,4 +88,28 @@ fn shortcut_equals_the_tokenizer_on_real_text() {
         "{} texts, {tokens} tokens: the shortcut agreed on all",
         texts.len()
     );
+}
+
+#[test]
+fn shortcut_equals_the_tokenizer_on_the_projects_own_text() {
+    let mut texts: Vec<String> =
+        std::fs::read_to_string(test_data::workspace_root().join("README.md"))
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+    texts_under(&test_data::fixture("slack-export"), &mut texts);
+    assert!(texts.len() > 500, "only {} texts", texts.len());
+    assert_counts_agree(&texts);
+}
+
+#[test]
+fn shortcut_equals_the_tokenizer_on_the_real_slack_export() {
+    let Some(export) = test_data::shared_data("slack-export-sample") else {
+        return;
+    };
+    let mut texts = Vec::new();
+    texts_under(&export, &mut texts);
+    assert!(texts.len() > 1_000, "only {} texts", texts.len());
+    assert_counts_agree(&texts);
 }

@@ -19,7 +19,7 @@ pub const SHARED_DATA_ENV: &str = "KASS_SHARED_DATA";
 pub const REQUIRE_SHARED_DATA_ENV: &str = "KASS_REQUIRE_SHARED_DATA";
 
 /// The workspace root: the nearest ancestor of the crate being tested that holds this file.
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .find(|dir| dir.join("tests/support/test_data.rs").is_file())
