@@ -13,21 +13,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/kass"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$src" "$work/x10" <<'PY'
-import json, os, shutil, sys
-src, dst = sys.argv[1], sys.argv[2]
-os.makedirs(dst)
-channels = json.load(open(os.path.join(src, "channels.json")))
-out = []
-for k in range(10):
-    for ch in channels:
-        c = dict(ch, id=f"{ch['id']}X{k}", name=f"{ch['name']}-{k}")
-        out.append(c)
-        if os.path.isdir(os.path.join(src, ch["name"])):
-            shutil.copytree(os.path.join(src, ch["name"]), os.path.join(dst, c["name"]))
-json.dump(out, open(os.path.join(dst, "channels.json"), "w"))
-shutil.copy(os.path.join(src, "users.json"), os.path.join(dst, "users.json"))
-PY
+python3 scripts/scale-slack-export.py "$src" "$work/x10" 10
 
 printf '%-6s %10s %10s %8s %9s %12s\n' input json_MB batches wall_s MB/s peak_RSS_MB
 declare -A rss
