@@ -108,6 +108,55 @@ fn chat_window_splits_on_a_31_minute_gap_but_not_on_30() {
 }
 
 #[test]
+fn join_sparse_puts_runs_of_isolated_messages_in_one_window_and_leaves_conversations_alone() {
+    let doc = chat(
+        DocumentKind::ChatConversation,
+        vec![
+            message("Ann", 0, "standup notes are in the wiki"),
+            message("Bob", 90, "the VPN certificate expires friday"),
+            message("Cem", 200, "lunch order closes at noon"),
+            message("Ann", 300, "is the deploy done?"),
+            message("Bob", 302, "yes"),
+            message("Cem", 400, "release notes drafted"),
+        ],
+    );
+    let texts = |config: ChunkingConfig| -> Vec<String> {
+        let chunks = router(config).chunk(&doc).unwrap();
+        chunks.into_iter().map(|c| c.text).collect()
+    };
+    assert_eq!(
+        texts(ChunkingConfig::default()).len(),
+        5,
+        "one chunk per isolated message by default"
+    );
+    let joined = texts(ChunkingConfig {
+        chat_join_sparse: true,
+        ..ChunkingConfig::default()
+    });
+    assert_eq!(
+        joined,
+        vec![
+            "Ann: standup notes are in the wiki\nBob: the VPN certificate expires friday\n\
+             Cem: lunch order closes at noon",
+            "Ann: is the deploy done?\nBob: yes",
+            // Isolated, but after a conversation: nothing sparse to join it to.
+            "Cem: release notes drafted",
+        ]
+    );
+    // The budget and the message cap still close a run of isolated messages.
+    let capped = texts(ChunkingConfig {
+        chat_join_sparse: true,
+        chat_max_messages: 2,
+        ..ChunkingConfig::default()
+    });
+    assert_eq!(
+        capped[0],
+        "Ann: standup notes are in the wiki\nBob: the VPN certificate expires friday"
+    );
+    assert_eq!(capped[1], "Cem: lunch order closes at noon");
+}
+
+#[test]
 fn chat_metadata_copies_the_documents_channel_and_thread() {
     let mut doc = chat(
         DocumentKind::Thread,

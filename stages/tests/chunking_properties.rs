@@ -321,9 +321,10 @@ proptest! {
     fn chat_chunks_are_bounded_and_keep_every_message_in_order(
         messages in messages(),
         max_tokens in prop::sample::select(&[64usize, 256][..]),
+        chat_join_sparse in any::<bool>(),
     ) {
         let doc = chat_doc(DocumentKind::ChatConversation, messages.clone());
-        let chunks = chunk(&doc, config(max_tokens));
+        let chunks = chunk(&doc, ChunkingConfig { chat_join_sparse, ..config(max_tokens) });
         assert_bounded_and_balanced(&chunks, max_tokens)?;
         let input = messages.iter().flat_map(|m| body_words(&m.text)).collect();
         assert_covers_in_order(input, chat_output_words(&chunks))?;

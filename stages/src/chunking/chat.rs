@@ -2,7 +2,9 @@
 //!
 //! A window closes when the next message comes after a silence longer than
 //! `chat_gap_minutes`, would make it hold more than `chat_max_messages` messages, or would not
-//! fit the token budget. Each message is one `Author: text` line. In a thread, every window after
+//! fit the token budget. With `chat_join_sparse`, a silence between two isolated messages (each
+//! a silence away from both neighbours) does not close the window: a quiet channel's lone
+//! messages share windows instead of making a chunk each. Each message is one `Author: text` line. In a thread, every window after
 //! the first starts with the parent message (shortened to a quarter of the budget if long), so
 //! each window can be understood alone. A message longer than the budget is split into pieces,
 //! each `Author: piece`.
@@ -124,6 +126,19 @@ fn windows(
     let gap = Duration::minutes(config.chat_gap_minutes);
     let max_messages = config.chat_max_messages.max(1);
     let overlap = config.chat_overlap_messages.min(max_messages - 1);
+    let isolated = if config.chat_join_sparse {
+        isolated_messages(messages, gap)
+    } else {
+        vec![false; messages.len()]
+    };
+    // A silence closes the window, unless it only separates isolated messages being joined.
+    let joins_sparse = |current: &[usize], next: &Line| {
+        !next.partial
+            && isolated[next.message]
+            && current
+                .iter()
+                .all(|&c| !lines[c].partial && isolated[lines[c].message])
+    };
 
     let mut windows: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
@@ -137,8 +152,9 @@ fn windows(
             continue;
         };
         let new_message = lines[last].message != line.message;
-        let silence =
-            new_message && messages[line.message].ts - messages[lines[last].message].ts > gap;
+        let silence = new_message
+            && messages[line.message].ts - messages[lines[last].message].ts > gap
+            && !joins_sparse(&current, line);
         let context = if windows.is_empty() {
             0
         } else {
@@ -174,6 +190,14 @@ fn windows(
         windows.push(current);
     }
     windows
+}
+
+/// Messages with a silence longer than `gap` before and after them (or the document's edge).
+fn isolated_messages(messages: &[&Message], gap: Duration) -> Vec<bool> {
+    let far = |a: usize, b: usize| messages[b].ts - messages[a].ts > gap;
+    (0..messages.len())
+        .map(|i| (i == 0 || far(i - 1, i)) && (i + 1 == messages.len() || far(i, i + 1)))
+        .collect()
 }
 
 /// The last whole messages of a closed window to repeat before `next`, at most `overlap` of

@@ -24,6 +24,13 @@ pub struct ChunkingConfig {
     /// less than `chat_max_messages`.
     #[serde(default = "default_chat_overlap_messages")]
     pub chat_overlap_messages: usize,
+    /// Joins isolated chat messages (a silence longer than `chat_gap_minutes` on both sides) that
+    /// follow one another into one window, up to the token budget and `chat_max_messages`. In a
+    /// quiet channel most messages are isolated, and alone each makes a chunk of a line or two
+    /// with no context around it. Conversations (messages closer than the gap) keep their own
+    /// windows either way.
+    #[serde(default)]
+    pub chat_join_sparse: bool,
     /// Documents chunked at the same time. Chunking is CPU-bound; unset means one per core.
     #[serde(default)]
     pub concurrency: Option<usize>,
@@ -49,6 +56,7 @@ impl Default for ChunkingConfig {
             chat_gap_minutes: default_chat_gap_minutes(),
             chat_max_messages: default_chat_max_messages(),
             chat_overlap_messages: default_chat_overlap_messages(),
+            chat_join_sparse: false,
             concurrency: None,
         }
     }
