@@ -71,7 +71,11 @@ fn chat_window_splits_on_a_31_minute_gap_but_not_on_30() {
             message("Bob", 62, "looking"),
         ],
     );
-    let chunks = router(ChunkingConfig::default()).chunk(&doc).unwrap();
+    let thirty = ChunkingConfig {
+        chat_gap_minutes: 30,
+        ..ChunkingConfig::default()
+    };
+    let chunks = router(thirty).chunk(&doc).unwrap();
     let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
     assert_eq!(
         texts,
@@ -120,18 +124,27 @@ fn join_sparse_puts_runs_of_isolated_messages_in_one_window_and_leaves_conversat
             message("Cem", 400, "release notes drafted"),
         ],
     );
+    let thirty = ChunkingConfig {
+        chat_gap_minutes: 30,
+        ..ChunkingConfig::default()
+    };
     let texts = |config: ChunkingConfig| -> Vec<String> {
         let chunks = router(config).chunk(&doc).unwrap();
         chunks.into_iter().map(|c| c.text).collect()
     };
     assert_eq!(
-        texts(ChunkingConfig::default()).len(),
+        texts(thirty.clone()).len(),
         5,
-        "one chunk per isolated message by default"
+        "one chunk per isolated message without joining"
+    );
+    assert_eq!(
+        texts(ChunkingConfig::default()).len(),
+        1,
+        "the default gap, a day, never splits a day"
     );
     let joined = texts(ChunkingConfig {
         chat_join_sparse: true,
-        ..ChunkingConfig::default()
+        ..thirty.clone()
     });
     assert_eq!(
         joined,
@@ -147,7 +160,7 @@ fn join_sparse_puts_runs_of_isolated_messages_in_one_window_and_leaves_conversat
     let capped = texts(ChunkingConfig {
         chat_join_sparse: true,
         chat_max_messages: 2,
-        ..ChunkingConfig::default()
+        ..thirty
     });
     assert_eq!(
         capped[0],

@@ -322,9 +322,10 @@ proptest! {
         messages in messages(),
         max_tokens in prop::sample::select(&[64usize, 256][..]),
         chat_join_sparse in any::<bool>(),
+        chat_gap_minutes in prop::sample::select(&[30i64, 24 * 60][..]),
     ) {
         let doc = chat_doc(DocumentKind::ChatConversation, messages.clone());
-        let chunks = chunk(&doc, ChunkingConfig { chat_join_sparse, ..config(max_tokens) });
+        let chunks = chunk(&doc, ChunkingConfig { chat_join_sparse, chat_gap_minutes, ..config(max_tokens) });
         assert_bounded_and_balanced(&chunks, max_tokens)?;
         let input = messages.iter().flat_map(|m| body_words(&m.text)).collect();
         assert_covers_in_order(input, chat_output_words(&chunks))?;
