@@ -15,8 +15,8 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --no-deps -r scripts/st-venv-requirements.txt
 fi
-bash scripts/fetch-model.sh >/dev/null
-export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+. scripts/bench-setup.sh
+use_local_model
 texts="$(mktemp -d)"
 trap 'rm -rf "$texts"' EXIT
 "$venv/bin/python" scripts/bench-texts.py "$texts" ${1:+--data "$1"} >&2

@@ -18,8 +18,8 @@ export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
 . scripts/python-env.sh
 . scripts/chroma-server.sh
 ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
-bash scripts/fetch-model.sh >/dev/null
-export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+. scripts/bench-setup.sh
+use_local_model
 cargo build --release --locked --bin kass >&2
 bin_a="$(realpath "${CARGO_TARGET_DIR:-target}/release/kass")"
 bin_b="${KASS_BIN_B:-}"

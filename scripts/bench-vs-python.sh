@@ -39,8 +39,8 @@ export KASS_CACHE="${KASS_CACHE:-$HOME/.cache/kass}"
 LANGCHAIN_SPLITTERS_SPEC="langchain-text-splitters==1.1.3"
 [ -d "$src" ] || { echo "missing Slack export: $src" >&2; exit 1; }
 src="$(cd "$src" && pwd)"
-bash scripts/fetch-model.sh >/dev/null
-export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+. scripts/bench-setup.sh
+use_local_model
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=2
 
 work="$(mktemp -d)"
@@ -51,12 +51,7 @@ skipped="$work/skipped.txt"
 skip() { echo "SKIPPED: $*" | tee -a "$skipped" >&2; }
 
 # kass: a copy of the binary, so a rebuild during the run cannot swap it under the benchmark.
-if [ -n "${KASS_BIN:-}" ]; then
-  cp "$KASS_BIN" "$work/kass"
-else
-  cargo build --release --locked --bin kass >&2
-  cp "${CARGO_TARGET_DIR:-target}/release/kass" "$work/kass"
-fi
+copy_kass "$work/kass"
 kass="$work/kass"
 
 # The Python stack: the sentence-transformers venv plus LangChain's splitters and chromadb.

@@ -39,8 +39,8 @@ EOF
   exit 1
 fi
 ensure_venv "$KASS_CACHE/chroma-venv" "$CHROMA_SPEC"
-bash scripts/fetch-model.sh >/dev/null
-export KASS_MODEL_DIR="${KASS_MODEL_DIR:-$KASS_CACHE/models/all-MiniLM-L6-v2}"
+. scripts/bench-setup.sh
+use_local_model
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=2
 work="$(mktemp -d)"
 start_chroma "$work"
@@ -53,12 +53,7 @@ if ! "$st" -c "import sys, chromadb; sys.exit(chromadb.__version__ != '${CHROMA_
 fi
 
 # kass: a copy of the binary, so a rebuild during the run cannot swap it under the study.
-if [ -n "${KASS_BIN:-}" ]; then
-  cp "$KASS_BIN" "$work/kass"
-else
-  cargo build --release --locked --bin kass >&2
-  cp "${CARGO_TARGET_DIR:-target}/release/kass" "$work/kass"
-fi
+copy_kass "$work/kass"
 
 data_arg=()
 [ -n "${KASS_STUDY_DATA:-}" ] && data_arg=(--data "$KASS_STUDY_DATA")
