@@ -15,6 +15,7 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device};
 use serde::Deserialize;
 
+use super::bf16_attention::{self, Bf16Attention};
 use super::int8_matmul::{Int8Matrix, QuantizedRows};
 use super::vector_math::{gelu, layer_norm, softmax};
 
@@ -118,6 +119,8 @@ pub(super) struct FlatBert {
     token_type: Vec<f32>,
     embedding_norm: Norm,
     layers: Vec<Layer>,
+    /// Attention's products in bf16 (the `int8` precision, on a CPU with AVX-512 BF16).
+    bf16_attention: bool,
 }
 
 /// Buffers a forward pass reuses between layers.
@@ -125,6 +128,7 @@ pub(super) struct FlatBert {
 struct Scratch {
     quantized: QuantizedRows,
     scores: Vec<f32>,
+    bf16: Bf16Attention,
 }
 
 impl FlatBert {
@@ -216,6 +220,8 @@ impl FlatBert {
             token_type: token_types[..shape.hidden_size].to_vec(),
             embedding_norm: norm("embeddings")?,
             layers,
+            bf16_attention: int8
+                && bf16_attention::available(shape.hidden_size / shape.num_attention_heads),
         })
     }
 
@@ -295,6 +301,17 @@ impl FlatBert {
         let mut context = vec![0f32; tokens * h];
         let mut start = 0;
         for &len in lengths {
+            #[cfg(target_arch = "x86_64")]
+            if self.bf16_attention {
+                let scale = 1.0 / ((h / self.heads) as f32).sqrt();
+                // SAFETY: set only when the CPU has what the kernel needs.
+                unsafe {
+                    s.bf16
+                        .run(&qkv, &mut context, (start, len), (h, self.heads, scale))
+                };
+                start += len;
+                continue;
+            }
             self.attention(&qkv, &mut context, start, len, &mut s.scores);
             start += len;
         }

@@ -10,6 +10,7 @@
 //! which run without any padding; the micro-batches of every request in flight share one queue
 //! to a standing thread per core ([`pool`]).
 
+mod bf16_attention;
 mod flat_bert;
 mod int8_matmul;
 mod pool;
