@@ -14,7 +14,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::vector_math::softmax;
+use super::vector_math::exp_shifted_sum;
 
 /// Keys per pass of the score kernel: four registers of 16 lanes.
 const KEY_BLOCK: usize = 64;
@@ -38,18 +38,18 @@ pub(super) fn available(d: usize) -> bool {
     }
 }
 
-/// f32 to bf16, rounded to nearest even (NaN stays NaN: its top bits are kept).
-fn bf16(x: f32) -> u32 {
-    let bits = x.to_bits();
-    if x.is_nan() {
-        return (bits >> 16) | 0x40;
-    }
-    (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-}
-
-/// Two bf16 in one 32-bit lane, the first in the low half.
-fn pair(a: f32, b: f32) -> u32 {
-    bf16(a) | (bf16(b) << 16)
+/// 32 consecutive f32 times `scale`, rounded to bf16 (nearest even) as 16 lanes of two: lane
+/// t holds element 2t in its low half and 2t + 1 in its high half.
+///
+/// # Safety
+/// 32 values must be readable at `p`; the CPU must have AVX-512 BF16.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
+unsafe fn to_pairs(p: *const f32, scale: __m512) -> __m512i {
+    let low = _mm512_mul_ps(_mm512_loadu_ps(p), scale);
+    let high = _mm512_mul_ps(_mm512_loadu_ps(p.add(16)), scale);
+    std::mem::transmute(_mm512_cvtne2ps_pbh(high, low))
 }
 
 /// Buffers reused across heads, inputs and layers.
@@ -87,23 +87,21 @@ impl Bf16Attention {
         let keys = len.next_multiple_of(KEY_BLOCK);
         let rows = &qkv[start * stride..(start + len) * stride];
         for head in 0..heads {
-            self.pack(rows, stride, hidden, head * d, d, keys);
+            self.pack(rows, stride, hidden, head * d, (d, keys, scale));
             self.scores.resize(len * keys, 0.0);
-            self.score(len, keys, d / 2, scale);
+            self.score(len, keys, d / 2);
             self.probabilities.resize(len * keys / 2, 0);
             for (row, out) in self
                 .scores
                 .chunks_exact_mut(keys)
                 .zip(self.probabilities.chunks_exact_mut(keys / 2))
             {
-                softmax(&mut row[..len]);
+                // Normalised while rounding to bf16: one pass over the row fewer.
+                let inverse = _mm512_set1_ps(1.0 / exp_shifted_sum(&mut row[..len]));
                 row[len..].fill(0.0);
-                // 32 consecutive f32 become 32 consecutive bf16: lane t holds p[2t], p[2t+1].
                 for (p, o) in row.chunks_exact(32).zip(out.chunks_exact_mut(16)) {
-                    let low = _mm512_loadu_ps(p.as_ptr());
-                    let high = _mm512_loadu_ps(p.as_ptr().add(16));
-                    let packed: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(high, low));
-                    _mm512_storeu_si512(o.as_mut_ptr() as *mut _, packed);
+                    let pairs = to_pairs(p.as_ptr(), inverse);
+                    _mm512_storeu_si512(o.as_mut_ptr() as *mut _, pairs);
                 }
             }
             self.mix(
@@ -120,47 +118,67 @@ impl Bf16Attention {
     /// Queries as bf16 pairs along the head's width, row after row; keys in blocks of 16 lanes
     /// with pairs along the width (`[block][step][lane]`); values in blocks of 16 channels with
     /// pairs along the keys (`[key pair][channel block][lane]`). Padding is zero.
-    #[inline(always)]
-    fn pack(
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
+    unsafe fn pack(
         &mut self,
         rows: &[f32],
         stride: usize,
         hidden: usize,
         at: usize,
-        d: usize,
-        keys: usize,
+        (d, keys, scale): (usize, usize, f32),
     ) {
         let half = d / 2;
         let blocks = d / 16;
-        self.queries.clear();
+        let one = _mm512_set1_ps(1.0);
+        let scale = _mm512_set1_ps(scale);
+        self.queries.resize(rows.len() / stride * half, 0);
         self.keys.clear();
         self.keys.resize(keys * half, 0);
-        self.values.clear();
         self.values.resize(keys / 2 * d, 0);
+        let mut key = [0u32; 16];
         for (j, row) in rows.chunks_exact(stride).enumerate() {
-            let (q, k) = (&row[at..at + d], &row[hidden + at..hidden + at + d]);
-            self.queries
-                .extend(q.chunks_exact(2).map(|p| pair(p[0], p[1])));
+            let (q, k) = (row[at..].as_ptr(), row[hidden + at..].as_ptr());
             let (block, lane) = (j / 16, j % 16);
-            for (s, p) in k.chunks_exact(2).enumerate() {
-                self.keys[(block * half + s) * 16 + lane] = pair(p[0], p[1]);
+            for w in (0..d).step_by(32) {
+                let queries = self.queries.as_mut_ptr().add(j * half + w / 2);
+                // Scaled here, once per query, instead of once per score.
+                _mm512_storeu_si512(queries as *mut _, to_pairs(q.add(w), scale));
+                _mm512_storeu_si512(key.as_mut_ptr() as *mut _, to_pairs(k.add(w), one));
+                // Into the key's lane of 16 steps: a transpose, one value at a time.
+                for (s, &pair) in key.iter().enumerate() {
+                    self.keys[(block * half + w / 2 + s) * 16 + lane] = pair;
+                }
             }
         }
+        // Lane c of a value pair holds channel c of keys 2t (low half) and 2t + 1 (high).
+        let interleave = _mm512_set_epi16(
+            31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20,
+            4, 19, 3, 18, 2, 17, 1, 16, 0,
+        );
+        let zero = [0f32; 16];
         for (t, two) in rows.chunks(2 * stride).enumerate() {
-            let first = &two[2 * hidden + at..2 * hidden + at + d];
-            let second = two.get(stride + 2 * hidden + at..stride + 2 * hidden + at + d);
-            for c in 0..d {
-                let next = second.map_or(0.0, |s| s[c]);
-                self.values[(t * blocks + c / 16) * 16 + c % 16] = pair(first[c], next);
+            let first = two[2 * hidden + at..].as_ptr();
+            // An odd last key pairs with zeros.
+            let (second, step) = two
+                .get(stride + 2 * hidden + at..)
+                .map_or((zero.as_ptr(), 0), |s| (s.as_ptr(), 16));
+            for b in 0..blocks {
+                let low = _mm512_loadu_ps(first.add(b * 16));
+                let high = _mm512_loadu_ps(second.add(b * step));
+                let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(high, low));
+                let out = self.values.as_mut_ptr().add((t * blocks + b) * 16);
+                _mm512_storeu_si512(out as *mut _, _mm512_permutexvar_epi16(interleave, both));
             }
         }
+        // Past the last key: zero, so the padded probabilities (also zero) multiply zeros.
+        self.values[(rows.len() / stride).div_ceil(2) * d..].fill(0);
     }
 
-    /// `scores[i, j] = scale · q_i · k_j`, four query rows and 64 keys per pass.
+    /// `scores[i, j] = q_i · k_j` (queries come scaled), four query rows and 64 keys per pass.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
-    unsafe fn score(&mut self, len: usize, keys: usize, half: usize, scale: f32) {
-        let scale = _mm512_set1_ps(scale);
+    unsafe fn score(&mut self, len: usize, keys: usize, half: usize) {
         let (q, k) = (self.queries.as_ptr(), self.keys.as_ptr());
         let mut i = 0;
         while i < len {
@@ -188,7 +206,7 @@ impl Bf16Attention {
                             .scores
                             .as_mut_ptr()
                             .add((i + r) * keys + (group + b) * 16);
-                        _mm512_storeu_ps(out, _mm512_mul_ps(*acc, scale));
+                        _mm512_storeu_ps(out, *acc);
                     }
                 }
             }
@@ -327,11 +345,23 @@ mod tests {
     }
 
     #[test]
-    fn bf16_rounds_to_nearest_even() {
-        assert_eq!(bf16(1.0), 0x3F80);
-        // 1 + 2^-8 is halfway between two bf16: ties to the even one (1.0).
-        assert_eq!(bf16(1.0 + 1.0 / 256.0), 0x3F80);
-        assert_eq!(bf16(1.0 + 3.0 / 256.0), 0x3F82);
-        assert_eq!(pair(1.0, -2.0), 0x3F80 | (0xC000 << 16));
+    fn pairs_round_to_nearest_even_after_scaling() {
+        if !available(32) {
+            assert!(!cfg!(target_arch = "x86_64") || !std::is_x86_feature_detected!("avx512bf16"));
+            return;
+        }
+        let mut x = [0.5f32; 32];
+        // 1 + 2^-8 is halfway between two bf16: ties to the even one (1.0); 1 + 3·2^-8 to 1 + 2^-6.
+        x[..4].copy_from_slice(&[1.0, 1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -2.0]);
+        let mut lanes = [0u32; 16];
+        // SAFETY: available() said the CPU has the features; 32 values are readable.
+        unsafe {
+            let pairs = to_pairs(x.as_ptr(), _mm512_set1_ps(2.0));
+            _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, pairs);
+        }
+        // Doubled: 2.0 is 0x4000, 2 + 2^-7 ties to 2.0, 2 + 3·2^-7 rounds up to 0x4002.
+        assert_eq!(lanes[0], 0x4000 | (0x4000 << 16));
+        assert_eq!(lanes[1], 0x4002 | (0xC080 << 16));
+        assert!(lanes[2..].iter().all(|&l| l == 0x3F80 | (0x3F80 << 16)));
     }
 }

@@ -111,12 +111,30 @@ pub(super) fn gelu(x: &mut [f32]) {
 /// Softmax of one row, in place.
 #[inline(always)]
 pub(super) fn softmax(row: &mut [f32]) {
-    let m = max(row);
-    for v in row.iter_mut() {
-        *v = exp(*v - m);
-    }
-    let inverse = 1.0 / sum(row);
+    let inverse = 1.0 / exp_shifted_sum(row);
     row.iter_mut().for_each(|v| *v *= inverse);
+}
+
+/// `e^(v - max)` for each value of `row`, in place, returning their sum: a softmax without
+/// its division, which a caller can fold into its next pass over the row. The sum is taken
+/// while the values are in registers (16 lanes), not in a second pass.
+#[inline(always)]
+pub(super) fn exp_shifted_sum(row: &mut [f32]) -> f32 {
+    let m = max(row);
+    let mut acc = [0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+            *v = exp(*v - m);
+            *a += *v;
+        }
+    }
+    let mut tail = 0f32;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - m);
+        tail += *v;
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Layer norm of each `width`-wide row, in place.
