@@ -9,14 +9,11 @@
 //! same texts (29.7 against 17.7 long texts/s, 191 against 108 short, 2 cores) with vectors
 //! equal to a cosine of 0.999999.
 
-use std::collections::HashMap;
-
-use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device};
 use serde::Deserialize;
 
 use super::bf16_attention::{self, Bf16Attention};
 use super::int8_matmul::{Int8Matrix, QuantizedRows};
+use super::safetensors_file::SafetensorsFile;
 use super::vector_math::{gelu, layer_norm, softmax};
 
 #[derive(Deserialize)]
@@ -146,28 +143,9 @@ impl FlatBert {
         if !shape.hidden_size.is_multiple_of(shape.num_attention_heads) {
             return Err("config.json: hidden_size is not a multiple of num_attention_heads".into());
         }
-        // SAFETY: the file is memory-mapped read-only for the duration of loading; kass never
-        // writes model files.
-        let file = unsafe { MmapedSafetensors::new(weights) }
-            .map_err(|e| format!("model.safetensors: {e}"))?;
-        let names: HashMap<String, ()> = file.tensors().into_iter().map(|(n, _)| (n, ())).collect();
-        let tensor = |name: &str| -> Result<(Vec<f32>, Vec<usize>), String> {
-            // Some checkpoints prefix every name with the architecture.
-            let full = [name.to_string(), format!("bert.{name}")]
-                .into_iter()
-                .find(|n| names.contains_key(n))
-                .ok_or_else(|| format!("model.safetensors: no tensor `{name}`"))?;
-            let t = file
-                .load(&full, &Device::Cpu)
-                .and_then(|t| t.to_dtype(DType::F32))
-                .map_err(|e| format!("model.safetensors: `{full}`: {e}"))?;
-            let dims = t.dims().to_vec();
-            let v = t
-                .flatten_all()
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| format!("model.safetensors: `{full}`: {e}"))?;
-            Ok((v, dims))
-        };
+        let file = SafetensorsFile::open(weights)?;
+        let tensors = file.tensors()?;
+        let tensor = |name: &str| tensors.get(name);
         let norm = |prefix: &str| -> Result<Norm, String> {
             Ok(Norm {
                 gamma: tensor(&format!("{prefix}.LayerNorm.weight"))?.0,

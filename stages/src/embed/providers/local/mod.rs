@@ -14,6 +14,7 @@ mod bf16_attention;
 mod flat_bert;
 mod int8_matmul;
 mod pool;
+mod safetensors_file;
 mod vector_math;
 
 use std::path::{Path, PathBuf};
