@@ -2,7 +2,7 @@
 //!
 //! - [`provider`]: the one trait every API (and the local model) implements.
 //! - [`providers`]: Voyage, OpenAI (and compatible servers), Cohere, Hugging Face / TEI, and
-//!   the in-process candle model.
+//!   the in-process local model (kass's own forward pass).
 //! - [`http`], [`rate_limit`], [`tokens`]: what every remote provider shares (with the one
 //!   retry loop, `kass_pipeline::retry`),
 //!   written once.
