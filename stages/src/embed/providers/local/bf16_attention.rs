@@ -97,7 +97,7 @@ impl Bf16Attention {
                 .zip(self.probabilities.chunks_exact_mut(keys / 2))
             {
                 // Normalised while rounding to bf16: one pass over the row fewer.
-                let inverse = _mm512_set1_ps(1.0 / exp_shifted_sum(&mut row[..len]));
+                let inverse = _mm512_set1_ps(1.0 / exp_shifted_sum::<true>(&mut row[..len]));
                 row[len..].fill(0.0);
                 for (p, o) in row.chunks_exact(32).zip(out.chunks_exact_mut(16)) {
                     let pairs = to_pairs(p.as_ptr(), inverse);

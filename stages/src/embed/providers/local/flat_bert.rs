@@ -244,7 +244,7 @@ impl FlatBert {
             x = unsafe { self.layers_avx512(x, tokens, &lengths) };
             return Ok(pool(&x, &lengths, h));
         }
-        x = self.layers(x, tokens, &lengths);
+        x = self.layers::<false>(x, tokens, &lengths);
         Ok(pool(&x, &lengths, h))
     }
 
@@ -253,20 +253,26 @@ impl FlatBert {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     unsafe fn layers_avx512(&self, x: Vec<f32>, tokens: usize, lengths: &[usize]) -> Vec<f32> {
-        self.layers(x, tokens, lengths)
+        self.layers::<true>(x, tokens, lengths)
     }
 
     #[inline(always)]
-    fn layers(&self, mut x: Vec<f32>, tokens: usize, lengths: &[usize]) -> Vec<f32> {
+    /// `FMA`: see [`super::vector_math`]; true only where compiled with the `fma` feature.
+    fn layers<const FMA: bool>(
+        &self,
+        mut x: Vec<f32>,
+        tokens: usize,
+        lengths: &[usize],
+    ) -> Vec<f32> {
         let mut scratch = Scratch::default();
         for layer in &self.layers {
-            x = self.layer(layer, x, tokens, lengths, &mut scratch);
+            x = self.layer::<FMA>(layer, x, tokens, lengths, &mut scratch);
         }
         x
     }
 
     #[inline(always)]
-    fn layer(
+    fn layer<const FMA: bool>(
         &self,
         layer: &Layer,
         x: Vec<f32>,
@@ -290,7 +296,7 @@ impl FlatBert {
                 start += len;
                 continue;
             }
-            self.attention(&qkv, &mut context, start, len, &mut s.scores);
+            self.attention::<FMA>(&qkv, &mut context, start, len, &mut s.scores);
             start += len;
         }
         let mut a = dense(&layer.attention_out, &context, tokens, &mut s.quantized);
@@ -303,7 +309,7 @@ impl FlatBert {
             self.eps,
         );
         let mut up = dense(&layer.up, &a, tokens, &mut s.quantized);
-        gelu(&mut up);
+        gelu::<FMA>(&mut up);
         let mut out = dense(&layer.down, &up, tokens, &mut s.quantized);
         add(&mut out, &a);
         layer_norm(
@@ -318,7 +324,7 @@ impl FlatBert {
 
     #[inline(always)]
     /// Scaled dot-product attention of one input (rows `start..start + len`), every head.
-    fn attention(
+    fn attention<const FMA: bool>(
         &self,
         qkv: &[f32],
         context: &mut [f32],
@@ -347,7 +353,7 @@ impl FlatBert {
                 );
             }
             for row in scores.chunks_exact_mut(len) {
-                softmax(row);
+                softmax::<FMA>(row);
             }
             // SAFETY: as above.
             unsafe {
