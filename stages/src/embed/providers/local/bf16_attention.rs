@@ -179,38 +179,62 @@ impl Bf16Attention {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
     unsafe fn score(&mut self, len: usize, keys: usize, half: usize) {
-        let (q, k) = (self.queries.as_ptr(), self.keys.as_ptr());
+        let q = self.queries.as_ptr();
+        // Only the blocks of 16 that hold a key: the padding's scores are never read.
+        let blocks = len.div_ceil(16);
         let mut i = 0;
         while i < len {
             let rows = (len - i).min(ROWS);
             // Rows past the end repeat the last one; their scores are not stored.
             let row: [*const u32; ROWS] =
                 std::array::from_fn(|r| q.add((i + r.min(rows - 1)) * half));
-            for group in (0..keys / 16).step_by(4) {
-                let mut acc = [[_mm512_setzero_ps(); 4]; ROWS];
-                for s in 0..half {
-                    let kv: [__m512bh; 4] = std::array::from_fn(|b| {
-                        _mm512_loadu_si512(k.add(((group + b) * half + s) * 16) as *const _)
-                            .into_bh()
-                    });
-                    for r in 0..ROWS {
-                        let a = _mm512_set1_epi32(*row[r].add(s) as i32).into_bh();
-                        for b in 0..4 {
-                            acc[r][b] = _mm512_dpbf16_ps(acc[r][b], a, kv[b]);
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate().take(rows) {
-                    for (b, acc) in acc.iter().enumerate() {
-                        let out = self
-                            .scores
-                            .as_mut_ptr()
-                            .add((i + r) * keys + (group + b) * 16);
-                        _mm512_storeu_ps(out, *acc);
-                    }
-                }
+            let at = (i, rows, keys, half);
+            let mut group = 0;
+            while group + 4 <= blocks {
+                self.score_blocks::<4>(&row, group, at);
+                group += 4;
+            }
+            match blocks - group {
+                1 => self.score_blocks::<1>(&row, group, at),
+                2 => self.score_blocks::<2>(&row, group, at),
+                3 => self.score_blocks::<3>(&row, group, at),
+                _ => {}
             }
             i += ROWS;
+        }
+    }
+
+    /// Scores of the query rows `row` (the first is row `i`; `rows` of them are stored) against
+    /// `B` blocks of 16 keys from block `group`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn score_blocks<const B: usize>(
+        &mut self,
+        row: &[*const u32; ROWS],
+        group: usize,
+        (i, rows, keys, half): (usize, usize, usize, usize),
+    ) {
+        let k = self.keys.as_ptr();
+        let mut acc = [[_mm512_setzero_ps(); B]; ROWS];
+        for s in 0..half {
+            let kv: [__m512bh; B] = std::array::from_fn(|b| {
+                _mm512_loadu_si512(k.add(((group + b) * half + s) * 16) as *const _).into_bh()
+            });
+            for r in 0..ROWS {
+                let a = _mm512_set1_epi32(*row[r].add(s) as i32).into_bh();
+                for b in 0..B {
+                    acc[r][b] = _mm512_dpbf16_ps(acc[r][b], a, kv[b]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(rows) {
+            for (b, acc) in acc.iter().enumerate() {
+                let out = self
+                    .scores
+                    .as_mut_ptr()
+                    .add((i + r) * keys + (group + b) * 16);
+                _mm512_storeu_ps(out, *acc);
+            }
         }
     }
 
@@ -228,6 +252,8 @@ impl Bf16Attention {
         keys: usize,
     ) {
         let (pairs, blocks) = (keys / 2, d / 16);
+        // Only the key pairs that hold a key: the padding's probabilities are zero.
+        let used = len.div_ceil(2);
         let (p, v) = (self.probabilities.as_ptr(), self.values.as_ptr());
         let mut i = 0;
         while i < len {
@@ -236,7 +262,7 @@ impl Bf16Attention {
                 std::array::from_fn(|r| p.add((i + r.min(rows - 1)) * pairs));
             for block in (0..blocks).step_by(2) {
                 let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
-                for t in 0..pairs {
+                for t in 0..used {
                     let at_t = v.add((t * blocks + block) * 16);
                     let vv = [
                         _mm512_loadu_si512(at_t as *const _).into_bh(),
@@ -320,8 +346,9 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
         };
-        // Lengths off every block size (4 rows, 16 lanes, 64 keys), an odd one, one token.
-        for len in [1usize, 37, 64, 130] {
+        // Lengths off every block size (4 rows, 16 lanes, 64 keys), an odd one, one token;
+        // 1, 20, 37 and 130 end in passes of 1, 2, 3 and 1 blocks of 16 keys.
+        for len in [1usize, 20, 37, 64, 130] {
             // Two inputs end to end: the kernel must touch only its own rows.
             let tokens = len + 3;
             let qkv: Vec<f32> = (0..tokens * 3 * hidden).map(|_| next()).collect();
