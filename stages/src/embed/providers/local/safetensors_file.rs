@@ -51,10 +51,7 @@ impl Tensors<'_> {
             .map_err(|e| format!("model.safetensors: `{full}`: {e}"))?;
         let bytes = view.data();
         let values = match view.dtype() {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+            Dtype::F32 => f32_values(bytes),
             Dtype::BF16 => bytes
                 .chunks_exact(2)
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
@@ -71,6 +68,26 @@ impl Tensors<'_> {
         };
         Ok((values, view.shape().to_vec()))
     }
+}
+
+/// Little-endian f32s, copied in one `memcpy` on a little-endian machine (a per-value
+/// conversion ran at a third of that speed over the model's 90 MB).
+fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    if cfg!(target_endian = "big") {
+        return bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+    }
+    let n = bytes.len() / 4;
+    let mut values = Vec::<f32>::with_capacity(n);
+    // SAFETY: `values` has room for n f32 (4n bytes), the source holds at least 4n bytes, the
+    // two do not overlap, and every bit pattern is a valid f32 in this byte order.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), values.as_mut_ptr() as *mut u8, n * 4);
+        values.set_len(n);
+    }
+    values
 }
 
 /// IEEE half precision to f32, exactly (subnormals, infinities and NaN included).
