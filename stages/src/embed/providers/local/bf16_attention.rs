@@ -88,30 +88,34 @@ impl Bf16Attention {
         let rows = &qkv[start * stride..(start + len) * stride];
         for head in 0..heads {
             self.pack(rows, stride, hidden, head * d, (d, keys, scale));
-            self.scores.resize(len * keys, 0.0);
-            self.score(len, keys, d / 2);
-            self.probabilities.resize(len * keys / 2, 0);
-            for (row, out) in self
-                .scores
-                .chunks_exact_mut(keys)
-                .zip(self.probabilities.chunks_exact_mut(keys / 2))
-            {
-                // Normalised while rounding to bf16: one pass over the row fewer.
-                let inverse = _mm512_set1_ps(1.0 / exp_shifted_sum::<true>(&mut row[..len]));
-                row[len..].fill(0.0);
-                for (p, o) in row.chunks_exact(32).zip(out.chunks_exact_mut(16)) {
-                    let pairs = to_pairs(p.as_ptr(), inverse);
-                    _mm512_storeu_si512(o.as_mut_ptr() as *mut _, pairs);
+            // Four query rows at a time from scores to context: their scores (4 KB for 256
+            // keys) and probabilities stay in L1, where a head's whole score matrix (240 KB)
+            // went out to L2 and back on each of four passes.
+            self.scores.resize(ROWS * keys, 0.0);
+            self.probabilities.resize(ROWS * keys / 2, 0);
+            let mut i = 0;
+            while i < len {
+                let rows = (len - i).min(ROWS);
+                self.score(i, rows, len, keys, d / 2);
+                for (row, out) in self
+                    .scores
+                    .chunks_exact_mut(keys)
+                    .zip(self.probabilities.chunks_exact_mut(keys / 2))
+                    .take(rows)
+                {
+                    // Normalised while rounding to bf16: one pass over the row fewer.
+                    let sum = exp_shifted_sum::<true>(&mut row[..len]);
+                    let inverse = _mm512_set1_ps(1.0 / sum);
+                    row[len..].fill(0.0);
+                    for (p, o) in row.chunks_exact(32).zip(out.chunks_exact_mut(16)) {
+                        let pairs = to_pairs(p.as_ptr(), inverse);
+                        _mm512_storeu_si512(o.as_mut_ptr() as *mut _, pairs);
+                    }
                 }
+                let context = &mut context[(start + i) * hidden..];
+                self.mix(context, rows, (len, keys), hidden, head * d, d);
+                i += ROWS;
             }
-            self.mix(
-                &mut context[start * hidden..],
-                len,
-                hidden,
-                head * d,
-                d,
-                keys,
-            );
         }
     }
 
@@ -175,44 +179,39 @@ impl Bf16Attention {
         self.values[(rows.len() / stride).div_ceil(2) * d..].fill(0);
     }
 
-    /// `scores[i, j] = q_i · k_j` (queries come scaled), four query rows and 64 keys per pass.
+    /// `scores[r, j] = q_{i + r} · k_j` for the `rows` (at most four) query rows from `i`
+    /// (queries come scaled), 64 keys per pass.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
-    unsafe fn score(&mut self, len: usize, keys: usize, half: usize) {
+    unsafe fn score(&mut self, i: usize, rows: usize, len: usize, keys: usize, half: usize) {
         let q = self.queries.as_ptr();
         // Only the blocks of 16 that hold a key: the padding's scores are never read.
         let blocks = len.div_ceil(16);
-        let mut i = 0;
-        while i < len {
-            let rows = (len - i).min(ROWS);
-            // Rows past the end repeat the last one; their scores are not stored.
-            let row: [*const u32; ROWS] =
-                std::array::from_fn(|r| q.add((i + r.min(rows - 1)) * half));
-            let at = (i, rows, keys, half);
-            let mut group = 0;
-            while group + 4 <= blocks {
-                self.score_blocks::<4>(&row, group, at);
-                group += 4;
-            }
-            match blocks - group {
-                1 => self.score_blocks::<1>(&row, group, at),
-                2 => self.score_blocks::<2>(&row, group, at),
-                3 => self.score_blocks::<3>(&row, group, at),
-                _ => {}
-            }
-            i += ROWS;
+        // Rows past the end repeat the last one; their scores are not stored.
+        let row: [*const u32; ROWS] = std::array::from_fn(|r| q.add((i + r.min(rows - 1)) * half));
+        let at = (rows, keys, half);
+        let mut group = 0;
+        while group + 4 <= blocks {
+            self.score_blocks::<4>(&row, group, at);
+            group += 4;
+        }
+        match blocks - group {
+            1 => self.score_blocks::<1>(&row, group, at),
+            2 => self.score_blocks::<2>(&row, group, at),
+            3 => self.score_blocks::<3>(&row, group, at),
+            _ => {}
         }
     }
 
-    /// Scores of the query rows `row` (the first is row `i`; `rows` of them are stored) against
-    /// `B` blocks of 16 keys from block `group`.
+    /// Scores of the query rows `row` (`rows` of them are stored) against `B` blocks of 16 keys
+    /// from block `group`.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn score_blocks<const B: usize>(
         &mut self,
         row: &[*const u32; ROWS],
         group: usize,
-        (i, rows, keys, half): (usize, usize, usize, usize),
+        (rows, keys, half): (usize, usize, usize),
     ) {
         let k = self.keys.as_ptr();
         let mut acc = [[_mm512_setzero_ps(); B]; ROWS];
@@ -229,58 +228,51 @@ impl Bf16Attention {
         }
         for (r, acc) in acc.iter().enumerate().take(rows) {
             for (b, acc) in acc.iter().enumerate() {
-                let out = self
-                    .scores
-                    .as_mut_ptr()
-                    .add((i + r) * keys + (group + b) * 16);
+                let out = self.scores.as_mut_ptr().add(r * keys + (group + b) * 16);
                 _mm512_storeu_ps(out, *acc);
             }
         }
     }
 
-    /// `context[i, at..at + d] = Σ_j p[i, j] · v_j`, four rows and 32 channels per pass (eight
-    /// independent sums, enough to hide the instruction's latency).
+    /// `context[r, at..at + d] = Σ_j p[r, j] · v_j` for the `rows` (at most four) rows of
+    /// probabilities, 32 channels per pass (eight independent sums, enough to hide the
+    /// instruction's latency).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
     unsafe fn mix(
         &self,
         context: &mut [f32],
-        len: usize,
+        rows: usize,
+        (len, keys): (usize, usize),
         hidden: usize,
         at: usize,
         d: usize,
-        keys: usize,
     ) {
         let (pairs, blocks) = (keys / 2, d / 16);
         // Only the key pairs that hold a key: the padding's probabilities are zero.
         let used = len.div_ceil(2);
         let (p, v) = (self.probabilities.as_ptr(), self.values.as_ptr());
-        let mut i = 0;
-        while i < len {
-            let rows = (len - i).min(ROWS);
-            let row: [*const u32; ROWS] =
-                std::array::from_fn(|r| p.add((i + r.min(rows - 1)) * pairs));
-            for block in (0..blocks).step_by(2) {
-                let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
-                for t in 0..used {
-                    let at_t = v.add((t * blocks + block) * 16);
-                    let vv = [
-                        _mm512_loadu_si512(at_t as *const _).into_bh(),
-                        _mm512_loadu_si512(at_t.add(16) as *const _).into_bh(),
-                    ];
-                    for r in 0..ROWS {
-                        let a = _mm512_set1_epi32(*row[r].add(t) as i32).into_bh();
-                        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, vv[0]);
-                        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, vv[1]);
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate().take(rows) {
-                    let out = context.as_mut_ptr().add((i + r) * hidden + at + block * 16);
-                    _mm512_storeu_ps(out, acc[0]);
-                    _mm512_storeu_ps(out.add(16), acc[1]);
+        let row: [*const u32; ROWS] = std::array::from_fn(|r| p.add(r.min(rows - 1) * pairs));
+        for block in (0..blocks).step_by(2) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+            for t in 0..used {
+                let at_t = v.add((t * blocks + block) * 16);
+                let vv = [
+                    _mm512_loadu_si512(at_t as *const _).into_bh(),
+                    _mm512_loadu_si512(at_t.add(16) as *const _).into_bh(),
+                ];
+                for r in 0..ROWS {
+                    let a = _mm512_set1_epi32(*row[r].add(t) as i32).into_bh();
+                    acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, vv[0]);
+                    acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, vv[1]);
                 }
             }
-            i += ROWS;
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                debug_assert!(r * hidden + at + (block + 2) * 16 <= context.len());
+                let out = context.as_mut_ptr().add(r * hidden + at + block * 16);
+                _mm512_storeu_ps(out, acc[0]);
+                _mm512_storeu_ps(out.add(16), acc[1]);
+            }
         }
     }
 }
