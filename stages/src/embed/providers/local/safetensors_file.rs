@@ -41,14 +41,10 @@ impl Tensors<'_> {
     /// The tensor `name` (or `bert.{name}`: some checkpoints prefix every name with the
     /// architecture) as f32 values, row-major, and its shape.
     pub(super) fn get(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), String> {
-        let full = [name.to_string(), format!("bert.{name}")]
+        let (full, view) = [name.to_string(), format!("bert.{name}")]
             .into_iter()
-            .find(|n| self.file.tensor(n).is_ok())
+            .find_map(|n| self.file.tensor(&n).ok().map(|view| (n, view)))
             .ok_or_else(|| format!("model.safetensors: no tensor `{name}`"))?;
-        let view = self
-            .file
-            .tensor(&full)
-            .map_err(|e| format!("model.safetensors: `{full}`: {e}"))?;
         let bytes = view.data();
         let values = match view.dtype() {
             Dtype::F32 => f32_values(bytes),
