@@ -12,6 +12,7 @@ use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::tokenizer::TokenCounter;
 
+use kass_pipeline::model::RunVersions;
 use kass_pipeline::{Chunk, Flow, Topology};
 use kass_sinks::chroma::{ChromaTarget, StoredChunk};
 use kass_sources::cursor::Cursor;
@@ -103,6 +104,12 @@ pub fn fetch_half(
     let chunk_router = config.chunking.clone().build(counter)?;
     let transform = config.transform.clone().build()?;
     let tombstones = TombstoneOutbox::default();
+    // Each source's documents get this run's version: from its cursor (newer than its last
+    // run's), else the run's start.
+    let mut versions = RunVersions::starting(chrono::Utc::now());
+    for (name, cursor) in &plan.cursors {
+        versions.set(name, cursor.run_version());
+    }
     let sources = config
         .sources
         .iter()
@@ -127,7 +134,8 @@ pub fn fetch_half(
                     .batch
                     .clone()
                     .build(store)?
-                    .with_tombstones(tombstones),
+                    .with_tombstones(tombstones)
+                    .with_versions(versions),
             ),
     )
 }

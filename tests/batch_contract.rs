@@ -188,6 +188,7 @@ fn tombstones_make_a_version_2_batch_and_round_trip() {
     let batch = sample_batch().with_tombstones(vec![Tombstone {
         document_id: "C0GENERAL/2025-10-05".into(),
         reason: Some("deleted".into()),
+        version: None,
     }]);
     assert_eq!(batch.schema_version, TOMBSTONES_SCHEMA_VERSION);
     let bytes = batch.encode(Compression::None);

@@ -41,6 +41,7 @@ fn write(store: &Path, source: &str, hour: u32, chunks: Vec<Chunk>, gone: &[&str
         .map(|d| Tombstone {
             document_id: d.to_string(),
             reason: Some("deleted".into()),
+            version: None,
         })
         .collect();
     let batch = Batch::new(id, at, source, chunks).with_tombstones(tombstones);

@@ -39,6 +39,8 @@ pub const EMBED_IN_FLIGHT: &str = "kass_embed_requests_in_flight";
 pub const EMBED_FALLBACKS: &str = "kass_embed_fallbacks_total";
 pub const CHROMA_UPSERTED: &str = "kass_chroma_upserted_total";
 pub const CHROMA_SKIPPED: &str = "kass_chroma_skipped_total";
+pub const CHROMA_SUPERSEDED: &str = "kass_chroma_superseded_total";
+pub const CHROMA_METADATA_UPDATED: &str = "kass_chroma_metadata_updated_total";
 pub const CHROMA_STALE_DELETED: &str = "kass_chroma_stale_deleted_total";
 pub const CHROMA_TOMBSTONED: &str = "kass_chroma_tombstoned_deleted_total";
 pub const CHROMA_OUTAGE_WAIT: &str = "kass_chroma_outage_wait_seconds_total";
@@ -234,8 +236,16 @@ pub fn describe() {
         "Chunks not embedded because Chroma already holds them (same id, so same content)."
     );
     describe_counter!(
+        CHROMA_SUPERSEDED,
+        "Chunks not stored because Chroma holds a newer version of their document (a replay or a late redelivery)."
+    );
+    describe_counter!(
+        CHROMA_METADATA_UPDATED,
+        "Stored chunks whose metadata was updated in place, without embedding (a rename, a newer version of the same text)."
+    );
+    describe_counter!(
         CHROMA_STALE_DELETED,
-        "Chunks deleted from Chroma because an edit replaced them."
+        "Chunks deleted from Chroma because a newer state of their document replaced them, or its tombstone arrived first."
     );
     describe_counter!(
         CHROMA_TOMBSTONED,
@@ -339,6 +349,15 @@ pub fn chroma_upserted(source: &str) {
 pub fn chroma_skipped(source: &str) {
     counter!(CHROMA_SKIPPED, "source" => source.to_string()).increment(1);
     tally::add("skipped", 1);
+}
+
+pub fn chunk_superseded(source: &str) {
+    counter!(CHROMA_SUPERSEDED, "source" => source.to_string()).increment(1);
+    tally::add("superseded", 1);
+}
+
+pub fn chroma_metadata_updated(source: &str) {
+    counter!(CHROMA_METADATA_UPDATED, "source" => source.to_string()).increment(1);
 }
 
 pub fn events_batch(source: &str) {

@@ -13,9 +13,12 @@ use tokio::time::Instant;
 use kass_pipeline::batch::{
     batch_id, batch_key, Batch, BatchRef, Compression, Tombstone, TombstoneOutbox,
 };
+use kass_pipeline::model::{chunk_keys, RunVersions};
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::telemetry::BatchWritten;
-use kass_pipeline::{Chunk, FatalError, Inlet, Metadata, Outlet, StageContext, StreamStage};
+use kass_pipeline::{
+    Chunk, FatalError, Inlet, MetaValue, Metadata, Outlet, StageContext, StreamStage,
+};
 
 /// `[batch]` in kass.toml: when a batch file is cut.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +72,7 @@ pub struct BatchWriter {
     store: Arc<dyn ObjectStore>,
     clock: fn() -> DateTime<Utc>,
     tombstones: Option<TombstoneOutbox>,
+    versions: RunVersions,
 }
 
 /// Most tombstones in one batch file: a tombstone is a few dozen bytes.
@@ -105,6 +109,7 @@ impl BatchWriter {
             store,
             clock: Utc::now,
             tombstones: None,
+            versions: RunVersions::default(),
         }
     }
 
@@ -112,6 +117,13 @@ impl BatchWriter {
     /// documents are written first, then its deletions (see [`TombstoneOutbox`]).
     pub fn with_tombstones(mut self, outbox: TombstoneOutbox) -> Self {
         self.tombstones = Some(outbox);
+        self
+    }
+
+    /// The version each source's documents and tombstones get this run, where they carry none
+    /// (see [`kass_pipeline::model::document_version`]); without it, the writer's start.
+    pub fn with_versions(mut self, versions: RunVersions) -> Self {
+        self.versions = versions;
         self
     }
 
@@ -126,9 +138,19 @@ impl BatchWriter {
     async fn write(
         &mut self,
         source: &str,
-        chunks: Vec<Chunk>,
-        tombstones: Vec<Tombstone>,
+        mut chunks: Vec<Chunk>,
+        mut tombstones: Vec<Tombstone>,
     ) -> Result<BatchRef, FatalError> {
+        let version = self.versions.of(source);
+        for chunk in &mut chunks {
+            chunk
+                .metadata
+                .entry(chunk_keys::DOCUMENT_VERSION.into())
+                .or_insert(MetaValue::Int(version as i64));
+        }
+        for tombstone in &mut tombstones {
+            tombstone.version.get_or_insert(version);
+        }
         let now = (self.clock)();
         let ids: Vec<String> = chunks
             .iter()

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use kass_pipeline::model::document_version::{next_run_version, DocumentVersion};
 use kass_pipeline::store::{ObjectStore, StoreError};
 
 const VERSION: u32 = 1;
@@ -53,6 +54,10 @@ pub struct CursorState {
     /// When the fetch that saved it ended (every batch written): the source's last fetch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saved_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The document version of the run that saved it: the next run's is newer (see
+    /// `kass_pipeline::model::document_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_version: Option<DocumentVersion>,
 }
 
 impl CursorState {
@@ -75,6 +80,7 @@ pub struct Cursor {
     seen: Mutex<BTreeMap<String, Fingerprint>>,
     scopes: Mutex<BTreeMap<String, Value>>,
     settings: String,
+    run_version: DocumentVersion,
 }
 
 impl Cursor {
@@ -91,24 +97,31 @@ impl Cursor {
     ) -> Result<Self, StoreError> {
         let key = Self::key(source);
         let settings = settings_digest(settings);
-        let previous = match store.get(&key).await {
-            Ok(bytes) => match serde_json::from_slice::<CursorState>(&bytes) {
-                Ok(state) if state.version == VERSION && state.settings == settings => state,
-                Ok(_) => {
-                    tracing::info!(
-                        key,
-                        "cursor of other settings or version; reading everything"
-                    );
-                    CursorState::default()
-                }
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "unreadable cursor; reading everything");
-                    CursorState::default()
-                }
-            },
-            Err(StoreError::NotFound { .. }) => CursorState::default(),
+        let saved = match store.get(&key).await {
+            Ok(bytes) => Some(bytes),
+            Err(StoreError::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
+        let previous = match saved.as_deref().map(serde_json::from_slice::<CursorState>) {
+            Some(Ok(state)) if state.version == VERSION && state.settings == settings => state,
+            Some(Ok(_)) => {
+                tracing::info!(
+                    key,
+                    "cursor of other settings or version; reading everything"
+                );
+                CursorState::default()
+            }
+            Some(Err(e)) => {
+                tracing::warn!(key, error = %e, "unreadable cursor; reading everything");
+                CursorState::default()
+            }
+            None => CursorState::default(),
+        };
+        // The version survives a change of settings: it orders runs, whatever they read.
+        let last_version = saved
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|v| v.get("run_version").and_then(Value::as_u64));
+        let run_version = next_run_version(last_version, chrono::Utc::now());
         // Inputs this run does not reach (stopped early, or failing) keep what the last run
         // knew of them.
         let seen = Mutex::new(previous.inputs.clone());
@@ -118,7 +131,13 @@ impl Cursor {
             seen,
             scopes,
             settings,
+            run_version,
         })
+    }
+
+    /// The version of this run's documents and tombstones: newer than every earlier run's.
+    pub fn run_version(&self) -> DocumentVersion {
+        self.run_version
     }
 
     /// Whether `input` is as the last run read it (then it is skipped).
@@ -176,6 +195,7 @@ impl Cursor {
             inputs: self.seen.lock().expect("cursor lock").clone(),
             scopes: self.scopes.lock().expect("cursor lock").clone(),
             saved_at: Some(chrono::Utc::now()),
+            run_version: Some(self.run_version),
         };
         let body = serde_json::to_vec_pretty(&state).expect("plain JSON");
         store.put(&Self::key(source), body).await

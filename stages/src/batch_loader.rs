@@ -44,25 +44,21 @@ impl BatchLoader {
         if batch.tombstones.is_empty() {
             return Ok(());
         }
-        let ids: Vec<String> = batch
-            .tombstones
-            .iter()
-            .map(|t| t.document_id.clone())
-            .collect();
+        let tombstones = batch.versioned_tombstones();
         let Some(remover) = &self.remover else {
             return Err(ItemError::new(
                 FailureKind::MalformedBatch,
                 format!(
                     "batch has {} tombstone(s) and this pipeline has no vector store to apply them",
-                    ids.len()
+                    tombstones.len()
                 ),
             ));
         };
-        match remover.remove_documents(&batch.source, &ids).await {
+        match remover.remove_documents(&batch.source, &tombstones).await {
             Ok(chunks) => {
                 DocumentsRemoved {
                     source: &batch.source,
-                    documents: ids.len(),
+                    documents: tombstones.len(),
                     chunks,
                 }
                 .emit();

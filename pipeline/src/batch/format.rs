@@ -3,7 +3,9 @@ use std::io::Write;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::model::{Chunk, Metadata, WrittenAt};
+use crate::model::{
+    chunk_keys, document_version, Chunk, DocumentVersion, MetaValue, Metadata, WrittenAt,
+};
 
 /// The version of a batch of chunks. Version 1 added `schema_version` and per-chunk `id` to the
 /// original (version 0) format. A writer uses the oldest version that holds what it writes, so
@@ -13,8 +15,13 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The version of a batch carrying tombstones (version 2 added `tombstones`).
 pub const TOMBSTONES_SCHEMA_VERSION: u32 = 2;
 
+/// The version of a batch whose tombstones carry the document version they delete (version 3
+/// added `tombstones[].version`). Chunks carry theirs in the `document_version` metadata key,
+/// which every version may hold.
+pub const VERSIONED_TOMBSTONES_SCHEMA_VERSION: u32 = 3;
+
 /// The newest version this kass reads.
-pub const NEWEST_SCHEMA_VERSION: u32 = TOMBSTONES_SCHEMA_VERSION;
+pub const NEWEST_SCHEMA_VERSION: u32 = VERSIONED_TOMBSTONES_SCHEMA_VERSION;
 
 /// One batch file. The field order is the seed format's, with `schema_version` first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +52,11 @@ pub struct Tombstone {
     /// Why, for people reading the file (`deleted`, `channel_archived`, `excluded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The version of the source's view in which the document is gone (version 3; see
+    /// [`crate::model::document_version`]). The batch writer sets it; a tombstone without one
+    /// takes its batch's write time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<DocumentVersion>,
 }
 
 /// One chunk in a batch file.
@@ -106,9 +118,12 @@ impl Batch {
         }
     }
 
-    /// This batch carrying `tombstones` too (version 2 when there are any).
+    /// This batch carrying `tombstones` too (version 2 when there are any, 3 when they carry
+    /// versions).
     pub fn with_tombstones(mut self, tombstones: Vec<Tombstone>) -> Self {
-        if !tombstones.is_empty() {
+        if tombstones.iter().any(|t| t.version.is_some()) {
+            self.schema_version = VERSIONED_TOMBSTONES_SCHEMA_VERSION;
+        } else if !tombstones.is_empty() {
             self.schema_version = TOMBSTONES_SCHEMA_VERSION;
         }
         self.tombstones = tombstones;
@@ -129,14 +144,39 @@ impl Batch {
         }
     }
 
+    /// The version a chunk or tombstone of this batch has when it names none: the batch's
+    /// write time.
+    pub fn default_version(&self) -> DocumentVersion {
+        document_version::of_instant(self.timestamp)
+    }
+
+    /// The documents this batch says are gone, each with its version.
+    pub fn versioned_tombstones(&self) -> Vec<super::VersionedTombstone> {
+        let default = self.default_version();
+        self.tombstones
+            .iter()
+            .map(|t| super::VersionedTombstone {
+                document_id: t.document_id.clone(),
+                version: t.version.unwrap_or(default),
+                reason: t.reason.clone(),
+            })
+            .collect()
+    }
+
     /// Chunks as pipeline items again (the embed half's input), their identity settled by
-    /// [`Chunk::from_batch`] as the reader settled it.
+    /// [`Chunk::from_batch`] as the reader settled it, each with its document's version (the
+    /// batch's write time where the producer named none).
     pub fn into_chunks(self) -> Vec<Chunk> {
+        let default = MetaValue::Int(self.default_version() as i64);
         let source = self.source;
         self.chunks
             .into_iter()
             .map(|c| {
                 let mut chunk = Chunk::from_batch(&source, c.id, c.text, c.metadata);
+                chunk
+                    .metadata
+                    .entry(chunk_keys::DOCUMENT_VERSION.into())
+                    .or_insert_with(|| default.clone());
                 chunk.written_at = WrittenAt(Some(self.timestamp));
                 chunk
             })

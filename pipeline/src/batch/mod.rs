@@ -26,7 +26,7 @@ mod tombstones;
 pub use batch_ref::BatchRef;
 pub use format::{
     Batch, BatchChunk, Compression, Tombstone, NEWEST_SCHEMA_VERSION, SCHEMA_VERSION,
-    TOMBSTONES_SCHEMA_VERSION,
+    TOMBSTONES_SCHEMA_VERSION, VERSIONED_TOMBSTONES_SCHEMA_VERSION,
 };
 pub use key::{
     batch_id, batch_key, batch_source, day_prefix, parse_batch_key, source_prefix, BatchKeyParts,
@@ -36,4 +36,4 @@ pub use reader::{
     load_batch, read_batch, BatchFormatError, LoadedBatch, RejectedChunk, MAX_BATCH_BYTES,
 };
 pub use tombstone_outbox::TombstoneOutbox;
-pub use tombstones::{DocumentRemover, RemoveError};
+pub use tombstones::{DocumentRemover, RemoveError, VersionedTombstone};

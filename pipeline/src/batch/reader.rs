@@ -9,7 +9,7 @@ use super::lenient_json::replace_lone_surrogates;
 use super::{
     parse_batch_key, Batch, BatchChunk, Tombstone, NEWEST_SCHEMA_VERSION, TOMBSTONES_SCHEMA_VERSION,
 };
-use crate::model::{flatten_json, Chunk, Metadata};
+use crate::model::{chunk_keys, flatten_json, Chunk, MetaValue, Metadata};
 
 /// Why a batch file (or one chunk of it) was rejected, naming the key and, where there is one,
 /// the field.
@@ -269,6 +269,16 @@ fn read_chunk(
             return Err(fail(
                 ".metadata",
                 &format!("is a {}, not an object", json_type(other)),
+            ))
+        }
+    }
+    match metadata.get(chunk_keys::DOCUMENT_VERSION) {
+        None => {}
+        Some(MetaValue::Int(v)) if *v >= 0 => {}
+        Some(other) => {
+            return Err(fail(
+                &format!(".metadata.{}", chunk_keys::DOCUMENT_VERSION),
+                &format!("is {other:?}, not a version (unix milliseconds, a whole number >= 0)"),
             ))
         }
     }

@@ -4,14 +4,26 @@
 
 use async_trait::async_trait;
 
-/// Removes every stored chunk of the named documents of one source.
+use crate::model::DocumentVersion;
+
+/// A document a batch says is gone, with the version in which it is gone and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedTombstone {
+    pub document_id: String,
+    pub version: DocumentVersion,
+    pub reason: Option<String>,
+}
+
+/// Removes the stored chunks of documents of one source, as of a version.
 #[async_trait]
 pub trait DocumentRemover: Send + Sync {
-    /// Returns how many chunks went.
+    /// Remembers each tombstone durably (so no older state of its document is stored again),
+    /// then deletes the document's stored chunks of that version or older; chunks of a newer
+    /// state (the document came back later) stay. Returns how many chunks went.
     async fn remove_documents(
         &self,
         source: &str,
-        document_ids: &[String],
+        tombstones: &[VersionedTombstone],
     ) -> Result<u64, RemoveError>;
 }
 

@@ -19,6 +19,10 @@ pub mod chunk_keys {
     /// knows the whole document (kass's chunker), which is what makes trailing chunks of a
     /// shrunken document safe to delete.
     pub const DOCUMENT_CHUNKS: &str = "document_chunks";
+    /// The version of the document state the chunk belongs to (see [`super::document_version`]):
+    /// set by the fetch half, monotonic per document. The embed half applies a document's
+    /// chunks only if their version is not older than what it holds for that document.
+    pub const DOCUMENT_VERSION: &str = "document_version";
 }
 
 /// Prefix of the document ids given to chunks that arrive without one (seed-format batches):
@@ -156,6 +160,15 @@ impl Chunk {
         self.metadata
             .get(chunk_keys::DOCUMENT_CHUNKS)
             .and_then(MetaValue::as_i64)
+    }
+
+    /// The version of the document state this chunk belongs to, if it carries one (every
+    /// chunk read from a batch does: [`crate::batch::Batch::into_chunks`] settles it).
+    pub fn document_version(&self) -> Option<u64> {
+        self.metadata
+            .get(chunk_keys::DOCUMENT_VERSION)
+            .and_then(MetaValue::as_i64)
+            .and_then(|v| u64::try_from(v).ok())
     }
 
     /// 32 hex digits (128 bits) of SHA-256 over the NUL-separated identity fields.

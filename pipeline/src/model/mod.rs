@@ -4,6 +4,7 @@
 
 mod chunk;
 mod document;
+pub mod document_version;
 mod embedded;
 mod item;
 mod metadata;
@@ -11,6 +12,7 @@ mod raw_record;
 
 pub use chunk::{chunk_keys, content_hash, Chunk, WrittenAt, DERIVED_DOCUMENT_PREFIX};
 pub use document::{Document, DocumentKind, Message};
+pub use document_version::{DocumentVersion, RunVersions};
 pub use embedded::{EmbeddedChunk, EmbeddingModel};
 pub use item::{ItemKind, PipelineItem};
 pub use metadata::{flatten_json, MetaValue, Metadata};

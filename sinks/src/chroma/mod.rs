@@ -8,6 +8,7 @@
 //! - [`stale`]: which stored chunks an edit or a shorter document left behind.
 //! - [`metadata`]: chunk metadata as Chroma stores it.
 //! - [`tombstones`]: deleting the documents a batch says are gone.
+//! - [`tombstone_ledger`]: the tombstones applied, remembered so nothing deleted comes back.
 //! - [`outage`]: holding work while Chroma is unreachable.
 
 pub mod client;
@@ -20,6 +21,7 @@ pub mod sink;
 pub mod skip_stored;
 pub mod stale;
 pub mod target;
+pub mod tombstone_ledger;
 pub mod tombstones;
 
 pub use client::ChromaClient;

@@ -97,7 +97,7 @@ impl ChromaSink {
             }
         }
         if !stored.is_empty() {
-            stale::delete_stale(&self.target, stored.iter().map(|e| &e.chunk)).await;
+            stale::settle(&self.target, stored.iter().map(|e| &e.chunk)).await;
         }
         let now = chrono::Utc::now();
         for e in stored {

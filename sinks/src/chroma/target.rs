@@ -9,6 +9,7 @@ use kass_pipeline::{EmbeddingModel, FatalError};
 
 use super::client::{ChromaClient, Collection};
 use super::config::ChromaConfig;
+use super::tombstone_ledger::TombstoneLedger;
 
 pub struct ChromaTarget {
     pub client: ChromaClient,
@@ -17,6 +18,9 @@ pub struct ChromaTarget {
     pub max_batch: usize,
     /// `[chroma] outage_hold_secs`.
     pub outage_hold: std::time::Duration,
+    /// The tombstones applied to the collection; opened by [`Self::connect`] (the embed half),
+    /// absent for the read-only commands.
+    pub ledger: Option<TombstoneLedger>,
 }
 
 /// Collection metadata keys recording what the collection holds.
@@ -47,11 +51,15 @@ impl ChromaTarget {
             .await
             .map_err(|e| fatal(e.to_string()))?;
         check_model(&collection, model).map_err(|e| FatalError::Config(e.to_string()))?;
+        let ledger = TombstoneLedger::open(&client, &config.collection)
+            .await
+            .map_err(|e| fatal(e.to_string()))?;
         Ok(Arc::new(Self {
             client,
             collection,
             max_batch: config.batch_size.min(server_max).max(1),
             outage_hold: config.outage_hold(),
+            ledger: Some(ledger),
         }))
     }
 
@@ -77,7 +85,24 @@ impl ChromaTarget {
             collection,
             max_batch: config.batch_size,
             outage_hold: config.outage_hold(),
+            ledger: None,
         }))
+    }
+
+    /// The newest tombstone version of each of `documents` of `source` that has one (none
+    /// without a ledger: a read-only target applies nothing).
+    pub async fn tombstone_versions(
+        &self,
+        source: &str,
+        documents: &[&str],
+    ) -> Result<
+        std::collections::HashMap<String, kass_pipeline::model::DocumentVersion>,
+        super::ChromaError,
+    > {
+        match &self.ledger {
+            Some(ledger) => ledger.versions(&self.client, source, documents).await,
+            None => Ok(Default::default()),
+        }
     }
 
     /// The model the collection records, if it was written by kass.

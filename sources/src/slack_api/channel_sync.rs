@@ -504,5 +504,7 @@ pub(super) fn tombstone(document_id: &str, reason: &str) -> Tombstone {
     Tombstone {
         document_id: document_id.to_string(),
         reason: Some(reason.to_string()),
+        // The batch writer stamps the run's version.
+        version: None,
     }
 }
