@@ -3,8 +3,10 @@
 //!
 //! - the acceptance property: after every incremental `kass run` over generated sequences of
 //!   workspace changes (new messages, late replies, edits, deletions, channels added and
-//!   removed), the chunk ids in Chroma equal those of a from-scratch `kass fetch` of the
-//!   workspace as it is now;
+//!   removed), and after every batch file written so far is delivered again in a random
+//!   order, replayed in full and partly redelivered, the chunk ids in Chroma equal those of a
+//!   from-scratch `kass fetch` of the workspace as it is now, and no chunk holds a text
+//!   deleted or edited away at the source;
 //! - the split deployment: the fetcher Lambda (Runtime API round trip, token from Secrets
 //!   Manager) and `kass fetch` write batches to S3 on moto, `kass embed --listen` embeds them
 //!   from the S3 events, and deletions reach Chroma across the boundary.
@@ -214,6 +216,7 @@ async fn incremental_equals_full(
     provider: &FakeProvider,
     case: u32,
     changes: Vec<Change>,
+    disorder: u64,
 ) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let server = SlackServer::start(starting_workspace(), ServerOptions::new(TOKEN)).await;
@@ -221,11 +224,48 @@ async fn incremental_equals_full(
     let live = property_config(dir.path(), "live", &server, chroma, provider, &collection);
     let mut steps = vec![None];
     steps.extend(changes.into_iter().map(Some));
+    // Every message text the workspace ever held.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     for (serial, change) in steps.into_iter().enumerate() {
         if let Some(change) = &change {
             server.with_workspace(|ws| apply(ws, change, serial as u32));
         }
         let (_, run_log) = kass_ok(&["run"], &live).await;
+        // Every batch file written so far delivered again in a random order (one process,
+        // several loaded at once), the source replayed in full, and a random part of them
+        // again, newest first: none of it may change what Chroma holds.
+        let store = dir.path().join("live");
+        let keys = batch_keys_in_random_order(&store, disorder ^ u64::from(serial as u32));
+        prop_assert!(!keys.is_empty(), "no batch file under {}", store.display());
+        {
+            let mut args = vec!["embed", "--keys"];
+            args.extend(keys.iter().map(String::as_str));
+            kass_ok(&args, &live).await;
+            kass_ok(&["replay", "--source", "slack"], &live).await;
+            let mut part: Vec<&str> = keys.iter().step_by(2).map(String::as_str).collect();
+            part.sort_unstable_by(|a, b| b.cmp(a));
+            let mut args = vec!["embed", "--keys"];
+            args.extend(part);
+            kass_ok(&args, &live).await;
+        }
+        let removed = server.with_workspace(|ws| {
+            let live_texts = texts(ws);
+            seen.extend(live_texts.iter().cloned());
+            seen.difference(&live_texts).cloned().collect::<Vec<_>>()
+        });
+        for (id, document) in chroma_documents(&chroma.url(), &collection, "slack").await {
+            for text in &removed {
+                prop_assert!(
+                    !holds_word(&document, text),
+                    "after step {} ({:?}): chunk {} still holds {:?}, deleted or edited away at the source:\n{}",
+                    serial,
+                    change,
+                    id,
+                    text,
+                    document
+                );
+            }
+        }
         let fresh_store = format!("fresh-{serial}");
         let fresh = property_config(
             dir.path(),
@@ -255,6 +295,70 @@ async fn incremental_equals_full(
     Ok(())
 }
 
+/// The batch files under a local store, in an order `seed` decides.
+fn batch_keys_in_random_order(store: &Path, seed: u64) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    let mut keys: Vec<(u64, String)> = support::files_under(store)
+        .into_iter()
+        .filter(|k| k.contains("/chunked/"))
+        .map(|k| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (seed, &k).hash(&mut h);
+            (h.finish(), k)
+        })
+        .collect();
+    keys.sort();
+    keys.into_iter().map(|(_, k)| k).collect()
+}
+
+/// Every message text of a workspace.
+fn texts(ws: &Workspace) -> BTreeSet<String> {
+    ws.channels
+        .iter()
+        .flat_map(|c| c.messages.iter().map(|m| m.text.clone()))
+        .collect()
+}
+
+/// Whether `text` stands in `document` as whole words ("message 1" is not in "message 12").
+fn holds_word(document: &str, text: &str) -> bool {
+    document.match_indices(text).any(|(at, _)| {
+        let before = document[..at].chars().next_back();
+        let after = document[at + text.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Every (id, document text) of `source` in a collection.
+async fn chroma_documents(url: &str, collection: &str, source: &str) -> Vec<(String, String)> {
+    let request = json!({"where": {"source": source}, "include": ["documents"]});
+    let records = support::chroma_get(url, collection, request)
+        .await
+        .unwrap_or_else(|| panic!("Chroma at {url} has no collection {collection}"));
+    let ids = records["ids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{records}"));
+    let documents = records["documents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{records}"));
+    ids.iter()
+        .zip(documents)
+        .map(|(i, d)| {
+            (
+                i.as_str().unwrap().to_string(),
+                d.as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn whole_words_only() {
+    assert!(holds_word("ana: message 1\nbo: yes", "message 1"));
+    assert!(!holds_word("ana: message 12", "message 1"));
+    assert!(holds_word("yes", "yes"));
+    assert!(!holds_word("eyes", "yes"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_every_incremental_run_chroma_holds_what_a_fresh_fetch_makes() {
     let dir = tempfile::tempdir().unwrap();
@@ -267,10 +371,13 @@ async fn after_every_incremental_run_chroma_holds_what_a_fresh_fetch_makes() {
     });
     let case = std::sync::atomic::AtomicU32::new(0);
     let handle = tokio::runtime::Handle::current();
-    let result = runner.run(&prop::collection::vec(change(), 3..6), |changes| {
+    let strategy = (prop::collection::vec(change(), 3..6), any::<u64>());
+    let result = runner.run(&strategy, |(changes, disorder)| {
         let case = case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::task::block_in_place(|| {
-            handle.block_on(incremental_equals_full(&chroma, &provider, case, changes))
+            handle.block_on(incremental_equals_full(
+                &chroma, &provider, case, changes, disorder,
+            ))
         })
     });
     if let Err(failure) = result {
@@ -525,9 +632,17 @@ async fn source_metrics_tell_documents_tombstones_freshness_and_backlog() {
         .find(|b| b.contains("\"tombstones\""))
         .expect("a tombstone batch");
     let batch: Value = serde_json::from_str(&tombstone_batch).unwrap();
-    assert_eq!(batch["schema_version"], 2);
+    assert_eq!(batch["schema_version"], 3, "tombstones carry versions");
     assert_eq!(batch["chunk_count"], 0);
     assert_eq!(batch["tombstones"][0]["reason"], "deleted");
+    let cursor: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("store/_state/metered.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        batch["tombstones"][0]["version"], cursor["run_version"],
+        "the tombstone has the version of the run that found the document gone"
+    );
 }
 
 // ------------------------------------------------------------------------------------------
