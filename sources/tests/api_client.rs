@@ -15,7 +15,7 @@ use kass_pipeline::http::{retry_after, Answer, Auth};
 use kass_pipeline::retry::RetryPolicy;
 use kass_pipeline::secret::Secret;
 use kass_sources::api::paging::{
-    cursor_pages, linked_pages, next_cursor, next_link, next_page, numbered_pages, Page,
+    cursor_pages, linked_pages, next_cursor, next_link, next_page, numbered_pages, Page, PageError,
 };
 use kass_sources::api::{
     ApiClient, ApiConfig, ApiError, MethodLimiters, RateLimitConfig, Tier, Verdict,
@@ -149,7 +149,7 @@ fn cursor_paged(
 
 /// Reads every page of `method` through the shared cursor stream.
 async fn list_all(client: &ApiClient, method: &str, key: &str) -> Result<Vec<String>, ApiError> {
-    let pages = cursor_pages(None, |cursor: Option<String>| async move {
+    let pages = cursor_pages(None, 100, |cursor: Option<String>| async move {
         let mut query = vec![("limit", "10"), ("types", "public_channel")];
         if let Some(cursor) = &cursor {
             query.push(("cursor", cursor.as_str()));
@@ -163,10 +163,16 @@ async fn list_all(client: &ApiClient, method: &str, key: &str) -> Result<Vec<Str
             .collect();
         Ok(Page {
             items,
-            next: next_cursor(&body),
+            next: next_cursor(&body).map_err(|reason| client.incomplete(method, reason))?,
         })
     });
-    let pages: Vec<Page<String, String>> = pages.try_collect().await?;
+    let pages: Vec<Page<String, String>> =
+        pages
+            .try_collect()
+            .await
+            .map_err(|e: PageError<ApiError>| {
+                e.into_error(|reason| client.incomplete(method, reason))
+            })?;
     Ok(pages.into_iter().flat_map(|page| page.items).collect())
 }
 
@@ -587,7 +593,7 @@ async fn link_and_page_number_paging_follow_gitlab_headers_to_the_last_page() {
         issues.iter().map(|i| i["iid"].as_u64().unwrap()).collect()
     };
 
-    let linked: Vec<Page<u64, String>> = linked_pages(|link: Option<String>| {
+    let linked: Vec<Page<u64, String>> = linked_pages(100, |link: Option<String>| {
         let client = &client;
         async move {
             let answer = match link {
@@ -606,7 +612,7 @@ async fn link_and_page_number_paging_follow_gitlab_headers_to_the_last_page() {
     let items: Vec<u64> = linked.iter().flat_map(|p| p.items.clone()).collect();
     assert_eq!(items, vec![1, 2, 3, 4, 5]);
 
-    let numbered: Vec<Page<u64, u32>> = numbered_pages(1, |page: u32| {
+    let numbered: Vec<Page<u64, u32>> = numbered_pages(1, 100, |page: u32| {
         let client = &client;
         async move {
             let page = page.to_string();

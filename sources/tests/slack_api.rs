@@ -2,7 +2,9 @@
 //! (`support/slack_web_api.rs`): backfill through short pages, the window read again, late
 //! replies, edits and deletions, channels that go, errors that skip a channel or stop the
 //! source, a 429 storm, the non-Marketplace tier, an interrupted backfill resumed, and the
-//! deletion guard. Each run goes through the source as the topology runs it, with its cursor
+//! deletion guard (per channel and for the source; what it withholds read again before it is
+//! ever deleted), paging that stops short (a page announcing more without a cursor, a cursor
+//! handed out again) and a 429 storm on one method. Each run goes through the source as the topology runs it, with its cursor
 //! in a local store and its tombstones in an outbox, as `kass fetch` gives them.
 
 mod common;
@@ -20,7 +22,7 @@ use kass_pipeline::RawRecord;
 use kass_sources::cursor::Cursor;
 use kass_sources::slack_api::{RateTier, SlackApiConfig};
 use kass_sources::{BuildSource, SourceDeps};
-use slack_web_api::{ts, ServerOptions, SlackServer, Workspace};
+use slack_web_api::{ts, BrokenCursor, MethodStorm, ServerOptions, SlackServer, Workspace};
 
 const TOKEN: &str = "xoxb-123456789012-kass-slack-api-test-token";
 
@@ -474,5 +476,416 @@ async fn a_reply_also_sent_to_the_channel_wakes_a_dormant_thread() {
     assert_eq!(
         second.documents[&thread_id("C1", &at(40, 0))],
         ["old question", "old answer", "update!"]
+    );
+}
+
+/// Counters as `(name, labels, value)`, from the thread that installs it: tests that read them
+/// run on one thread (`flavor = "current_thread"`), the source's tasks included.
+#[derive(Clone, Default)]
+struct Counters(Arc<std::sync::Mutex<Vec<Increment>>>);
+
+/// A counter's name, its labels and what it was increased by.
+type Increment = (String, Vec<(String, String)>, u64);
+
+struct Counted(Counters, String, Vec<(String, String)>);
+
+impl metrics::CounterFn for Counted {
+    fn increment(&self, by: u64) {
+        (self.0)
+            .0
+            .lock()
+            .unwrap()
+            .push((self.1.clone(), self.2.clone(), by));
+    }
+    fn absolute(&self, _: u64) {}
+}
+
+impl metrics::Recorder for Counters {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels = key
+            .labels()
+            .map(|l| (l.key().to_string(), l.value().to_string()))
+            .collect();
+        metrics::Counter::from_arc(Arc::new(Counted(
+            self.clone(),
+            key.name().to_string(),
+            labels,
+        )))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+impl Counters {
+    /// The reasons `kass_source_scopes_skipped_total` was counted under.
+    fn skipped(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(name, _, _)| name == "kass_source_scopes_skipped_total")
+            .filter_map(|(_, labels, _)| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == "reason")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect()
+    }
+}
+
+/// Two channels with a message on each of the last 10 days: `dev-help` (C1) and `general`
+/// (C2), read through pages of 3.
+fn ten_days_each() -> Workspace {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    ws.add_channel("C2", "general");
+    for day in 1..=10 {
+        ws.post("dev-help", &at(day, 0), "U1", &format!("dev {day}"));
+        ws.post("general", &at(day, 0), "U1", &format!("general {day}"));
+    }
+    ws
+}
+
+fn paged_by(page: usize) -> ServerOptions {
+    let mut o = ServerOptions::new(TOKEN);
+    o.page_cap = Some(page);
+    o
+}
+
+/// A run that must end on its own: a read that loops never does.
+async fn run_bounded(synced: &Synced, allow_deletions: bool) -> Fetched {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        synced.run_with(allow_deletions, None),
+    )
+    .await
+    .expect("the run ends: no read loops forever")
+    .expect("the source failed")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_page_announcing_more_without_a_cursor_skips_the_channel_and_deletes_nothing() {
+    let counters = Counters::default();
+    let _recorder = metrics::set_default_local_recorder(&counters);
+    let server = SlackServer::start(ten_days_each(), paged_by(3)).await;
+    let synced = Synced::new(&server);
+    assert_eq!(run_bounded(&synced, false).await.documents.len(), 20);
+
+    server.set_options(paged_by(3).broken(
+        "conversations.history",
+        Some("C1"),
+        BrokenCursor::NoCursor,
+    ));
+    let broken = run_bounded(&synced, false).await;
+    assert!(
+        broken.gone.is_empty(),
+        "an incomplete read deletes nothing: {:?}",
+        broken.gone
+    );
+    assert!(broken.documents.keys().any(|d| d.starts_with("C2/")));
+    assert!(
+        counters
+            .skipped()
+            .contains(&"incomplete_listing".to_string()),
+        "{:?}",
+        counters.skipped()
+    );
+    // Even allowed to delete, an incomplete read finds nothing gone.
+    assert!(run_bounded(&synced, true).await.gone.is_empty());
+
+    // Paging whole again: the channel is read, nothing of it was lost.
+    server.set_options(paged_by(3));
+    let healed = run_bounded(&synced, false).await;
+    assert!(healed.gone.is_empty());
+    assert_eq!(healed.documents.len(), 20);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_cursor_handed_out_again_stops_the_channel_read_with_a_counted_error() {
+    let counters = Counters::default();
+    let _recorder = metrics::set_default_local_recorder(&counters);
+    let server = SlackServer::start(ten_days_each(), paged_by(3)).await;
+    let synced = Synced::new(&server);
+    assert_eq!(run_bounded(&synced, false).await.documents.len(), 20);
+
+    server.set_options(paged_by(3).broken(
+        "conversations.history",
+        Some("C1"),
+        BrokenCursor::Repeated,
+    ));
+    server.clear_log();
+    let looped = run_bounded(&synced, true).await;
+    assert!(looped.gone.is_empty(), "{:?}", looped.gone);
+    assert_eq!(
+        looped
+            .documents
+            .keys()
+            .filter(|d| d.starts_with("C2/"))
+            .count(),
+        10,
+        "the other channel is read whole"
+    );
+    let c1_pages = server
+        .log()
+        .iter()
+        .filter(|l| l.method == "conversations.history")
+        .filter(|l| l.query.get("channel").map(String::as_str) == Some("C1"))
+        .count();
+    assert_eq!(
+        c1_pages, 2,
+        "the loop is seen at the first cursor handed out again"
+    );
+    assert!(
+        counters.skipped().contains(&"repeated_cursor".to_string()),
+        "{:?}",
+        counters.skipped()
+    );
+}
+
+#[tokio::test]
+async fn an_incomplete_conversation_listing_reads_and_deletes_nothing() {
+    let mut ws = ten_days_each();
+    // Three pages of conversations (200 asked, short pages of 100).
+    for n in 0..250 {
+        ws.add_channel(&format!("C9{n:03}"), &format!("quiet-{n}"))
+            .is_member = false;
+    }
+    let server = SlackServer::start(ws, {
+        let mut o = paged_by(3);
+        o.short_pages = true;
+        o
+    })
+    .await;
+    let synced = Synced::new(&server);
+    assert_eq!(run_bounded(&synced, false).await.documents.len(), 20);
+
+    server.set_options({
+        let mut o = paged_by(3).broken("conversations.list", None, BrokenCursor::Repeated);
+        o.short_pages = true;
+        o
+    });
+    server.clear_log();
+    let fetched = run_bounded(&synced, true).await;
+    assert!(fetched.gone.is_empty(), "{:?}", fetched.gone);
+    assert!(fetched.documents.is_empty());
+    assert!(
+        server.count("conversations.list") <= 3,
+        "{}",
+        server.count("conversations.list")
+    );
+    assert_eq!(server.count("conversations.history"), 0);
+}
+
+#[tokio::test]
+async fn a_listing_without_channels_withholds_and_the_next_read_keeps_what_is_still_there() {
+    // Everything but one day is older than the window.
+    let mut ws = history();
+    ws.post("dev-help", &at(2, 0), "U1", "recent");
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let mut synced = Synced::new(&server);
+    synced.config.max_deletion_share = 0.2;
+    let first = run_bounded(&synced, false).await;
+    let held = first.documents.len();
+    assert!(held > 40, "{held}");
+
+    // The listing comes back empty, the channels still there.
+    server.set_options({
+        let mut o = ServerOptions::new(TOKEN);
+        o.empty_listing = true;
+        o
+    });
+    let empty = run_bounded(&synced, false).await;
+    assert!(
+        empty.gone.is_empty(),
+        "every channel's documents are withheld"
+    );
+
+    // Listed again; meanwhile one old day was really deleted. Following the guard's advice
+    // deletes only what this run's read confirms gone.
+    let old_day = at(30, 0);
+    server.with_workspace(|ws| {
+        for n in 0..3 {
+            ws.delete("dev-help", &at(30, 100 * n));
+        }
+    });
+    server.set_options(ServerOptions::new(TOKEN));
+    let allowed = run_bounded(&synced, true).await;
+    assert_eq!(allowed.gone, BTreeSet::from([day_id("C1", &old_day)]));
+    assert_eq!(
+        allowed.documents.len(),
+        held - 1,
+        "the withheld documents were read again"
+    );
+    // Settled: nothing withheld any more, nothing read again beyond the window.
+    let settled = run_bounded(&synced, false).await;
+    assert!(settled.gone.is_empty());
+    assert!(
+        settled.documents.len() < 5,
+        "{:?}",
+        settled.documents.keys()
+    );
+}
+
+#[tokio::test]
+async fn a_withheld_deletion_of_a_document_back_in_the_source_is_never_sent() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    for day in 1..=10 {
+        ws.post("dev-help", &at(day, 0), "U1", &format!("day {day}"));
+    }
+    // A thread older than the window, not watched.
+    ws.post("dev-help", &at(40, 0), "U1", "old question");
+    ws.reply("dev-help", &at(40, 0), &at(39, 0), "U1", "old answer");
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let mut synced = Synced::new(&server);
+    synced.config.max_deletion_share = 0.2;
+    assert_eq!(run_bounded(&synced, false).await.documents.len(), 11);
+
+    // The channel is excluded by mistake: all of it would go; withheld.
+    synced.config.exclude_channels = vec!["dev-*".into()];
+    assert!(run_bounded(&synced, false).await.gone.is_empty());
+    // The mistake undone, and run as the guard advised: nothing of it is deleted, the old
+    // thread included (read again, found).
+    synced.config.exclude_channels.clear();
+    let allowed = run_bounded(&synced, true).await;
+    assert!(allowed.gone.is_empty(), "{:?}", allowed.gone);
+    assert!(allowed.documents.contains_key(&thread_id("C1", &at(40, 0))));
+}
+
+#[tokio::test]
+async fn one_channel_losing_a_large_share_is_withheld_while_the_source_is_under_it() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    ws.add_channel("C2", "general");
+    for day in 1..=10 {
+        ws.post("dev-help", &at(day, 0), "U1", &format!("dev {day}"));
+    }
+    for day in 1..=40 {
+        ws.post("general", &at(day, 0), "U1", &format!("general {day}"));
+    }
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let mut synced = Synced::new(&server);
+    synced.config.max_deletion_share = 0.2;
+    synced.config.thread_lookback_days = 60;
+    assert_eq!(run_bounded(&synced, false).await.documents.len(), 50);
+
+    // 4 of dev-help's 10 (40%), 1 of general's 40: 5 of 50 (10%) for the source.
+    server.with_workspace(|ws| {
+        for day in 1..=4 {
+            ws.delete("dev-help", &at(day, 0));
+        }
+        ws.delete("general", &at(7, 0));
+    });
+    let guarded = run_bounded(&synced, false).await;
+    assert_eq!(guarded.gone, BTreeSet::from([day_id("C2", &at(7, 0))]));
+    let allowed = run_bounded(&synced, true).await;
+    let dev_days: BTreeSet<String> = (1..=4).map(|d| day_id("C1", &at(d, 0))).collect();
+    assert_eq!(allowed.gone, dev_days);
+    assert!(run_bounded(&synced, false).await.gone.is_empty());
+}
+
+#[tokio::test]
+async fn a_429_storm_on_one_method_lets_one_request_through_per_retry_after() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_channel("C1", "dev-help");
+    for n in 0..12 {
+        let parent = at(1 + n / 4, 1_000 * n);
+        ws.post("dev-help", &parent, "U1", &format!("question {n}"));
+        ws.reply(
+            "dev-help",
+            &parent,
+            &at(1 + n / 4, 1_000 * n - 10),
+            "U1",
+            "answer",
+        );
+    }
+    let storm = Duration::from_secs(3);
+    let server = SlackServer::start(ws, {
+        let mut o = ServerOptions::new(TOKEN);
+        o.method_storm = Some(MethodStorm {
+            method: "conversations.replies".to_string(),
+            period: storm,
+            retry_after_secs: 1,
+        });
+        o
+    })
+    .await;
+    let synced = Synced::new(&server);
+    let fetched = run_bounded(&synced, false).await;
+    assert_eq!(
+        fetched.documents.len(),
+        12,
+        "every thread read once the storm passed"
+    );
+
+    let log: Vec<_> = server
+        .log()
+        .into_iter()
+        .filter(|l| l.method == "conversations.replies")
+        .collect();
+    let first_429 = log.iter().find(|l| l.status == 429).expect("a storm").at;
+    // Requests sent before the first 429 was answered (the reads in flight) arrive at once;
+    // every later one waits for the Retry-After of the one before it, until one is answered.
+    let later: Vec<_> = log
+        .iter()
+        .filter(|l| l.at.duration_since(first_429) > Duration::from_millis(200))
+        .collect();
+    let until_answered = later
+        .iter()
+        .position(|l| l.status != 429)
+        .map_or(later.len(), |i| i + 1);
+    let gaps: Vec<Duration> = later[..until_answered]
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .collect();
+    assert!(
+        until_answered >= 2,
+        "the storm outlasted a Retry-After: {later:?}"
+    );
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(950)),
+        "one request per Retry-After during the storm: {gaps:?}"
+    );
+    let in_storm = log
+        .iter()
+        .filter(|l| l.at.duration_since(first_429) < storm)
+        .count();
+    assert!(
+        in_storm <= 4 + 3 + 1,
+        "{in_storm} requests in a 3 s storm with Retry-After: 1"
     );
 }

@@ -486,6 +486,96 @@ async fn a_429_storm_refuses_the_first_requests() {
 }
 
 #[tokio::test]
+async fn broken_paging_a_method_storm_and_an_empty_listing_are_served_when_switched_on() {
+    let mut ws = Workspace::default();
+    ws.add_channel("C1", "one");
+    ws.add_channel("C2", "two");
+    for n in 0..6 {
+        ws.post("one", &slack_web_api::ts(1_700_000_000 + n, 0), "U1", "m");
+        ws.post("two", &slack_web_api::ts(1_700_000_000 + n, 0), "U1", "m");
+    }
+    let options = ServerOptions::new(TOKEN)
+        .broken(
+            "conversations.history",
+            Some("C1"),
+            slack_web_api::BrokenCursor::NoCursor,
+        )
+        .broken(
+            "conversations.history",
+            Some("C2"),
+            slack_web_api::BrokenCursor::Repeated,
+        );
+    let server = SlackServer::start(ws, options).await;
+    // has_more without a cursor.
+    let a = call(
+        &server,
+        "conversations.history",
+        &[("channel", "C1"), ("limit", "2")],
+    )
+    .await;
+    assert_eq!(a.body["has_more"], true);
+    assert_eq!(next_cursor(&a.body), "");
+    // The second page names itself again, every time.
+    let first = call(
+        &server,
+        "conversations.history",
+        &[("channel", "C2"), ("limit", "2")],
+    )
+    .await;
+    let cursor = next_cursor(&first.body);
+    assert!(!cursor.is_empty());
+    for _ in 0..3 {
+        let again = call(
+            &server,
+            "conversations.history",
+            &[("channel", "C2"), ("limit", "2"), ("cursor", &cursor)],
+        )
+        .await;
+        assert_eq!(again.body["has_more"], true);
+        assert_eq!(next_cursor(&again.body), cursor);
+    }
+    // A last page stays a last page.
+    let all = call(
+        &server,
+        "conversations.history",
+        &[("channel", "C1"), ("limit", "100")],
+    )
+    .await;
+    assert_eq!(all.body["has_more"], false);
+
+    let mut options = ServerOptions::new(TOKEN);
+    options.empty_listing = true;
+    options.method_storm = Some(slack_web_api::MethodStorm {
+        method: "conversations.replies".to_string(),
+        period: Duration::from_millis(300),
+        retry_after_secs: 1,
+    });
+    server.set_options(options);
+    let listed = call(&server, "conversations.list", &[]).await;
+    assert_eq!(listed.body["ok"], true);
+    assert_eq!(listed.body["channels"], json!([]));
+    assert_eq!(next_cursor(&listed.body), "");
+    let ts = slack_web_api::ts(1_700_000_000, 0);
+    let replies = [("channel", "C1"), ("ts", ts.as_str())];
+    for _ in 0..2 {
+        let a = call(&server, "conversations.replies", &replies).await;
+        assert_eq!(a.status, 429);
+        assert_eq!(a.retry_after.as_deref(), Some("1"));
+        assert_eq!(a.body["error"], "ratelimited");
+    }
+    // Other methods are served through the storm; after its period, so is the method.
+    let other = call(&server, "conversations.history", &[("channel", "C1")]).await;
+    assert_eq!(other.status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        call(&server, "conversations.replies", &replies)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn auth_and_unknown_methods_answer_ok_false() {
     let mut options = ServerOptions::new(TOKEN);
     options.not_in_channel = vec!["C01".into()];

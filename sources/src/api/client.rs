@@ -5,7 +5,8 @@
 //! What one call does:
 //!
 //! 1. waits for the method's budget and any pause a 429 set ([`MethodLimiters::acquire`]);
-//!    the wait is added to `kass_source_rate_limit_wait_seconds_total{source, method}`;
+//!    after a pause, only one request of the method goes until it is answered; the wait is
+//!    added to `kass_source_rate_limit_wait_seconds_total{source, method}`;
 //! 2. sends the request with the source's [`Auth`] and counts it in
 //!    `kass_source_requests_total{source, method, status}`;
 //! 3. asks the source's [`AnswerCheck`] whether a 2xx is what it seems: Slack answers errors,
@@ -27,6 +28,7 @@ use kass_pipeline::telemetry::{self, SourceRetryScheduled};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
+use super::paging::Incomplete;
 use super::rate_limit::MethodLimiters;
 
 /// What a 2xx answer means to the source, for APIs that answer errors with a success status.
@@ -101,6 +103,12 @@ pub enum ApiError {
         /// The API's error code, for the source to act on (skip a channel, stop).
         error: String,
     },
+    #[error("source {source_name}: {method} read stopped short: {reason}")]
+    Incomplete {
+        source_name: String,
+        method: String,
+        reason: Incomplete,
+    },
     #[error("source {source_name}: {method} answered what it does not document: {reason}")]
     Decode {
         source_name: String,
@@ -117,10 +125,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The API's error code of a refusal (`invalid_auth`), or the HTTP status of a failure.
+    /// The API's error code of a refusal (`invalid_auth`), the HTTP status of a failure, or
+    /// why a paged read stopped short (`repeated_cursor`, `incomplete_listing`, `page_cap`).
     pub fn code(&self) -> Option<String> {
         match self {
             Self::Refused { error, .. } => Some(error.clone()),
+            Self::Incomplete { reason, .. } => Some(reason.code().to_string()),
             Self::Http { failure, .. } => failure.status().map(|s| s.to_string()),
             _ => None,
         }
@@ -140,6 +150,15 @@ impl TryFailure {
         match self {
             Self::Http(failure) => failure.retry(),
             Self::RateLimited(after) => Some(*after),
+            Self::Refused(_) => None,
+        }
+    }
+
+    /// The pause a rate limit asked for.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Http(failure) => failure.retry_after(),
+            Self::RateLimited(after) => *after,
             Self::Refused(_) => None,
         }
     }
@@ -206,6 +225,15 @@ impl ApiClient {
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// A paged read of `method` that stopped short, as an error naming the source and method.
+    pub fn incomplete(&self, method: &str, reason: Incomplete) -> ApiError {
+        ApiError::Incomplete {
+            source_name: self.source.clone(),
+            method: method.to_string(),
+            reason,
+        }
     }
 
     /// Calls `method` with `query` and returns the 2xx answer, retried as the module says.
@@ -314,7 +342,8 @@ impl ApiClient {
         url: &str,
         query: &[(&str, &str)],
     ) -> Result<Answer, TryFailure> {
-        let waited = self.limiters.acquire(method).await;
+        let permit = self.limiters.acquire(method).await;
+        let waited = permit.waited();
         if !waited.is_zero() {
             telemetry::source_rate_limit_wait(&self.source, method, waited.as_secs_f64());
         }
@@ -327,6 +356,10 @@ impl ApiClient {
             },
             Err(failure) => Err(TryFailure::Http(failure)),
         };
+        match &outcome {
+            Err(failure) if failure.is_rate_limit() => permit.rate_limited(failure.retry_after()),
+            _ => permit.answered(),
+        }
         let status = match &outcome {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(TryFailure::Http(failure)) => failure.label(),

@@ -5,12 +5,14 @@
 //!   secret, retried on 429 and 5xx with Retry-After and back-off by the shared retry policy,
 //!   counted per source and method.
 //! - [`rate_limit`]: one request budget per method, sized from requests per minute and scaled
-//!   by configuration; a 429 pauses its method for every task of the source.
-//! - [`paging`]: cursor, page-number and `Link`-header pagination as streams of pages.
+//!   by configuration; a 429 pauses its method for every task of the source, and one request
+//!   probes the method before the others follow.
+//! - [`paging`]: cursor, page-number and `Link`-header pagination as streams of pages, and
+//!   which reads are complete (a loop, a page that announces more but names none, a cap).
 
 pub mod client;
 pub mod paging;
 pub mod rate_limit;
 
 pub use client::{AnswerCheck, ApiClient, ApiConfig, ApiError, Verdict};
-pub use rate_limit::{MethodLimiters, RateLimitConfig, Tier};
+pub use rate_limit::{MethodLimiters, Permit, RateLimitConfig, Tier};

@@ -7,20 +7,25 @@
 //! are spaced evenly, never bursted, so a server counting a sliding window never refuses one.
 //!
 //! A 429 pauses the method, not just the request that got it: [`MethodLimiters::pause`] sets
-//! the method's shared "paused until", and every task's next [`MethodLimiters::acquire`] of
-//! that method waits it out.
+//! the method's shared "paused until", and every task's [`MethodLimiters::acquire`] of that
+//! method waits it out, including one already waiting for its budget when the 429 came (it
+//! looks again once the budget lets it go). After a pause, the first request is a probe: it
+//! alone goes until it is answered ([`Permit`]); answered, the method opens for all; refused
+//! again, it pauses again. So a server refusing a method for a while sees one request per
+//! Retry-After, not one per waiting task.
 //!
 //! Tests shrink time instead of sleeping for minutes: [`RateLimitConfig::rate_scale`]
 //! multiplies every figure (a tier of 1 per minute at `rate_scale = 60` is 1 per second), and
 //! [`RateLimitConfig::methods`] replaces single figures.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use governor::DefaultDirectRateLimiter;
-use kass_pipeline::rate_limit::{quota, Pause};
+use kass_pipeline::rate_limit::quota;
 use serde::Deserialize;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The rate-limit settings every API source takes (`[sources.rate_limit]`), applied over the
@@ -98,11 +103,112 @@ impl Tier {
     }
 }
 
-/// One method's budget and pause.
+/// One method's budget and its 429 gate.
 #[derive(Debug)]
 struct MethodLimiter {
     budget: Option<DefaultDirectRateLimiter>,
-    pause: Pause,
+    gate: Mutex<Gate>,
+    /// Wakes the tasks waiting for a probe's answer.
+    answered: Notify,
+}
+
+/// What a 429 left of a method.
+#[derive(Debug, Default)]
+struct Gate {
+    /// The method is held until then.
+    paused_until: Option<Instant>,
+    /// A 429 came and no request has been answered since: the next request is a probe.
+    recovering: bool,
+    /// A probe is out: every other request waits for its answer.
+    probing: bool,
+}
+
+/// Why [`MethodLimiters::acquire`] cannot let a request go yet.
+enum Hold {
+    Until(Instant),
+    Probe,
+}
+
+impl MethodLimiter {
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().expect("not poisoned")
+    }
+
+    /// What holds a request back now, if anything.
+    fn hold(gate: &Gate) -> Option<Hold> {
+        match gate.paused_until {
+            Some(until) if until > Instant::now() => Some(Hold::Until(until)),
+            _ if gate.probing => Some(Hold::Probe),
+            _ => None,
+        }
+    }
+
+    /// Waits until neither a pause nor a probe holds the method.
+    async fn wait_open(&self) {
+        loop {
+            let answered = self.answered.notified();
+            futures::pin_mut!(answered);
+            // Registered before looking, so a probe answered in between still wakes us.
+            answered.as_mut().enable();
+            let hold = Self::hold(&self.gate());
+            match hold {
+                None => return,
+                Some(Hold::Until(until)) => tokio::time::sleep_until(until).await,
+                Some(Hold::Probe) => answered.await,
+            }
+        }
+    }
+}
+
+/// Leave to send one request of a method, from [`MethodLimiters::acquire`]; say how it was
+/// answered with [`Permit::answered`] or [`Permit::rate_limited`]. A permit dropped unanswered
+/// (the call was given up) lets another request probe.
+#[derive(Debug)]
+pub struct Permit {
+    limiter: Arc<MethodLimiter>,
+    probe: bool,
+    waited: Duration,
+}
+
+impl Permit {
+    /// How long [`MethodLimiters::acquire`] waited for it.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// The server answered, and not with a rate limit: after a pause, the method is open.
+    pub fn answered(self) {
+        if self.probe {
+            self.limiter.gate().recovering = false;
+        }
+    }
+
+    /// The server refused for now: the method is held for `after` (its Retry-After; with
+    /// none, the caller pauses it for its back-off), and the next request is a probe.
+    pub fn rate_limited(self, after: Option<Duration>) {
+        let mut gate = self.limiter.gate();
+        gate.recovering = true;
+        if let Some(after) = after {
+            pause_gate(&mut gate, after);
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.probe {
+            self.limiter.gate().probing = false;
+            self.limiter.answered.notify_waiters();
+        }
+    }
+}
+
+/// Holds the method for `after` from now; a shorter pause never cuts a longer one short.
+fn pause_gate(gate: &mut Gate, after: Duration) {
+    let until = Instant::now() + after;
+    if gate.paused_until.is_none_or(|p| p < until) {
+        gate.paused_until = Some(until);
+    }
 }
 
 /// The limiters of one source, one per method, created on first use. Share it (`Arc`) between
@@ -170,27 +276,46 @@ impl MethodLimiters {
                             Duration::from_secs(60),
                         ))
                     }),
-                    pause: Pause::new(),
+                    gate: Mutex::new(Gate::default()),
+                    answered: Notify::new(),
                 })
             })
             .clone()
     }
 
-    /// Waits until `method` may be called: its pause is over and its budget has room. Returns
-    /// how long it waited.
-    pub async fn acquire(&self, method: &str) -> Duration {
+    /// Waits until `method` may be called: no pause holds it, no probe is out, and its budget
+    /// has room; then looks again, since a 429 may have come while it waited for the budget.
+    /// After a pause, the permit it returns is the probe: the only one until it is answered.
+    pub async fn acquire(&self, method: &str) -> Permit {
         let limiter = self.limiter(method);
         let started = Instant::now();
-        limiter.pause.wait().await;
-        if let Some(budget) = &limiter.budget {
-            budget.until_ready().await;
+        loop {
+            limiter.wait_open().await;
+            if let Some(budget) = &limiter.budget {
+                budget.until_ready().await;
+            }
+            let mut gate = limiter.gate();
+            if MethodLimiter::hold(&gate).is_some() {
+                continue;
+            }
+            let probe = gate.recovering;
+            gate.probing = probe;
+            drop(gate);
+            return Permit {
+                limiter: limiter.clone(),
+                probe,
+                waited: started.elapsed(),
+            };
         }
-        started.elapsed()
     }
 
-    /// Holds every request of `method` back until `after` has passed (a 429's Retry-After).
+    /// Holds every request of `method` back until `after` has passed (a 429's Retry-After);
+    /// the first request after it is a probe.
     pub fn pause(&self, method: &str, after: Duration) {
-        self.limiter(method).pause.pause_for(after);
+        let limiter = self.limiter(method);
+        let mut gate = limiter.gate();
+        gate.recovering = true;
+        pause_gate(&mut gate, after);
     }
 }
 
@@ -214,7 +339,7 @@ mod tests {
         assert_eq!(limiters.rpm("a.list"), Some(600.0));
         let started = Instant::now();
         for _ in 0..4 {
-            limiters.acquire("a.list").await;
+            limiters.acquire("a.list").await.answered();
         }
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(290), "{elapsed:?}");
@@ -222,7 +347,7 @@ mod tests {
         // Another method has a budget of its own (here none at all).
         let other = Instant::now();
         for _ in 0..4 {
-            limiters.acquire("b.list").await;
+            limiters.acquire("b.list").await.answered();
         }
         assert!(other.elapsed() < Duration::from_millis(20));
     }
@@ -234,14 +359,64 @@ mod tests {
         let tasks: Vec<_> = (0..3)
             .map(|_| {
                 let limiters = limiters.clone();
-                tokio::spawn(async move { limiters.acquire("a.list").await })
+                tokio::spawn(async move {
+                    let permit = limiters.acquire("a.list").await;
+                    let waited = permit.waited();
+                    permit.answered();
+                    waited
+                })
             })
             .collect();
-        assert!(limiters.acquire("b.list").await < Duration::from_millis(20));
+        assert!(limiters.acquire("b.list").await.waited() < Duration::from_millis(20));
         for task in tasks {
             let waited = task.await.unwrap();
             assert!(waited >= Duration::from_millis(140), "{waited:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn after_a_pause_one_probe_goes_alone_until_it_is_answered() {
+        let limiters = Arc::new(limiters(600_000.0, 1.0));
+        // A request already past the pause, waiting for its budget, when the 429 comes.
+        let first = limiters.acquire("a.list").await;
+        limiters.pause("a.list", Duration::from_millis(100));
+        let started = Instant::now();
+        let (sent, rx) = tokio::sync::mpsc::unbounded_channel::<Permit>();
+        let tasks: Vec<_> = (0..3)
+            .map(|_| {
+                let (limiters, sent) = (limiters.clone(), sent.clone());
+                tokio::spawn(async move { sent.send(limiters.acquire("a.list").await).unwrap() })
+            })
+            .collect();
+        first.rate_limited(None);
+        let mut rx = rx;
+        let probe = rx.recv().await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(95));
+        // The probe is out: nobody else goes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            rx.try_recv().is_err(),
+            "a second request went with the probe"
+        );
+        // Refused again: the next probe goes only after the new pause.
+        probe.rate_limited(Some(Duration::from_millis(100)));
+        let again = Instant::now();
+        let probe = rx.recv().await.unwrap();
+        assert!(again.elapsed() >= Duration::from_millis(95));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(rx.try_recv().is_err());
+        // Answered: the method opens for everyone.
+        probe.answered();
+        rx.recv().await.unwrap().answered();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // A probe given up (dropped) lets the next request probe instead.
+        limiters.pause("a.list", Duration::from_millis(1));
+        let given_up = limiters.acquire("a.list").await;
+        drop(given_up);
+        limiters.acquire("a.list").await.answered();
+        assert!(limiters.acquire("a.list").await.waited() < Duration::from_millis(20));
     }
 
     #[test]

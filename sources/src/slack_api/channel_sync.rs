@@ -91,6 +91,20 @@ impl ChannelSync<'_> {
         if let Some(read_until) = previous.read_until {
             window_day = window_day.min(day_of(read_until));
         }
+        // What an earlier run found gone and the deletion guard held back is read again here
+        // (the window reaches down to it): it is deleted only if this read does not find it.
+        if let Some(oldest_withheld) = previous
+            .withheld
+            .iter()
+            .filter_map(|d| match DocumentRef::parse(&self.channel.id, d) {
+                DocumentRef::Day(day) => Some(day),
+                DocumentRef::Thread(ts) => ts_date(&ts),
+                DocumentRef::Other => None,
+            })
+            .min()
+        {
+            window_day = window_day.min(oldest_withheld);
+        }
         if let Some(since) = run.since {
             window_day = window_day.max(since);
         }
@@ -151,12 +165,13 @@ impl ChannelSync<'_> {
             DocumentRef::Thread(ts) => in_window(&ts) || threads.contains(&ts),
             DocumentRef::Other => false,
         };
-        // Gone: what the window covers and no longer holds, and what an earlier run found gone
-        // but the deletion guard held back (unless it came back).
+        // Gone: what this complete read covers and no longer holds. A document withheld by an
+        // earlier run is covered (the window reached down to it) or, if this source cannot
+        // read it again (not a day or thread of its own), kept.
         let gone: Vec<Tombstone> = previous
             .documents
             .iter()
-            .filter(|d| (covered(d) || previous.withheld.contains(*d)) && !emitted.contains(*d))
+            .filter(|d| covered(d) && !emitted.contains(*d))
             .map(|d| tombstone(d, "deleted"))
             .collect();
         let mut state = previous.clone();
@@ -206,6 +221,7 @@ impl ChannelSync<'_> {
         };
         let mut gathered = Gathered::default();
         let mut emitted = 0;
+        let mut trail = self.run.web.trail();
         let mut page = fetch(None).await?;
         loop {
             if self.run.ctx.shutdown.is_triggered() {
@@ -218,7 +234,10 @@ impl ChannelSync<'_> {
                 gathered.add(message);
             }
             // History has reached `oldest_day`: later days are complete. After the last
-            // page, every day is.
+            // page, every day is. A read that stops short (a cursor handed out again, the
+            // page cap) emits what it has reached, then stops.
+            let followed = self.run.web.follow(&mut trail, page.next.clone());
+            let next_cursor = followed.as_ref().ok().cloned().flatten();
             let reached = page.next.as_ref().and(oldest_day);
             let last = page.next.is_none();
             let emit = async {
@@ -229,7 +248,7 @@ impl ChannelSync<'_> {
                 }
             };
             let next = async {
-                match page.next.clone() {
+                match next_cursor {
                     Some(cursor) => fetch(Some(cursor)).await.map(Some),
                     None => Ok(None),
                 }
@@ -240,6 +259,7 @@ impl ChannelSync<'_> {
                 let resume = day_start(next_day(day));
                 state.backfill_before = state.backfill_before.map(|b| b.min(resume));
             }
+            followed?;
             match next? {
                 Some(next) => page = next,
                 None => {
@@ -361,6 +381,7 @@ impl ChannelSync<'_> {
         gathered: &mut Gathered,
     ) -> Result<(), Stop> {
         let mut cursor: Option<String> = None;
+        let mut trail = self.run.web.trail();
         loop {
             if self.run.ctx.shutdown.is_triggered() {
                 return Err(Stop::Shutdown);
@@ -376,7 +397,7 @@ impl ChannelSync<'_> {
             for message in self.parse(page.items).await? {
                 gathered.add(message);
             }
-            match page.next {
+            match self.run.web.follow(&mut trail, page.next)? {
                 Some(next) => cursor = Some(next),
                 None => return Ok(()),
             }

@@ -71,6 +71,11 @@ pub struct SlackApiConfig {
     /// finds more gone deletes nothing until run with `--allow-deletions`.
     #[serde(default = "default_max_deletion_share")]
     pub max_deletion_share: f64,
+    /// The most pages one read may take (a listing, a channel's window or backfill, a
+    /// thread); a read that reaches it is incomplete and deletes nothing (a backfill resumes
+    /// where it stopped on the next run).
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
     /// Overrides of the tier's requests per minute, and `rate_scale` for tests.
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
@@ -98,6 +103,9 @@ fn default_base_url() -> String {
 fn default_max_deletion_share() -> f64 {
     0.2
 }
+fn default_max_pages() -> usize {
+    10_000
+}
 
 impl SlackApiConfig {
     /// A config reading every channel the bot is in at `base_url`, the rest at defaults.
@@ -114,6 +122,7 @@ impl SlackApiConfig {
             base_url: base_url.into(),
             page_size: None,
             max_deletion_share: default_max_deletion_share(),
+            max_pages: default_max_pages(),
             rate_limit: RateLimitConfig::default(),
             retry: RetryPolicy::default(),
         }
@@ -141,6 +150,9 @@ impl BuildSource for SlackApiConfig {
                 self.max_deletion_share
             )));
         }
+        if self.max_pages == 0 {
+            return Err(bad("max_pages must be at least 1".to_string()));
+        }
         let page_max = self.rate_tier.page_max();
         let page_size = self.page_size.unwrap_or(page_max);
         if !(1..=page_max).contains(&page_size) {
@@ -163,7 +175,11 @@ impl BuildSource for SlackApiConfig {
         let exclude =
             globs(&self.exclude_channels).map_err(|e| bad(format!("exclude_channels: {e}")))?;
         Ok(SlackApi {
-            web: SlackWeb { client, page_size },
+            web: SlackWeb {
+                client,
+                page_size,
+                max_pages: self.max_pages,
+            },
             include,
             exclude,
             guard: DeletionGuard {

@@ -12,10 +12,14 @@
 //!
 //! Documents that are no longer there become tombstones: a day or thread of the window gone,
 //! or every document of a channel deleted, archived or no longer selected. They are decided
-//! only from reads that completed (a channel that failed or was cut short deletes nothing),
-//! pass the deletion guard, and travel to the batch writer through the run's
+//! only from reads that completed (a channel that failed or was cut short deletes nothing; a
+//! read whose paging stopped short, see `crate::api::paging`, is cut short, and an incomplete
+//! listing of conversations or users reads nothing at all), pass the deletion guard per
+//! channel and for the source, and travel to the batch writer through the run's
 //! [`TombstoneOutbox`]. The per-channel state is recorded in the source's cursor, which the
-//! fetch saves only once every batch of the run is written.
+//! fetch saves only once every batch of the run is written. What the guard withholds stays
+//! known and is read again by the channel's next run, which deletes it only if it does not
+//! find it (with or without `--allow-deletions`).
 
 mod channel_sync;
 mod config;
@@ -36,7 +40,7 @@ use kass_pipeline::{tally, telemetry, FatalError, Outlet, RawRecord, Source, Sta
 
 use crate::api::ApiError;
 use crate::cursor::Cursor;
-use crate::deletion_guard::DeletionGuard;
+use crate::deletion_guard::{DeletionGuard, ScopeDeletions};
 use crate::slack::Conversation;
 use channel_sync::{tombstone, ChannelSync, Stop, SyncContext};
 pub use config::SlackApiConfig;
@@ -194,8 +198,8 @@ impl SlackApi {
         included && !self.exclude.is_match(channel_name)
     }
 
-    /// A listing failed: the token's failure stops the source (naming it, never the token);
-    /// anything else leaves this run empty and every state as it was.
+    /// A listing failed or stopped short: the token's failure stops the source (naming it,
+    /// never the token); anything else leaves this run empty and every state as it was.
     fn unreadable(&self, error: ApiError, reason: &str) -> Result<(), FatalError> {
         if is_auth_failure(&error) {
             return Err(FatalError::Config(format!(
@@ -204,6 +208,10 @@ impl SlackApi {
             )));
         }
         tracing::error!(source = %self.config.name, %error, "cannot list the workspace; nothing read this run, nothing deleted");
+        let reason = match &error {
+            ApiError::Incomplete { reason, .. } => reason.code(),
+            _ => reason,
+        };
         telemetry::source_scope_skipped(&self.config.name, reason);
         Ok(())
     }
@@ -346,39 +354,61 @@ impl SlackApi {
         }
     }
 
-    /// Applies the deletion guard, posts the tombstones and records every channel's state.
+    /// Applies the deletion guard, per channel and for the source, posts the tombstones it
+    /// lets go and records every channel's state.
     fn record(&self, previous: &Previous, outcome: &mut RunOutcome, now: i64) {
         let source = &self.config.name;
-        let held: usize = previous.0.values().map(|s| s.documents.len()).sum();
         let gone = std::mem::take(&mut outcome.gone);
-        if self.guard.permits(source, gone.len(), held) {
-            let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, t) in &gone {
-                *by_reason
-                    .entry(t.reason.clone().unwrap_or_default())
-                    .or_default() += 1;
+        let mut gone_by_channel: BTreeMap<&str, usize> = BTreeMap::new();
+        for (channel_id, _) in &gone {
+            *gone_by_channel.entry(channel_id).or_default() += 1;
+        }
+        let scopes: Vec<ScopeDeletions> = previous
+            .0
+            .keys()
+            .map(String::as_str)
+            .chain(gone_by_channel.keys().copied())
+            .collect::<std::collections::BTreeSet<&str>>()
+            .into_iter()
+            .map(|scope| ScopeDeletions {
+                scope,
+                gone: gone_by_channel.get(scope).copied().unwrap_or(0),
+                held: previous.0.get(scope).map_or(0, |s| s.documents.len()),
+            })
+            .collect();
+        let withheld: std::collections::BTreeSet<String> = self
+            .guard
+            .withheld(source, &scopes)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let (kept, sent): (Vec<_>, Vec<_>) = gone
+            .into_iter()
+            .partition(|(channel_id, _)| withheld.contains(channel_id));
+        let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, t) in &sent {
+            *by_reason
+                .entry(t.reason.clone().unwrap_or_default())
+                .or_default() += 1;
+        }
+        for (reason, count) in by_reason {
+            telemetry::source_tombstones(source, &reason, count);
+        }
+        if let Some(outbox) = &self.outbox {
+            outbox.post(source, sent.into_iter().map(|(_, t)| t));
+        }
+        if let Some(cursor) = &self.cursor {
+            for channel_id in outcome.dropped.iter().filter(|c| !withheld.contains(*c)) {
+                cursor.forget_scope(channel_id);
+                outcome.states.remove(channel_id);
             }
-            for (reason, count) in by_reason {
-                telemetry::source_tombstones(source, &reason, count);
-            }
-            if let Some(outbox) = &self.outbox {
-                outbox.post(source, gone.into_iter().map(|(_, t)| t));
-            }
-            if let Some(cursor) = &self.cursor {
-                for channel_id in &outcome.dropped {
-                    cursor.forget_scope(channel_id);
-                    outcome.states.remove(channel_id);
-                }
-            }
-        } else {
-            // Withheld: the documents stay known, and are kept as withheld, so the next run
-            // allowed to delete sends them even where it reads nothing again (a thread no
-            // longer watched, a day out of the window).
-            for (channel_id, t) in gone {
-                if let Some(state) = outcome.states.get_mut(&channel_id) {
-                    state.documents.insert(t.document_id.clone());
-                    state.withheld.insert(t.document_id);
-                }
+        }
+        // Withheld: the documents stay known, marked withheld, and the channel's next read
+        // reaches down to them: deleted only if that read does not find them either.
+        for (channel_id, t) in kept {
+            if let Some(state) = outcome.states.get_mut(&channel_id) {
+                state.documents.insert(t.document_id.clone());
+                state.withheld.insert(t.document_id);
             }
         }
         telemetry::source_documents(source, outcome.emitted);

@@ -1,6 +1,8 @@
 //! The Slack Web API calls the source makes, on the shared API client: the envelope check
 //! (errors come as HTTP 200 with `{"ok": false, "error": ...}`), cursor paging that ends only
-//! when `response_metadata.next_cursor` is empty (never on a short page), typed answers.
+//! when `response_metadata.next_cursor` is empty (never on a short page) and is complete only
+//! then (see `crate::api::paging`: a page announcing `has_more` without a cursor, a cursor
+//! handed out again, or the page cap end the read as [`ApiError::Incomplete`]), typed answers.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::tier::{HISTORY, LIST, REPLIES, USERS};
-use crate::api::paging::{cursor_pages, next_cursor, Page};
+use crate::api::paging::{cursor_pages, next_cursor, Page, PageError, PageTrail};
 use crate::api::{AnswerCheck, ApiClient, ApiError, Verdict};
 use crate::slack::people::SlackUser;
 
@@ -68,6 +70,8 @@ pub(super) struct SlackWeb {
     pub client: ApiClient,
     /// Messages asked for per page of history and replies.
     pub page_size: usize,
+    /// The most pages one read (a listing, a window of history, a thread) may take.
+    pub max_pages: usize,
 }
 
 impl SlackWeb {
@@ -84,6 +88,24 @@ impl SlackWeb {
     /// Every user of the workspace, for the names documents show.
     pub async fn users(&self) -> Result<Vec<SlackUser>, ApiError> {
         self.all_pages(USERS, "members", &[]).await
+    }
+
+    /// The trail of a read of history paged by hand: pass each page's `next` through
+    /// [`Self::follow`].
+    pub fn trail(&self) -> PageTrail<String> {
+        PageTrail::new(None, self.max_pages)
+    }
+
+    /// The cursor of the next page of history, or `None` once the read is complete; an error
+    /// when it stops short (a cursor handed out again, the page cap).
+    pub fn follow(
+        &self,
+        trail: &mut PageTrail<String>,
+        next: Option<String>,
+    ) -> Result<Option<String>, ApiError> {
+        trail
+            .follow(next)
+            .map_err(|reason| self.client.incomplete(HISTORY, reason))
     }
 
     /// One page of a channel's top-level messages, newest first, with `oldest < ts < latest`
@@ -107,7 +129,7 @@ impl SlackWeb {
     /// (`thread_not_found`: the parent was deleted).
     pub async fn replies(&self, channel: &str, ts: &str) -> Result<Option<Vec<Value>>, ApiError> {
         let limit = self.page_size.to_string();
-        let pages = cursor_pages(None, |cursor: Option<String>| {
+        let pages = cursor_pages(None, self.max_pages, |cursor: Option<String>| {
             let limit = limit.clone();
             async move {
                 let mut query = vec![("channel", channel), ("ts", ts), ("limit", limit.as_str())];
@@ -128,7 +150,8 @@ impl SlackWeb {
                 }
                 futures::future::ready(Ok(()))
             })
-            .await;
+            .await
+            .map_err(|e| e.into_error(|reason| self.client.incomplete(REPLIES, reason)));
         match result {
             Ok(()) => Ok(Some(messages)),
             Err(e) if e.code().as_deref() == Some("thread_not_found") => Ok(None),
@@ -143,17 +166,24 @@ impl SlackWeb {
         field: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<T>, ApiError> {
-        let pages = cursor_pages(None, |cursor: Option<String>| async move {
+        let pages = cursor_pages(None, self.max_pages, |cursor: Option<String>| async move {
             let mut query = query.to_vec();
             query.push(("limit", "200"));
             query.extend(cursor.as_deref().map(|c| ("cursor", c)));
             self.page::<T>(method, field, &query).await
         });
-        let pages: Vec<Page<T, String>> = pages.try_collect().await?;
+        let pages: Vec<Page<T, String>> =
+            pages
+                .try_collect()
+                .await
+                .map_err(|e: PageError<ApiError>| {
+                    e.into_error(|reason| self.client.incomplete(method, reason))
+                })?;
         Ok(pages.into_iter().flat_map(|p| p.items).collect())
     }
 
-    /// One page: the items under `field`, and the next cursor.
+    /// One page: the items under `field`, and the next cursor; a page that announces more
+    /// (`has_more`) without a cursor is an incomplete read.
     async fn page<T: DeserializeOwned>(
         &self,
         method: &str,
@@ -161,7 +191,7 @@ impl SlackWeb {
         query: &[(&str, &str)],
     ) -> Result<Page<T, String>, ApiError> {
         let (body, _) = self.client.get_json::<Value>(method, query).await?;
-        let next = next_cursor(&body);
+        let next = next_cursor(&body).map_err(|reason| self.client.incomplete(method, reason))?;
         let items = match body.get(field) {
             None | Some(Value::Null) => Vec::new(),
             Some(items) => serde_json::from_value(items.clone()).map_err(|e| ApiError::Decode {

@@ -396,6 +396,47 @@ pub struct ServerOptions {
     pub replies_parent_every_page: bool,
     /// Waits this long before answering each request.
     pub latency: Duration,
+    /// Pagination gone wrong, per method (and channel). Not Slack's documented contract
+    /// (<https://api.slack.com/docs/pagination>: follow `next_cursor` until it is empty), but
+    /// what issue 21 measured from a live workspace; see [`BrokenCursor`].
+    pub broken_paging: Vec<BrokenPaging>,
+    /// A rate-limit storm on one method for a while (Slack, <https://api.slack.com/docs/rate-limits>:
+    /// "HTTP 429 Too Many Requests ... a Retry-After HTTP header containing the number of
+    /// seconds until you can retry"; a workspace busy with other apps keeps a method refused
+    /// for longer than one Retry-After).
+    pub method_storm: Option<MethodStorm>,
+    /// `conversations.list` answers `ok` with no conversations at all, its last page and all:
+    /// what a token whose scopes or installation changed under it was seen to answer, the
+    /// channels still there and readable.
+    pub empty_listing: bool,
+}
+
+/// How [`BrokenPaging`] breaks a page that has more after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenCursor {
+    /// `has_more: true` with `next_cursor: ""`: more announced, no way to it (measured on
+    /// `conversations.history`).
+    NoCursor,
+    /// Every page after the first names its own cursor as the next one, forever: the same
+    /// cursor handed out again (measured: 1,934 calls in 120 s).
+    Repeated,
+}
+
+/// Breaks the paging of `method` (of `channel` only, if given) as `kind` says.
+#[derive(Debug, Clone)]
+pub struct BrokenPaging {
+    pub method: String,
+    pub channel: Option<String>,
+    pub kind: BrokenCursor,
+}
+
+/// Every request of `method` answers 429 with `Retry-After: retry_after_secs` for `period`
+/// from the first request of it (after `start`/`set_options`).
+#[derive(Debug, Clone)]
+pub struct MethodStorm {
+    pub method: String,
+    pub period: Duration,
+    pub retry_after_secs: u64,
 }
 
 impl ServerOptions {
@@ -410,7 +451,20 @@ impl ServerOptions {
             not_in_channel: Vec::new(),
             replies_parent_every_page: true,
             latency: Duration::ZERO,
+            broken_paging: Vec::new(),
+            method_storm: None,
+            empty_listing: false,
         }
+    }
+
+    /// Breaks the paging of `method` (of `channel` only, if given) as `kind` says.
+    pub fn broken(mut self, method: &str, channel: Option<&str>, kind: BrokenCursor) -> Self {
+        self.broken_paging.push(BrokenPaging {
+            method: method.to_string(),
+            channel: channel.map(str::to_string),
+            kind,
+        });
+        self
     }
 
     /// Adds a limit of `n` requests per `window` for `method`.
@@ -444,6 +498,8 @@ struct Inner {
     options: Mutex<ServerOptions>,
     /// Requests still to refuse in the 429 storm.
     storm_left: Mutex<usize>,
+    /// When the method storm began (its method's first request).
+    method_storm_began: Mutex<Option<Instant>>,
     /// Accepted requests per rate-limited method, in the current window. Its lock also orders
     /// arrival instants, so that the log's `at` agree with the limiter's decisions.
     accepted: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -467,6 +523,7 @@ impl SlackServer {
         let inner = Arc::new(Inner {
             workspace: Mutex::new(workspace),
             storm_left: Mutex::new(options.fail_429_first),
+            method_storm_began: Mutex::new(None),
             options: Mutex::new(options),
             accepted: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
@@ -494,6 +551,7 @@ impl SlackServer {
     /// rate-limit windows.
     pub fn set_options(&self, options: ServerOptions) {
         *self.inner.storm_left.lock().unwrap() = options.fail_429_first;
+        *self.inner.method_storm_began.lock().unwrap() = None;
         self.inner.accepted.lock().unwrap().clear();
         *self.inner.options.lock().unwrap() = options;
     }
@@ -682,6 +740,13 @@ fn answer(inner: &Inner, name: &str, params: &Params, headers: &HeaderMap) -> (I
                 return (at, Outcome::ratelimited(1));
             }
         }
+        // The method storm: this method refused with its Retry-After for the storm's period.
+        if let Some(storm) = options.method_storm.as_ref().filter(|s| s.method == name) {
+            let began = *inner.method_storm_began.lock().unwrap().get_or_insert(at);
+            if at.duration_since(began) < storm.period {
+                return (at, Outcome::ratelimited(storm.retry_after_secs));
+            }
+        }
         // Authentication: Slack answers HTTP 200 with `not_authed` when no token is presented
         // and `invalid_auth` when the token is not valid.
         if let Some(error) = auth_error(&options.token, headers, params) {
@@ -717,7 +782,38 @@ fn answer(inner: &Inner, name: &str, params: &Params, headers: &HeaderMap) -> (I
             // Slack: `unknown_method` for a method that does not exist.
             _ => Outcome::error("unknown_method"),
         };
+        let mut outcome = outcome;
+        let channel = params.get("channel");
+        for rule in &options.broken_paging {
+            if rule.method == name && rule.channel.as_ref().is_none_or(|c| Some(c) == channel) {
+                break_paging(&mut outcome.body, rule.kind, params);
+            }
+        }
         (at, outcome)
+    }
+}
+
+/// A page that has more after it (`has_more`, or a `next_cursor`), broken as `kind` says; a
+/// last page, or an error, is left as it is.
+fn break_paging(body: &mut Value, kind: BrokenCursor, params: &Params) {
+    let cursor = body["response_metadata"]["next_cursor"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let more = body["has_more"].as_bool() == Some(true) || !cursor.is_empty();
+    if body["ok"] != json!(true) || !more {
+        return;
+    }
+    match kind {
+        BrokenCursor::NoCursor => {
+            body["has_more"] = json!(true);
+            body["response_metadata"] = json!({"next_cursor": ""});
+        }
+        BrokenCursor::Repeated => {
+            if let Some(asked) = params.get("cursor").filter(|c| !c.is_empty()) {
+                body["response_metadata"] = json!({"next_cursor": asked});
+            }
+        }
     }
 }
 
@@ -921,6 +1017,7 @@ fn conversations_list(workspace: &Workspace, params: &Params, options: &ServerOp
     let items = workspace
         .channels
         .iter()
+        .filter(|_| !options.empty_listing)
         .filter(|c| {
             if c.is_private {
                 private && c.is_member
