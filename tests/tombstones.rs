@@ -1,4 +1,4 @@
-//! Deletions crossing the S3 boundary: a batch's tombstones (schema version 2) remove every
+//! Deletions and versions crossing the S3 boundary: a batch's tombstones remove every
 //! chunk of the named documents from a real Chroma, only in the batch's source, and re-delivery
 //! changes nothing. Through the `kass` binary, a local store and a counting provider.
 
@@ -132,4 +132,168 @@ async fn tombstones_remove_their_documents_in_their_source_only() {
     assert!(support::files_under(&store)
         .iter()
         .all(|f| !f.starts_with("_dead_letter/")));
+}
+
+/// A document state at `version`: `texts` as its chunks, in order.
+fn state(id: &str, version: i64, texts: &[&str]) -> Vec<Chunk> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut meta = Metadata::new();
+            meta.insert("document_chunks".into(), MetaValue::Int(texts.len() as i64));
+            meta.insert("document_version".into(), MetaValue::Int(version));
+            Chunk::new("slack", id, i, text.to_string(), meta)
+        })
+        .collect()
+}
+
+/// Writes a batch of `chunks` and versioned `gone` tombstones at `hour`; returns its key.
+fn write_versioned(store: &Path, hour: u32, chunks: Vec<Chunk>, gone: &[(&str, u64)]) -> String {
+    let at = Utc.with_ymd_and_hms(2025, 10, 6, hour, 0, 0).unwrap();
+    let id = format!("20251006_{hour:02}0000_beef");
+    let key = batch_key("slack", at, &id, Compression::None);
+    let tombstones = gone
+        .iter()
+        .map(|(d, v)| Tombstone {
+            document_id: d.to_string(),
+            reason: Some("deleted".into()),
+            version: Some(*v),
+        })
+        .collect();
+    let batch = Batch::new(id, at, "slack", chunks).with_tombstones(tombstones);
+    let path = store.join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, batch.encode(Compression::None)).unwrap();
+    key
+}
+
+/// Every stored text of `source` in the collection, sorted.
+async fn stored_texts(chroma: &ChromaServer, source: &str) -> Vec<String> {
+    let request = serde_json::json!({"where": {"source": source}, "include": ["documents"]});
+    let records = support::chroma_get(&chroma.url(), "tombstones", request)
+        .await
+        .expect("the collection");
+    let mut texts: Vec<String> = records["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    texts.sort();
+    texts
+}
+
+/// Delivery is unordered: an older state delivered after a newer one, a tombstone before or
+/// after the states it deletes, the same batch again. Whatever the order, Chroma ends with
+/// the newest state of the document, or nothing once its tombstone is the newest, and an older
+/// state costs no embedding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_newest_state_wins_whatever_the_delivery_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let provider = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let config = config(dir.path(), &chroma, &provider);
+    let store = dir.path().join("store");
+    let d = "C1/2025-10-05";
+    // Versions are the fetch runs' start times (unix milliseconds), a minute before each write.
+    let run = |hour: u32| {
+        Utc.with_ymd_and_hms(2025, 10, 6, hour, 0, 0)
+            .unwrap()
+            .timestamp_millis()
+            - 60_000
+    };
+    let first = write_versioned(
+        &store,
+        9,
+        state(d, run(9), &["ana: a first draft", "bo: ok"]),
+        &[],
+    );
+    let second = write_versioned(
+        &store,
+        10,
+        state(d, run(10), &["ana: the second edit"]),
+        &[],
+    );
+    let gone = write_versioned(&store, 11, Vec::new(), &[(d, run(11) as u64)]);
+    let back = write_versioned(&store, 12, state(d, run(12), &["ana: back again"]), &[]);
+    // A batch from before versions (its chunks take the batch's time, 08:00: older than all).
+    let legacy = write(&store, "slack", 8, document("slack", d, 1), &[]);
+
+    let step = |keys: Vec<String>| {
+        let cfg = config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                for key in keys {
+                    embed(&cfg, &key);
+                }
+            })
+            .await
+            .unwrap()
+        }
+    };
+    step(vec![second.clone()]).await;
+    let calls = provider.log().len();
+    step(vec![first.clone(), legacy.clone(), first.clone()]).await;
+    assert_eq!(
+        stored_texts(&chroma, "slack").await,
+        ["ana: the second edit"],
+        "the older edit and the batch from before versions, delivered last, do not win"
+    );
+    assert_eq!(
+        provider.log().len(),
+        calls,
+        "an older state costs no embedding"
+    );
+
+    step(vec![
+        gone.clone(),
+        second.clone(),
+        first.clone(),
+        legacy.clone(),
+    ])
+    .await;
+    assert!(
+        stored_texts(&chroma, "slack").await.is_empty(),
+        "deleted stays deleted when its older states are delivered again"
+    );
+
+    step(vec![
+        back.clone(),
+        gone.clone(),
+        second.clone(),
+        first.clone(),
+    ])
+    .await;
+    assert_eq!(
+        stored_texts(&chroma, "slack").await,
+        ["ana: back again"],
+        "a document that came back after its deletion is not removed by the older tombstone"
+    );
+
+    // The tombstone delivered before every state it deletes: none of them is stored.
+    let dir2 = tempfile::tempdir().unwrap();
+    let config2 = self::config(dir2.path(), &chroma, &provider);
+    let store2 = dir2.path().join("store");
+    let d2 = "C2/2025-10-05";
+    let gone2 = write_versioned(&store2, 11, Vec::new(), &[(d2, run(11) as u64)]);
+    let old2 = write_versioned(
+        &store2,
+        9,
+        state(d2, run(9), &["bo: never seen again"]),
+        &[],
+    );
+    tokio::task::spawn_blocking(move || {
+        embed(&config2, &gone2);
+        embed(&config2, &old2);
+    })
+    .await
+    .unwrap();
+    assert!(
+        !stored_texts(&chroma, "slack")
+            .await
+            .iter()
+            .any(|t| t.contains("never seen again")),
+        "a state older than a tombstone already applied is not stored"
+    );
 }
