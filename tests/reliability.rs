@@ -22,7 +22,7 @@ use kass_pipeline::batch::{Batch, Compression};
 use kass_pipeline::store::ObjectStore;
 use kass_pipeline::{Chunk, Metadata};
 use serde_json::{json, Value};
-use split_world::{World, BUCKET, QUEUE};
+use split_world::{s3_event, World, BUCKET, QUEUE};
 use support::{kass, ChromaServer};
 
 /// Every record of a collection: id -> metadata.
@@ -265,16 +265,6 @@ fn batch(source: &str, document: &str, n: usize, hour: u32) -> (String, Vec<u8>)
         key,
         Batch::new(id, at, source, chunks).encode(Compression::None),
     )
-}
-
-fn s3_event(bucket: &str, key: &str) -> Value {
-    let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
-    json!({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-        "eventTime": "2025-10-06T09:00:00.000Z", "eventName": "ObjectCreated:Put",
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "kass-slack",
-               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
-               "object": {"key": encoded, "size": 10, "sequencer": "01"}}}]})
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -389,6 +389,131 @@ async fn after_every_incremental_run_chroma_holds_what_a_fresh_fetch_makes() {
 // The split deployment
 // ------------------------------------------------------------------------------------------
 
+/// Split across S3 and SQS: a sequence of changes, each fetched by `kass fetch` into S3 on moto
+/// (the bucket announcing every batch file on the queue); every batch file so far announced
+/// again in a random order (what S3 and SQS redeliveries and a dead-letter redrive do); two
+/// `kass embed --listen` workers consuming the queue at once. After every step Chroma equals a
+/// fresh fetch of the workspace and holds no text deleted or edited away.
+async fn split_converges(
+    server: &SlackServer,
+    w: &split_world::World,
+    changes: Vec<Change>,
+    disorder: u64,
+) -> Result<(), TestCaseError> {
+    let url = w.chroma.as_ref().unwrap().url();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for (serial, change) in changes.into_iter().enumerate() {
+        let serial = serial as u32 + 1000;
+        server.with_workspace(|ws| apply(ws, &change, serial));
+        let mut fetch = w.kass();
+        fetch.env(TOKEN_ENV, TOKEN).arg("fetch");
+        tokio::task::spawn_blocking(move || run_ok(&mut fetch))
+            .await
+            .unwrap();
+        let keys: Vec<String> = {
+            let mut keys: Vec<(u64, String)> = w
+                .batch_keys("slackapi")
+                .await
+                .into_iter()
+                .map(|k| {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    (disorder, serial, &k).hash(&mut h);
+                    (h.finish(), k)
+                })
+                .collect();
+            keys.sort();
+            keys.into_iter().map(|(_, k)| k).collect()
+        };
+        w.announce(&keys).await;
+        let listener = || {
+            let mut cmd = w.kass();
+            cmd.args([
+                "embed",
+                "--listen",
+                &format!("sqs://{}", split_world::QUEUE),
+                "--until-idle",
+                "--wait",
+                "2",
+            ]);
+            tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        };
+        let (a, b) = (listener(), listener());
+        a.await.unwrap();
+        b.await.unwrap();
+
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = fresh_dir.path().join("fresh.toml");
+        std::fs::write(
+            &fresh,
+            format!(
+                "[store]\ntype = \"local\"\npath = \"{}\"\n{}",
+                fresh_dir.path().join("store").display(),
+                source_toml("slackapi", &server.base_url())
+            ),
+        )
+        .unwrap();
+        kass_ok(&["fetch"], &fresh).await;
+        let expected: BTreeSet<String> = batch_chunk_ids(&fresh_dir.path().join("store"))
+            .into_iter()
+            .collect();
+        let stored = chroma_ids(&url, "split", "slackapi").await;
+        prop_assert_eq!(
+            &stored,
+            &expected,
+            "after {:?}: two listeners over {} batch files announced again in a random order",
+            change,
+            keys.len()
+        );
+        let removed = server.with_workspace(|ws| {
+            let live_texts = texts(ws);
+            seen.extend(live_texts.iter().cloned());
+            seen.difference(&live_texts).cloned().collect::<Vec<_>>()
+        });
+        for (id, document) in chroma_documents(&url, "split", "slackapi").await {
+            for text in &removed {
+                prop_assert!(
+                    !holds_word(&document, text),
+                    "after {:?}: chunk {} still holds {:?}",
+                    change,
+                    id,
+                    text
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_across_s3_and_sqs_two_listeners_converge_whatever_the_order() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2,
+        max_shrink_iters: 0,
+        ..ProptestConfig::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let strategy = (prop::collection::vec(change(), 3..5), any::<u64>());
+    let result = runner.run(&strategy, |(changes, disorder)| {
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let server =
+                    SlackServer::start(starting_workspace(), ServerOptions::new(TOKEN)).await;
+                let w = split_world::World::start(
+                    FakeOptions::new(Api::OpenAi),
+                    &source_toml("slackapi", &server.base_url()),
+                )
+                .await;
+                w.setup_triggers("slackapi").await;
+                split_converges(&server, &w, changes, disorder).await
+            })
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
 #[path = "support/runtime_api.rs"]
 mod runtime_api;
 

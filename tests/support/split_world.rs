@@ -9,10 +9,23 @@ use std::process::{Command, Output};
 use crate::fake_provider::{FakeOptions, FakeProvider};
 use crate::support::{self, kass, run_ok, ChromaServer, MotoServer};
 use kass_pipeline::store::{ObjectStore, S3Store, S3StoreConfig};
+use serde_json::{json, Value};
 
 pub const BUCKET: &str = "kass-split";
 pub const QUEUE: &str = "kass-events";
 pub const KEY_ENV: &str = "KASS_SPLIT_TEST_KEY";
+
+/// An S3 ObjectCreated notification of `key` in `bucket`, as S3 sends it to SQS (the key
+/// form-encoded, as S3 encodes it).
+pub fn s3_event(bucket: &str, key: &str) -> Value {
+    let encoded: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2025-10-06T09:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "kass-slack",
+               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": encoded, "size": 10, "sequencer": "01"}}}]})
+}
 
 pub struct World {
     pub _dir: tempfile::TempDir,
@@ -190,6 +203,19 @@ api_key_env = "{KEY_ENV}"
             sources,
         ])
         .await
+    }
+
+    /// Announces `keys` again on the queue, in this order: what an S3 or SQS redelivery does.
+    pub async fn announce(&self, keys: &[String]) {
+        for key in keys {
+            self.sqs
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(s3_event(BUCKET, key).to_string())
+                .send()
+                .await
+                .unwrap();
+        }
     }
 
     /// `kass embed --listen` until the queue is empty.
