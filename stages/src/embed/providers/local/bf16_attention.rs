@@ -21,23 +21,6 @@ const KEY_BLOCK: usize = 64;
 /// Query rows per pass of either kernel.
 const ROWS: usize = 4;
 
-/// Whether this CPU runs the kernel, for heads `d` wide.
-pub(super) fn available(d: usize) -> bool {
-    if !d.is_multiple_of(32) {
-        return false;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 /// 32 consecutive f32 times `scale`, rounded to bf16 (nearest even) as 16 lanes of two: lane
 /// t holds element 2t in its low half and 2t + 1 in its high half.
 ///
@@ -68,7 +51,8 @@ impl Bf16Attention {
     /// (`[tokens, hidden]`).
     ///
     /// # Safety
-    /// The CPU must have what [`available`] checks.
+    /// The CPU must have AVX-512 F, BW, DQ, VL, AVX2, FMA and BF16
+    /// ([`CpuPath::bf16_attention`](super::cpu_features::CpuPath::bf16_attention)).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,avx512bf16")]
     pub(super) unsafe fn run(
@@ -292,7 +276,7 @@ impl IntoBh for __m512i {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
@@ -326,23 +310,13 @@ mod tests {
     }
 
     /// Whether the kernel runs on this CPU. When it does not, FlatBert runs its f32 attention
-    /// and nothing of this kernel is used; that is said loudly, and the CPU must really lack
-    /// AVX-512 BF16 (an `available` that wrongly said no would fail here, not skip).
+    /// and nothing of this kernel is used; that is said loudly. Detection lives in
+    /// `cpu_features`, whose own tests check it against the ladder.
     fn kernel_runs_here(test: &str) -> bool {
-        if available(32) {
+        if super::super::cpu_features::avx512_bf16() {
             return true;
         }
-        #[cfg(target_arch = "x86_64")]
-        let has_bf16 = std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512bf16");
-        #[cfg(not(target_arch = "x86_64"))]
-        let has_bf16 = false;
-        assert!(
-            !has_bf16,
-            "the CPU has AVX-512 BF16 but available() said no"
-        );
-        eprintln!("!! {test}: SKIPPED, this CPU has no AVX-512 BF16 (f32 attention runs instead)");
+        eprintln!("!! {test}: SKIPPED (CPU lacks AVX-512 BF16; f32 attention runs instead)");
         false
     }
 
@@ -366,7 +340,7 @@ mod tests {
             let mut context = vec![f32::NAN; tokens * hidden];
             let mut attention = Bf16Attention::default();
             let scale = 1.0 / ((hidden / heads) as f32).sqrt();
-            // SAFETY: available() said the CPU has the features.
+            // SAFETY: kernel_runs_here() found AVX-512 BF16 (and with it the avx512 path).
             unsafe { attention.run(&qkv, &mut context, (3, len), (hidden, heads, scale)) };
             assert!(
                 context[..3 * hidden].iter().all(|v| v.is_nan()),
@@ -391,7 +365,7 @@ mod tests {
         // 1 + 2^-8 is halfway between two bf16: ties to the even one (1.0); 1 + 3·2^-8 to 1 + 2^-6.
         x[..4].copy_from_slice(&[1.0, 1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0, -2.0]);
         let mut lanes = [0u32; 16];
-        // SAFETY: available() said the CPU has the features; 32 values are readable.
+        // SAFETY: kernel_runs_here() found AVX-512 BF16 (and with it the avx512 path). 32 values are readable.
         unsafe {
             let pairs = to_pairs(x.as_ptr(), _mm512_set1_ps(2.0));
             _mm512_storeu_si512(lanes.as_mut_ptr() as *mut _, pairs);

@@ -1,7 +1,8 @@
 //! BERT's forward pass over the tokens of several inputs laid end to end, with no padding: the
 //! dense layers see one `[tokens, hidden]` matrix (f32 through `gemm`, or [`Int8Matrix`] for
 //! the `int8` precision), attention runs per input over its own length, and the element-wise
-//! steps (layer norms, softmax, GELU, pooling) are f32 vectorised for AVX-512 when the CPU has it.
+//! steps (layer norms, softmax, GELU, pooling) are f32 vectorised for AVX-512 or AVX2 on the
+//! CPUs that have them ([`CpuPath`]).
 //!
 //! Why not candle's BertModel, which kass ran before: it pads a micro-batch to its longest
 //! input and runs every layer over the padding, its element-wise steps ran in scalar or 4-wide
@@ -11,7 +12,9 @@
 
 use serde::Deserialize;
 
-use super::bf16_attention::{self, Bf16Attention};
+#[cfg(target_arch = "x86_64")]
+use super::bf16_attention::Bf16Attention;
+use super::cpu_features::CpuPath;
 use super::int8_matmul::{Int8Matrix, QuantizedRows};
 use super::safetensors_file::SafetensorsFile;
 use super::vector_math::{gelu, layer_norm, softmax};
@@ -96,16 +99,6 @@ struct Layer {
     output_norm: Norm,
 }
 
-#[cfg(target_arch = "x86_64")]
-fn avx512_available() -> bool {
-    std::is_x86_feature_detected!("avx512f")
-        && std::is_x86_feature_detected!("avx512bw")
-        && std::is_x86_feature_detected!("avx512dq")
-        && std::is_x86_feature_detected!("avx512vl")
-        && std::is_x86_feature_detected!("avx2")
-        && std::is_x86_feature_detected!("fma")
-}
-
 pub(super) struct FlatBert {
     hidden: usize,
     heads: usize,
@@ -118,6 +111,8 @@ pub(super) struct FlatBert {
     layers: Vec<Layer>,
     /// Attention's products in bf16 (the `int8` precision, on a CPU with AVX-512 BF16).
     bf16_attention: bool,
+    /// The SIMD code this model runs (its int8 matrices are packed for it).
+    path: CpuPath,
 }
 
 /// Buffers a forward pass reuses between layers, and a worker thread between passes: the
@@ -127,6 +122,7 @@ pub(super) struct FlatBert {
 struct Scratch {
     quantized: QuantizedRows,
     scores: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
     bf16: Bf16Attention,
     qkv: Vec<f32>,
     context: Vec<f32>,
@@ -143,6 +139,7 @@ impl FlatBert {
         weights: &std::path::Path,
         shape: &BertShape,
         int8: bool,
+        path: CpuPath,
     ) -> Result<Self, String> {
         if shape.hidden_act != "gelu" {
             return Err(format!(
@@ -175,7 +172,7 @@ impl FlatBert {
             let out = bias.len();
             Ok(Dense {
                 weights: if int8 {
-                    Weights::Int8(Int8Matrix::quantize(&weights, out, inner))
+                    Weights::Int8(Int8Matrix::quantize(&weights, out, inner, path))
                 } else {
                     Weights::F32 {
                         values: weights,
@@ -209,7 +206,8 @@ impl FlatBert {
             embedding_norm: norm("embeddings")?,
             layers,
             bf16_attention: int8
-                && bf16_attention::available(shape.hidden_size / shape.num_attention_heads),
+                && path.bf16_attention(shape.hidden_size / shape.num_attention_heads),
+            path,
         })
     }
 
@@ -248,21 +246,37 @@ impl FlatBert {
             self.eps,
         );
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        #[cfg(target_arch = "x86_64")]
-        if avx512_available() {
-            // SAFETY: the CPU reports every feature the function is compiled for.
-            x = unsafe { self.layers_avx512(x, tokens, &lengths) };
-            return Ok(pool(&x, &lengths, h));
-        }
-        x = self.layers::<false>(x, tokens, &lengths);
+        x = match self.path {
+            // SAFETY: `path` is one the CPU has (`CpuPath::lowered_to` at load), and each
+            // path's CPU has every feature its function is compiled for.
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx512 => unsafe { self.layers_avx512(x, tokens, &lengths) },
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx2 | CpuPath::AvxVnni => unsafe { self.layers_avx2(x, tokens, &lengths) },
+            _ => self.layers::<false>(x, tokens, &lengths),
+        };
         Ok(pool(&x, &lengths, h))
     }
 
     /// The layers compiled for AVX-512: the element-wise code inlined here is vectorised 16
     /// wide instead of the 4 of the baseline x86-64 the crate is built for.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW, DQ, VL, AVX2 and FMA (the `avx512` [`CpuPath`]).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     unsafe fn layers_avx512(&self, x: Vec<f32>, tokens: usize, lengths: &[usize]) -> Vec<f32> {
+        self.layers::<true>(x, tokens, lengths)
+    }
+
+    /// The layers compiled for AVX2 and FMA: element-wise code 8 wide, with fused
+    /// multiply-adds.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA (the `avx2` [`CpuPath`] and above).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn layers_avx2(&self, x: Vec<f32>, tokens: usize, lengths: &[usize]) -> Vec<f32> {
         self.layers::<true>(x, tokens, lengths)
     }
 

@@ -13,6 +13,7 @@
 //! `min(row) * sum(w)` per channel. After GELU, whose outputs lie mostly above -0.17, this
 //! gives twice the resolution of a range symmetric around zero.
 
+use super::cpu_features::CpuPath;
 use super::vector_math::{max, min};
 
 /// Output channels handled by one pass of the VNNI kernel: four registers of 16 lanes.
@@ -39,22 +40,10 @@ pub(super) struct QuantizedRows {
     minimums: Vec<f32>,
 }
 
-fn vnni_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx512f")
-            && std::is_x86_feature_detected!("avx512bw")
-            && std::is_x86_feature_detected!("avx512vnni")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 impl Int8Matrix {
-    /// Quantizes `w` (`out` rows of `inner` weights) symmetrically per output channel.
-    pub(super) fn quantize(w: &[f32], out: usize, inner: usize) -> Self {
+    /// Quantizes `w` (`out` rows of `inner` weights) symmetrically per output channel, laid
+    /// out for the kernel of `path` (a path the CPU has).
+    pub(super) fn quantize(w: &[f32], out: usize, inner: usize, path: CpuPath) -> Self {
         assert_eq!(w.len(), out * inner);
         let mut scales = Vec::with_capacity(out);
         let mut sums = Vec::with_capacity(out);
@@ -70,7 +59,8 @@ impl Int8Matrix {
             scales.push(scale);
             sums.push(sum as f32 * scale);
         }
-        let vnni = vnni_available() && out.is_multiple_of(CHANNEL_BLOCK) && inner.is_multiple_of(4);
+        let vnni =
+            path == CpuPath::Avx512 && out.is_multiple_of(CHANNEL_BLOCK) && inner.is_multiple_of(4);
         let weights = if vnni {
             pack_for_vnni(&rows, out, inner)
         } else {
@@ -292,7 +282,7 @@ mod tests {
             let x = values(n * inner, 7 + n as u32);
             let w = values(out * inner, 99);
             let exact = product(&x, &w, n, out, inner);
-            let m = Int8Matrix::quantize(&w, out, inner);
+            let m = Int8Matrix::quantize(&w, out, inner, CpuPath::best());
             let mut q = QuantizedRows::default();
             let mut y = vec![0f32; n * out];
             m.matmul(&x, n, &mut y, &mut q);

@@ -10,7 +10,9 @@
 //! which run without any padding; the micro-batches of every request in flight share one queue
 //! to a standing thread per core ([`pool`]).
 
+#[cfg(target_arch = "x86_64")]
 mod bf16_attention;
+mod cpu_features;
 mod flat_bert;
 mod int8_matmul;
 mod pool;
@@ -29,6 +31,7 @@ use kass_pipeline::EmbeddingModel;
 use crate::embed::tokens::estimate;
 use crate::embed::{EmbedError, EmbeddingProvider, Embeddings, InputType, RequestLimits};
 
+pub use cpu_features::{CpuPath, CPU_PATH_VARIABLE};
 use flat_bert::{BertShape, FlatBert};
 use pool::WorkerPool;
 
@@ -89,13 +92,27 @@ impl Precision {
 
 impl LocalModel {
     /// Loads the model; `micro_batch` is how many inputs share one forward pass, `workers`
-    /// how many passes run at once (one per core is fastest).
+    /// how many passes run at once (one per core is fastest). It runs on
+    /// [`CpuPath::selected`]: this CPU's best, or what `KASS_CPU_PATH` lowers it to.
     pub fn load(
         dir: &Path,
         micro_batch: usize,
         workers: usize,
         precision: Precision,
     ) -> Result<Self, LocalModelError> {
+        Self::load_on(dir, micro_batch, workers, precision, CpuPath::selected())
+    }
+
+    /// [`LocalModel::load`] on a chosen CPU path (one this CPU lacks falls back to the best
+    /// below it, with a warning): for tests and benchmarks that compare paths in one process.
+    pub fn load_on(
+        dir: &Path,
+        micro_batch: usize,
+        workers: usize,
+        precision: Precision,
+        path: CpuPath,
+    ) -> Result<Self, LocalModelError> {
+        let path = CpuPath::lowered_to(path);
         let err = |reason: String| LocalModelError {
             dir: dir.to_path_buf(),
             reason,
@@ -136,7 +153,8 @@ impl LocalModel {
             }))
             .map_err(|e| err(format!("tokenizer.json: {e}")))?;
         let weights = dir.join("model.safetensors");
-        let bert = FlatBert::load(&weights, &shape, precision == Precision::Int8).map_err(err)?;
+        let bert =
+            FlatBert::load(&weights, &shape, precision == Precision::Int8, path).map_err(err)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
