@@ -3,50 +3,108 @@
 //! the row's own minimum to its maximum (dynamic quantization, as ONNX Runtime's
 //! `quantize_dynamic` does, but per row instead of per tensor: more precision, same speed).
 //!
-//! Why integers: on a CPU with AVX-512 VNNI one `vpdpbusd` does 64 multiply-adds, four times
-//! the fp32 FMA rate, and the weights are a quarter of the bytes. Without VNNI the same
-//! arithmetic runs in portable Rust, slowly but giving the same numbers, so a model quantized
-//! here embeds identically on every machine.
+//! An activation is stored as its distance above the row's minimum (`u8`, 0..=255), and the
+//! minimum comes back as `min(row) * sum(w)` per channel; weights lie in -127..=127. After
+//! GELU, whose outputs lie mostly above -0.17, this gives twice the resolution of a range
+//! symmetric around zero.
 //!
-//! VNNI multiplies unsigned by signed bytes, which suits this: an activation is stored as its
-//! distance above the row's minimum (`u8`), and the minimum comes back as
-//! `min(row) * sum(w)` per channel. After GELU, whose outputs lie mostly above -0.17, this
-//! gives twice the resolution of a range symmetric around zero.
+//! One kernel per [`CpuPath`], all giving the same bits: each sums exact integer products in
+//! i32 (at most 255 · 127 · inner, far from overflow for BERT's widths), converts the sum to
+//! f32 and scales it with the same fused multiply-add as the portable loop.
+//!
+//! - `avx512`: `vpdpbusd` on 512 bits, 64 multiply-adds per instruction, u8 by i8 summed in
+//!   i32 with no intermediate rounding or saturation.
+//! - `avx-vnni`: the same instruction on 256 bits (32 per instruction).
+//! - `avx2`: `vpmaddwd` on activations and weights widened to i16 (16 per instruction). Why
+//!   not `vpmaddubsw` (u8 by i8, 32 per instruction): it adds each pair of products in i16
+//!   with saturation, and 255 · 127 · 2 = 64,770 exceeds 32,767, so it would clip wherever an
+//!   activation near its row's maximum meets a large weight, and give other numbers than the
+//!   other paths. 7-bit activations would halve the resolution on every path; the sign trick
+//!   (`vpsignb`, both operands within ±127) needs activations symmetric around zero; splitting
+//!   into two `vpmaddubsw` costs more instructions than `vpmaddwd` saves. `vpmaddwd` multiplies
+//!   i16 by i16 and adds pairs in i32: exact for any product of a u8 and an i8.
+//! - `portable`: a scalar loop, several times slower than f32 (`precision = "auto"` picks f32
+//!   there).
+//!
+//! Shapes need no multiple of anything: weights are packed in blocks of channels padded with
+//! zero channels, and each row of activations is padded with zeros to a multiple of 4 inputs
+//! (zero weights meet zero activations there, adding nothing).
 
 use super::cpu_features::CpuPath;
 use super::vector_math::{max, min};
 
-/// Output channels handled by one pass of the VNNI kernel: four registers of 16 lanes.
-const CHANNEL_BLOCK: usize = 64;
-/// Rows handled by one pass of the VNNI kernel (4 rows x 4 registers = 16 accumulators).
-const ROW_BLOCK: usize = 4;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
-/// A weight matrix `[out, in]` in int8, laid out for the kernel this machine runs.
+/// Output channels per pass of the 512-bit kernel: four registers of 16 lanes.
+#[cfg(target_arch = "x86_64")]
+const ZMM_CHANNELS: usize = 64;
+/// Output channels per pass of the 256-bit kernels: two registers of 8 lanes (with 4 rows, 8
+/// accumulators: AVX2 has 16 registers, and `vpmaddwd` needs a temporary per product).
+#[cfg(target_arch = "x86_64")]
+const YMM_CHANNELS: usize = 16;
+/// Rows handled by one pass of a kernel.
+#[cfg(target_arch = "x86_64")]
+const ROW_BLOCK: usize = 4;
+/// Inputs per activation row are padded to a multiple of this (one `vpdpbusd` lane's bytes).
+const INNER_STEP: usize = 4;
+/// Per-channel vectors are padded to a multiple of this (the widest block), so that a
+/// kernel's loads of a last, partial block stay inside them.
+const CHANNEL_PAD: usize = 64;
+
+/// The weights in the layout of one kernel.
+enum Packed {
+    /// `[out][inner]`.
+    Rows(Vec<i8>),
+    /// Blocks of [`YMM_CHANNELS`], per 2 inputs: 8 lanes of two i16 per register.
+    #[cfg(target_arch = "x86_64")]
+    Avx2(Vec<i16>),
+    /// Blocks of [`YMM_CHANNELS`], per 4 inputs: 8 lanes of 4 bytes per register.
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni(Vec<i8>),
+    /// Blocks of [`ZMM_CHANNELS`], per 4 inputs: 16 lanes of 4 bytes per register.
+    #[cfg(target_arch = "x86_64")]
+    Avx512(Vec<i8>),
+}
+
+/// A weight matrix `[out, in]` in int8, laid out for the kernel of one [`CpuPath`].
 pub(super) struct Int8Matrix {
     out: usize,
     inner: usize,
-    /// Per output channel: the dequantization scale, and the sum of its dequantized weights.
+    /// Per output channel (zero past `out`): the dequantization scale, and the sum of its
+    /// dequantized weights.
     scales: Vec<f32>,
     sums: Vec<f32>,
-    weights: Vec<i8>,
-    vnni: bool,
+    weights: Packed,
 }
 
 /// Activations quantized per row, reused across products to avoid reallocating.
 #[derive(Default)]
 pub(super) struct QuantizedRows {
+    /// Rows `stride` apart, zero from `inner` to `stride`.
     values: Vec<u8>,
+    stride: usize,
     scales: Vec<f32>,
     minimums: Vec<f32>,
+    /// `values` widened to i16, for the `avx2` kernel.
+    wide: Vec<i16>,
 }
 
 impl Int8Matrix {
     /// Quantizes `w` (`out` rows of `inner` weights) symmetrically per output channel, laid
-    /// out for the kernel of `path` (a path the CPU has).
+    /// out for the kernel of `path`, which must be one this CPU has (checked: the kernel's
+    /// instructions would fault otherwise).
     pub(super) fn quantize(w: &[f32], out: usize, inner: usize, path: CpuPath) -> Self {
+        assert!(inner > 0, "a matrix needs at least one input");
         assert_eq!(w.len(), out * inner);
-        let mut scales = Vec::with_capacity(out);
-        let mut sums = Vec::with_capacity(out);
+        assert!(
+            path.supported(),
+            "the {path} CPU path needs {}",
+            path.needs()
+        );
+        let padded = out.next_multiple_of(CHANNEL_PAD);
+        let mut scales = vec![0f32; padded];
+        let mut sums = vec![0f32; padded];
         let mut rows = vec![0i8; out * inner];
         for (o, row) in w.chunks_exact(inner).enumerate() {
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -56,15 +114,17 @@ impl Int8Matrix {
                 *q = weight_step(*v, scale);
                 sum += *q as i32;
             }
-            scales.push(scale);
-            sums.push(sum as f32 * scale);
+            scales[o] = scale;
+            sums[o] = sum as f32 * scale;
         }
-        let vnni =
-            path == CpuPath::Avx512 && out.is_multiple_of(CHANNEL_BLOCK) && inner.is_multiple_of(4);
-        let weights = if vnni {
-            pack_for_vnni(&rows, out, inner)
-        } else {
-            rows
+        let weights = match path {
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx512 => Packed::Avx512(pack(&rows, out, inner, ZMM_CHANNELS, 4)),
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::AvxVnni => Packed::AvxVnni(pack(&rows, out, inner, YMM_CHANNELS, 4)),
+            #[cfg(target_arch = "x86_64")]
+            CpuPath::Avx2 => Packed::Avx2(pack(&rows, out, inner, YMM_CHANNELS, 2)),
+            _ => Packed::Rows(rows),
         };
         Self {
             out,
@@ -72,7 +132,6 @@ impl Int8Matrix {
             scales,
             sums,
             weights,
-            vnni,
         }
     }
 
@@ -86,49 +145,66 @@ impl Int8Matrix {
         assert_eq!(x.len(), n * self.inner);
         assert_eq!(y.len(), n * self.out);
         q.quantize(x, n, self.inner);
-        #[cfg(target_arch = "x86_64")]
-        if self.vnni {
-            // SAFETY: `vnni` is set only when the CPU reports AVX-512 F, BW and VNNI, and the
-            // shapes the kernel relies on (out % 64, inner % 4) were checked at quantization.
-            unsafe { self.matmul_vnni(q, n, y) };
-            return;
+        match &self.weights {
+            Packed::Rows(w) => self.matmul_portable(w, q, n, y),
+            // SAFETY: a matrix is packed for a path only when the CPU has it (asserted in
+            // `quantize`); each kernel asserts the shapes it relies on.
+            #[cfg(target_arch = "x86_64")]
+            Packed::Avx512(w) => unsafe { self.matmul_avx512(w, q, n, y) },
+            #[cfg(target_arch = "x86_64")]
+            Packed::AvxVnni(w) => unsafe { self.matmul_avx_vnni(w, q, n, y) },
+            #[cfg(target_arch = "x86_64")]
+            Packed::Avx2(w) => unsafe { self.matmul_avx2(w, q, n, y) },
         }
-        self.matmul_portable(q, n, y);
     }
 
-    fn matmul_portable(&self, q: &QuantizedRows, n: usize, y: &mut [f32]) {
+    fn matmul_portable(&self, w: &[i8], q: &QuantizedRows, n: usize, y: &mut [f32]) {
         for r in 0..n {
-            let x = &q.values[r * self.inner..(r + 1) * self.inner];
+            let x = &q.values[r * q.stride..r * q.stride + self.inner];
             for o in 0..self.out {
-                let w = &self.weights[o * self.inner..(o + 1) * self.inner];
+                let w = &w[o * self.inner..(o + 1) * self.inner];
                 let acc: i32 = x.iter().zip(w).map(|(&a, &b)| a as i32 * b as i32).sum();
-                // The same operations in the same order as the VNNI kernel (a fused
-                // multiply-add), so both give equal bits.
+                // The same operations in the same order as the SIMD kernels (a fused
+                // multiply-add), so all give equal bits.
                 y[r * self.out + o] = (acc as f32)
                     .mul_add(self.scales[o] * q.scales[r], q.minimums[r] * self.sums[o]);
             }
         }
     }
 
+    /// The bounds every SIMD kernel reads and writes within, for `channels`-wide blocks of
+    /// `group` inputs per lane and `len` packed weights; real asserts, once per product.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn matmul_vnni(&self, q: &QuantizedRows, n: usize, y: &mut [f32]) {
-        use std::arch::x86_64::*;
-        let steps = self.inner / 4;
-        let block_bytes = steps * CHANNEL_BLOCK * 4;
-        for block in 0..self.out / CHANNEL_BLOCK {
-            let w = self.weights.as_ptr().add(block * block_bytes);
-            let first = block * CHANNEL_BLOCK;
+    fn check(&self, q: &QuantizedRows, n: usize, y: &[f32], (channels, len): (usize, usize)) {
+        let blocks = self.out.div_ceil(channels);
+        assert_eq!(q.stride, self.inner.next_multiple_of(INNER_STEP));
+        assert!(q.values.len() >= n * q.stride && q.scales.len() >= n);
+        assert!(q.minimums.len() >= n && y.len() >= n * self.out);
+        assert!(self.scales.len() >= blocks * channels && self.sums.len() >= blocks * channels);
+        assert_eq!(len, blocks * channels * q.stride);
+    }
+
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI (the `avx512` path). Shapes are asserted.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    unsafe fn matmul_avx512(&self, w: &[i8], q: &QuantizedRows, n: usize, y: &mut [f32]) {
+        self.check(q, n, y, (ZMM_CHANNELS, w.len()));
+        let steps = q.stride / 4;
+        let block_bytes = steps * ZMM_CHANNELS * 4;
+        for block in 0..self.out.div_ceil(ZMM_CHANNELS) {
+            let w = w.as_ptr().add(block * block_bytes);
+            let first = block * ZMM_CHANNELS;
             let mut r = 0;
             while r < n {
                 let rows = (n - r).min(ROW_BLOCK);
                 // Rows past the end repeat the last one; their sums are not stored.
                 let x: [*const u8; ROW_BLOCK] = std::array::from_fn(|i| {
-                    q.values.as_ptr().add((r + i.min(rows - 1)) * self.inner)
+                    q.values.as_ptr().add((r + i.min(rows - 1)) * q.stride)
                 });
                 let mut acc = [[_mm512_setzero_si512(); 4]; ROW_BLOCK];
                 for s in 0..steps {
-                    let ws = w.add(s * CHANNEL_BLOCK * 4);
+                    let ws = w.add(s * ZMM_CHANNELS * 4);
                     let w0 = _mm512_loadu_si512(ws as *const _);
                     let w1 = _mm512_loadu_si512(ws.add(64) as *const _);
                     let w2 = _mm512_loadu_si512(ws.add(128) as *const _);
@@ -146,6 +222,9 @@ impl Int8Matrix {
                     let row_min = _mm512_set1_ps(q.minimums[r + i]);
                     for (z, acc) in acc.iter().enumerate() {
                         let c = first + z * 16;
+                        if c >= self.out {
+                            break;
+                        }
                         let sums = _mm512_loadu_ps(self.sums.as_ptr().add(c));
                         let scale = _mm512_loadu_ps(self.scales.as_ptr().add(c));
                         let v = _mm512_fmadd_ps(
@@ -153,13 +232,161 @@ impl Int8Matrix {
                             _mm512_mul_ps(scale, row_scale),
                             _mm512_mul_ps(row_min, sums),
                         );
-                        _mm512_storeu_ps(y.as_mut_ptr().add((r + i) * self.out + c), v);
+                        let at = y.as_mut_ptr().add((r + i) * self.out + c);
+                        // Lanes past `out` are masked off (a masked store does not touch them).
+                        let lanes = (self.out - c).min(16);
+                        _mm512_mask_storeu_ps(at, ((1u32 << lanes) - 1) as u16, v);
                     }
                 }
                 r += ROW_BLOCK;
             }
         }
     }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and AVX-VNNI (the `avx-vnni` path). Shapes are asserted.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    unsafe fn matmul_avx_vnni(&self, w: &[i8], q: &QuantizedRows, n: usize, y: &mut [f32]) {
+        self.check(q, n, y, (YMM_CHANNELS, w.len()));
+        let steps = q.stride / 4;
+        let block_bytes = steps * YMM_CHANNELS * 4;
+        for block in 0..self.out.div_ceil(YMM_CHANNELS) {
+            let w = w.as_ptr().add(block * block_bytes);
+            let mut r = 0;
+            while r < n {
+                let rows = (n - r).min(ROW_BLOCK);
+                let x: [*const u8; ROW_BLOCK] = std::array::from_fn(|i| {
+                    q.values.as_ptr().add((r + i.min(rows - 1)) * q.stride)
+                });
+                let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
+                for s in 0..steps {
+                    let ws = w.add(s * YMM_CHANNELS * 4);
+                    let w0 = _mm256_loadu_si256(ws as *const _);
+                    let w1 = _mm256_loadu_si256(ws.add(32) as *const _);
+                    for i in 0..ROW_BLOCK {
+                        let a = _mm256_set1_epi32((x[i].add(s * 4) as *const i32).read_unaligned());
+                        acc[i][0] = _mm256_dpbusd_avx_epi32(acc[i][0], a, w0);
+                        acc[i][1] = _mm256_dpbusd_avx_epi32(acc[i][1], a, w1);
+                    }
+                }
+                self.store_ymm(&acc, (r, rows), block * YMM_CHANNELS, q, y);
+                r += ROW_BLOCK;
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2 and FMA (the `avx2` path). Shapes are asserted.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn matmul_avx2(&self, w: &[i16], q: &mut QuantizedRows, n: usize, y: &mut [f32]) {
+        self.check(q, n, y, (YMM_CHANNELS, w.len()));
+        // Widened once per product (n · inner values), reused by every block of channels.
+        q.wide.clear();
+        q.wide
+            .extend(q.values[..n * q.stride].iter().map(|&v| v as i16));
+        let steps = q.stride / 2;
+        let block_len = steps * YMM_CHANNELS * 2;
+        for block in 0..self.out.div_ceil(YMM_CHANNELS) {
+            let w = w.as_ptr().add(block * block_len);
+            let mut r = 0;
+            while r < n {
+                let rows = (n - r).min(ROW_BLOCK);
+                let x: [*const i16; ROW_BLOCK] =
+                    std::array::from_fn(|i| q.wide.as_ptr().add((r + i.min(rows - 1)) * q.stride));
+                let mut acc = [[_mm256_setzero_si256(); 2]; ROW_BLOCK];
+                for s in 0..steps {
+                    let ws = w.add(s * YMM_CHANNELS * 2);
+                    let w0 = _mm256_loadu_si256(ws as *const _);
+                    let w1 = _mm256_loadu_si256(ws.add(16) as *const _);
+                    for i in 0..ROW_BLOCK {
+                        // Two activations, as two i16, in every lane.
+                        let a = _mm256_set1_epi32((x[i].add(s * 2) as *const i32).read_unaligned());
+                        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(a, w0));
+                        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(a, w1));
+                    }
+                }
+                self.store_ymm(&acc, (r, rows), block * YMM_CHANNELS, q, y);
+                r += ROW_BLOCK;
+            }
+        }
+    }
+
+    /// Dequantizes and stores the 256-bit kernels' sums for `rows` rows from `r`, channels
+    /// `first..first + 16` (those below `out`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA; [`Int8Matrix::check`] must have passed for `q` and `y`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_ymm(
+        &self,
+        acc: &[[__m256i; 2]; ROW_BLOCK],
+        (r, rows): (usize, usize),
+        first: usize,
+        q: &QuantizedRows,
+        y: &mut [f32],
+    ) {
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            let row_scale = _mm256_set1_ps(q.scales[r + i]);
+            let row_min = _mm256_set1_ps(q.minimums[r + i]);
+            for (z, acc) in acc.iter().enumerate() {
+                let c = first + z * 8;
+                if c >= self.out {
+                    break;
+                }
+                let sums = _mm256_loadu_ps(self.sums.as_ptr().add(c));
+                let scale = _mm256_loadu_ps(self.scales.as_ptr().add(c));
+                let v = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(*acc),
+                    _mm256_mul_ps(scale, row_scale),
+                    _mm256_mul_ps(row_min, sums),
+                );
+                let row = &mut y[(r + i) * self.out..(r + i + 1) * self.out];
+                if c + 8 <= self.out {
+                    _mm256_storeu_ps(row.as_mut_ptr().add(c), v);
+                } else {
+                    let mut lanes = [0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                    row[c..].copy_from_slice(&lanes[..self.out - c]);
+                }
+            }
+        }
+    }
+}
+
+/// `rows` (`[out][inner]`) in blocks of `channels`, each lane holding `group` consecutive
+/// inputs of its channel (`[block][step][lane][group]`); zero past `out` and past `inner` up
+/// to the activations' padded width.
+#[cfg(target_arch = "x86_64")]
+fn pack<T: Copy + Default + From<i8>>(
+    rows: &[i8],
+    out: usize,
+    inner: usize,
+    channels: usize,
+    group: usize,
+) -> Vec<T> {
+    let stride = inner.next_multiple_of(INNER_STEP);
+    let blocks = out.div_ceil(channels);
+    let mut packed = Vec::with_capacity(blocks * channels * stride);
+    for block in 0..blocks {
+        for step in 0..stride / group {
+            for lane in 0..channels {
+                let o = block * channels + lane;
+                for k in step * group..(step + 1) * group {
+                    let inside = o < out && k < inner;
+                    packed.push(if inside {
+                        T::from(rows[o * inner + k])
+                    } else {
+                        T::default()
+                    });
+                }
+            }
+        }
+    }
+    packed
 }
 
 /// A weight as its nearest multiple of `scale`, ties to even, within ±127 steps.
@@ -178,31 +405,21 @@ fn weight_step(v: f32, scale: f32) -> i8 {
     unsafe { steps.to_int_unchecked::<i32>() as i8 }
 }
 
-/// Per block of 64 channels, per 4 inputs: 16 channels x 4 bytes per register, four registers.
-fn pack_for_vnni(rows: &[i8], out: usize, inner: usize) -> Vec<i8> {
-    let mut packed = Vec::with_capacity(rows.len());
-    for block in 0..out / CHANNEL_BLOCK {
-        for step in 0..inner / 4 {
-            for lane in 0..CHANNEL_BLOCK {
-                let o = block * CHANNEL_BLOCK + lane;
-                packed.extend_from_slice(&rows[o * inner + step * 4..o * inner + step * 4 + 4]);
-            }
-        }
-    }
-    packed
-}
-
 impl QuantizedRows {
-    /// Each row to 0..=255 over its own minimum to maximum.
+    /// Each row to 0..=255 over its own minimum to maximum, rows padded with zeros to a
+    /// multiple of 4 inputs.
     #[inline(always)]
     fn quantize(&mut self, x: &[f32], n: usize, inner: usize) {
-        self.values.resize(n * inner, 0);
+        self.stride = inner.next_multiple_of(INNER_STEP);
+        self.values.resize(n * self.stride, 0);
         self.scales.clear();
         self.minimums.clear();
-        for (row, out) in x
+        for (row, padded) in x
             .chunks_exact(inner)
-            .zip(self.values.chunks_exact_mut(inner))
+            .zip(self.values.chunks_exact_mut(self.stride))
         {
+            let (out, padding) = padded.split_at_mut(inner);
+            padding.fill(0);
             let (min, max) = (min(row), max(row));
             let scale = if max > min { (max - min) / 255.0 } else { 1.0 };
             let inverse = 1.0 / scale;
@@ -272,49 +489,138 @@ mod tests {
             .collect()
     }
 
-    /// Both kernels (the one this CPU runs and the portable one) give the same integers, and
-    /// the product is within int8 rounding of the f32 product; odd row counts exercise the
-    /// kernel's row tail.
+    /// The paths this CPU runs, each announced; a path it lacks says so loudly.
+    fn paths_here(test: &str) -> Vec<CpuPath> {
+        CpuPath::ALL
+            .into_iter()
+            .filter(|path| {
+                let here = path.supported();
+                if !here {
+                    eprintln!("!! {test} on {path}: SKIPPED (CPU lacks {})", path.needs());
+                }
+                here
+            })
+            .collect()
+    }
+
+    fn product_on(
+        path: CpuPath,
+        m: &Int8Matrix,
+        x: &[f32],
+        n: usize,
+        q: &mut QuantizedRows,
+    ) -> Vec<f32> {
+        // NaN first: a value the kernel did not write would fail the comparison.
+        let mut y = vec![f32::NAN; n * m.out];
+        m.matmul(x, n, &mut y, q);
+        assert!(
+            y.iter().all(|v| v.is_finite()),
+            "{path}: a product left unwritten"
+        );
+        y
+    }
+
+    /// Every kernel this CPU runs gives the portable loop's products bit for bit, on shapes
+    /// off every block: odd and tiny `inner` (the padding to 4), `out` below, at and past the
+    /// 16- and 64-channel blocks, row counts around the 4-row block. One scratch is shared by
+    /// all products, so padding left by a wider product must not leak into a narrower one.
     #[test]
-    fn int8_product_matches_f32_within_rounding_on_both_kernels() {
+    fn every_kernel_gives_the_portable_products_bit_for_bit() {
+        let paths = paths_here("every_kernel_gives_the_portable_products_bit_for_bit");
+        assert!(
+            paths.contains(&CpuPath::best()),
+            "the CPU's best path must run"
+        );
+        let mut q = QuantizedRows::default();
+        let mut seed = 1u32;
+        for (inner, out) in [
+            (1, 1),
+            (3, 17),
+            (5, 64),
+            (17, 15),
+            (63, 65),
+            (96, 130),
+            (385, 48),
+            (7, 200),
+        ] {
+            for n in [1, 2, 3, 4, 5, 9] {
+                seed += 1;
+                let w = values(out * inner, seed);
+                let x = values(n * inner, seed * 31);
+                let portable = Int8Matrix::quantize(&w, out, inner, CpuPath::Portable);
+                let want = product_on(CpuPath::Portable, &portable, &x, n, &mut q);
+                for &path in &paths {
+                    let m = Int8Matrix::quantize(&w, out, inner, path);
+                    let got = product_on(path, &m, &x, n, &mut q);
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "{path} differs from portable at n {n}, inner {inner}, out {out}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The worst case for 16-bit pair sums: every activation at 255 (its row's maximum), every
+    /// weight at +127 or -127, so each pair of products is ±64,770, beyond i16. Every kernel must
+    /// sum it exactly (`vpmaddubsw` would clip each pair at 32,767).
+    #[test]
+    fn largest_activations_times_largest_weights_do_not_saturate() {
+        let paths = paths_here("largest_activations_times_largest_weights_do_not_saturate");
+        let (n, inner, out) = (5, 64, 24);
+        // Rows of one 0.0 then 1.0s: the 1.0s quantize to 255, the row's scale is 1/255.
+        let mut x = vec![1.0f32; n * inner];
+        for row in x.chunks_exact_mut(inner) {
+            row[0] = 0.0;
+        }
+        // Channel o: all +1 or all -1 (127 steps of 1/127).
+        let w: Vec<f32> = (0..out * inner)
+            .map(|i| if (i / inner) % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let mut q = QuantizedRows::default();
+        for path in paths {
+            let m = Int8Matrix::quantize(&w, out, inner, path);
+            let y = product_on(path, &m, &x, n, &mut q);
+            for (i, v) in y.iter().enumerate() {
+                let want = if (i % out) % 2 == 0 { 63.0 } else { -63.0 };
+                assert!((v - want).abs() < 1e-3, "{path}: {v} for {want} at {i}");
+            }
+        }
+    }
+
+    /// Every kernel this CPU runs gives the same integers as the portable loop (checked above)
+    /// and the product is within int8 rounding of the f32 product; odd row counts exercise the
+    /// kernels' row tail.
+    #[test]
+    fn int8_product_matches_f32_within_rounding_on_every_kernel() {
+        let paths = paths_here("int8_product_matches_f32_within_rounding_on_every_kernel");
         let (out, inner) = (128, 96);
         for n in [1, 3, 4, 7, 13] {
             let x = values(n * inner, 7 + n as u32);
             let w = values(out * inner, 99);
             let exact = product(&x, &w, n, out, inner);
-            let m = Int8Matrix::quantize(&w, out, inner, CpuPath::best());
             let mut q = QuantizedRows::default();
-            let mut y = vec![0f32; n * out];
-            m.matmul(&x, n, &mut y, &mut q);
-            let portable = Int8Matrix {
-                weights: {
-                    let mut rows = vec![0i8; out * inner];
-                    for (o, row) in w.chunks_exact(inner).enumerate() {
-                        for (k, v) in row.iter().enumerate() {
-                            rows[o * inner + k] = weight_step(*v, m.scales[o]);
-                        }
-                    }
-                    rows
-                },
-                vnni: false,
-                scales: m.scales.clone(),
-                sums: m.sums.clone(),
-                out,
-                inner,
-            };
-            let mut y2 = vec![0f32; n * out];
-            portable.matmul(&x, n, &mut y2, &mut q);
-            assert_eq!(y, y2, "kernels disagree at n = {n}");
-            let worst = y
-                .iter()
-                .zip(&exact)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            // Each of 96 terms is off by at most half a step of x (2/255) times |w| plus half a
-            // step of w (1/127) times |x|: 0.0079 each, 0.76 if all erred the same way; as a
-            // random walk of 96 terms, about a tenth of that.
-            assert!(worst < 0.15, "int8 error {worst} at n = {n}");
-            assert!(worst > 0.0, "suspiciously exact: was anything quantized?");
+            for &path in &paths {
+                let m = Int8Matrix::quantize(&w, out, inner, path);
+                let y = product_on(path, &m, &x, n, &mut q);
+                let worst = y
+                    .iter()
+                    .zip(&exact)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                // Each of 96 terms is off by at most half a step of x (2/255) times |w| plus half
+                // a step of w (1/127) times |x|: 0.0079 each, 0.76 if all erred the same way; as
+                // a random walk of 96 terms, about a tenth of that.
+                assert!(worst < 0.15, "{path}: int8 error {worst} at n = {n}");
+                assert!(
+                    worst > 0.0,
+                    "{path}: suspiciously exact: was anything quantized?"
+                );
+            }
         }
     }
 }
