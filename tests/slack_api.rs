@@ -385,6 +385,124 @@ async fn after_every_incremental_run_chroma_holds_what_a_fresh_fetch_makes() {
     }
 }
 
+/// A channel renamed (same id): by the next run every stored chunk of it, those of days and
+/// threads older than the lookback window included, carries the new `channel` and `title`,
+/// without one embedding call (the texts are unchanged: metadata is updated in place); a
+/// replay of the older batches does not bring the old name back; and an incremental run with
+/// nothing changed sends no metadata update at all (unchanged documents keep their version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_channel_s_chunks_follow_its_name_without_embedding() {
+    let mut ws = Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_user("U2", "bo");
+    ws.add_channel("C1", "dev-help");
+    for days in [40, 30, 2] {
+        ws.post(
+            "dev-help",
+            &ts(noon(days, 0), 0),
+            "U1",
+            &format!("status {days}"),
+        );
+    }
+    // A thread far older than the window, no longer watched.
+    ws.post("dev-help", &ts(noon(35, 0), 0), "U1", "an old question");
+    ws.reply(
+        "dev-help",
+        &ts(noon(35, 0), 0),
+        &ts(noon(35, -60), 0),
+        "U2",
+        "an old answer",
+    );
+    let server = SlackServer::start(ws, ServerOptions::new(TOKEN)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let provider = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let config = property_config(dir.path(), "live", &server, &chroma, &provider, "renamed");
+    let names = |records: &Value| -> BTreeSet<(String, String)> {
+        records["metadatas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let title = m["title"].as_str().unwrap_or_default();
+                (
+                    m["channel"].as_str().unwrap_or_default().to_string(),
+                    title
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let get = || async {
+        support::chroma_get(
+            &chroma.url(),
+            "renamed",
+            json!({"where": {"source": "slack"}, "include": ["metadatas"]}),
+        )
+        .await
+        .unwrap()
+    };
+    kass_ok(&["run"], &config).await;
+    let before = get().await;
+    let chunks = before["ids"].as_array().unwrap().len();
+    assert!(chunks >= 4, "{before}");
+    assert_eq!(
+        names(&before),
+        BTreeSet::from([("dev-help".to_string(), "#dev-help".to_string())])
+    );
+
+    // Nothing changed: no document gets a new version, so no stored metadata is rewritten.
+    let metrics = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("metadata"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (quiet, quiet_err) = kass_ok(&["run"], &config).await;
+    let by_id = |records: &Value| -> std::collections::BTreeMap<String, Value> {
+        records["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(records["metadatas"].as_array().unwrap())
+            .map(|(id, m)| (id.as_str().unwrap().to_string(), m.clone()))
+            .collect()
+    };
+    let (quiet_ids, before_ids) = (by_id(&get().await), by_id(&before));
+    let changed: Vec<(&String, &Value, Option<&Value>)> = quiet_ids
+        .iter()
+        .filter(|(id, m)| before_ids.get(*id) != Some(m))
+        .map(|(id, m)| (id, m, before_ids.get(id)))
+        .collect();
+    assert!(
+        changed.is_empty() && quiet_ids.len() == before_ids.len(),
+        "an unchanged run rewrote metadata: {changed:#?}\n{:?}",
+        metrics(&format!("{quiet}{quiet_err}"))
+    );
+
+    server.with_workspace(|ws| ws.channel_mut("dev-help").name = "dev-support".into());
+    let calls = provider.log().len();
+    kass_ok(&["run"], &config).await;
+    let after = get().await;
+    assert_eq!(after["ids"].as_array().unwrap().len(), chunks, "{after}");
+    assert_eq!(
+        names(&after),
+        BTreeSet::from([("dev-support".to_string(), "#dev-support".to_string())]),
+        "every chunk, the old thread and days included, carries the new name"
+    );
+    assert_eq!(provider.log().len(), calls, "a rename costs no embedding");
+
+    kass_ok(&["replay", "--source", "slack"], &config).await;
+    assert_eq!(
+        names(&get().await),
+        BTreeSet::from([("dev-support".to_string(), "#dev-support".to_string())]),
+        "a replay of the older batches does not bring the old name back"
+    );
+}
+
 // ------------------------------------------------------------------------------------------
 // The split deployment
 // ------------------------------------------------------------------------------------------

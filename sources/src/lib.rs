@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod deletion_guard;
 pub mod files;
 pub mod jsonl;
+pub mod kept_versions;
 pub mod s3_events;
 mod slack;
 pub mod slack_api;

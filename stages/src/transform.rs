@@ -9,10 +9,10 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use kass_pipeline::model::{ChatDirectory, RawChat, RawMessage};
+use kass_pipeline::model::{chunk_keys, ChatDirectory, RawChat, RawMessage};
 use kass_pipeline::{
     telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError, ItemStage, Message,
-    Metadata, RawRecord, StageContext, StageError,
+    MetaValue, Metadata, RawRecord, StageContext, StageError,
 };
 use serde::Deserialize;
 
@@ -152,6 +152,12 @@ impl Transform {
         let mut metadata = Metadata::new();
         metadata.insert("channel".into(), chat.channel_name.as_str().into());
         metadata.insert("channel_id".into(), chat.channel_id.as_str().into());
+        if let Some(version) = chat.version {
+            metadata.insert(
+                chunk_keys::DOCUMENT_VERSION.into(),
+                MetaValue::Int(version as i64),
+            );
+        }
         let title = match chat.kind {
             DocumentKind::Thread => {
                 let thread_ts = chat

@@ -45,6 +45,7 @@ fn chat(kind: DocumentKind, document_id: &str, messages: Vec<RawMessage>) -> Raw
         origin: "export/general/2021-10-27.json".into(),
         messages,
         directory: directory(),
+        version: None,
     })
 }
 

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Document, DocumentKind, ItemKind, PipelineItem};
+use super::{Document, DocumentKind, DocumentVersion, ItemKind, PipelineItem};
 
 /// What a source emits before the transform stage normalises it into a [`Document`].
 ///
@@ -31,6 +31,10 @@ pub struct RawChat {
     pub messages: Vec<RawMessage>,
     #[serde(skip)]
     pub directory: Arc<ChatDirectory>,
+    /// The document's version, when its source keeps one per document (an unchanged document
+    /// keeps the version it was first sent with); `None`: the batch writer stamps the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<DocumentVersion>,
 }
 
 /// A chat message as the platform stored it.
@@ -54,6 +58,29 @@ pub struct RawMessage {
 pub struct ChatDirectory {
     pub users: HashMap<String, String>,
     pub channels: HashMap<String, String>,
+}
+
+impl RawRecord {
+    /// Sets the version of the document this record becomes (see [`RawChat::version`]).
+    pub fn set_version(&mut self, version: DocumentVersion) {
+        match self {
+            RawRecord::Document(d) => {
+                d.metadata.insert(
+                    super::chunk_keys::DOCUMENT_VERSION.into(),
+                    super::MetaValue::Int(version as i64),
+                );
+            }
+            RawRecord::Chat(c) => c.version = Some(version),
+        }
+    }
+
+    /// The document id this record becomes.
+    pub fn document_id(&self) -> &str {
+        match self {
+            RawRecord::Document(d) => &d.id,
+            RawRecord::Chat(c) => &c.document_id,
+        }
+    }
 }
 
 impl PipelineItem for RawRecord {

@@ -48,5 +48,6 @@ pub(crate) fn chat_record(
         origin,
         messages,
         directory: directory.clone(),
+        version: None,
     })
 }

@@ -4,12 +4,12 @@
 //! the whole run is decided (see the deletion guard in `mod.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
 use kass_pipeline::batch::Tombstone;
-use kass_pipeline::model::ChatDirectory;
+use kass_pipeline::model::{ChatDirectory, DocumentVersion};
 use kass_pipeline::{
     DocumentKind, FailureKind, FatalError, ItemError, ItemKind, Outlet, RawRecord, StageContext,
 };
@@ -19,6 +19,7 @@ use super::documents::{sort_by_time, DocumentRef, Gathered};
 use super::state::{as_ts, day_of, day_start, next_day, ts_micros, ChannelState};
 use super::web::SlackWeb;
 use crate::api::ApiError;
+use crate::kept_versions::KeptVersions;
 use crate::slack::message::{ts_date, SlackMessage};
 use crate::slack::{chat_record, day_document_id, thread_document_id, Conversation};
 
@@ -56,6 +57,12 @@ pub(super) struct SyncContext<'a> {
     pub since: Option<NaiveDate>,
     /// The run's start, unix seconds.
     pub now: i64,
+    /// The version of this run's documents (from the cursor); `None` without a cursor, when
+    /// the batch writer stamps it.
+    pub run_version: Option<DocumentVersion>,
+    /// A digest of the workspace's names (users, channels), which render every document: a
+    /// change makes every document sent this run a newer version.
+    pub names_digest: String,
 }
 
 /// A window read again: the channel's new state and the documents found gone.
@@ -79,6 +86,8 @@ enum ThreadRead {
 pub(super) struct ChannelSync<'a> {
     pub run: &'a SyncContext<'a>,
     pub channel: &'a Conversation,
+    /// The versions the channel's documents were last sent with; each send updates it.
+    pub kept: &'a Mutex<KeptVersions>,
 }
 
 impl ChannelSync<'_> {
@@ -183,10 +192,16 @@ impl ChannelSync<'_> {
         let count = emitted.len();
         state.documents.extend(emitted);
         state.threads = watched;
-        if previous.read_until.is_none() {
-            // First run: older history is the backfill's, down to `since`.
+        let renamed = !previous.name.is_empty() && previous.name != self.channel.name;
+        if previous.read_until.is_none() || renamed {
+            // First run, or a renamed channel: older history is (again) the backfill's, down
+            // to `since`.
             let floor = run.since.map(day_start);
             state.backfill_before = Some(day_start(window_day)).filter(|b| floor < Some(*b));
+        }
+        if renamed && previous.read_until.is_some() {
+            tracing::info!(source = %run.source, channel_id = %self.channel.id, from = %previous.name, to = %self.channel.name, "channel renamed: its history is read again so every stored chunk carries the new name (metadata only, nothing embedded again)");
+            state.rereading = state.backfill_before.is_some();
         }
         state.read_until = Some(run.now);
         Ok(Refreshed {
@@ -264,6 +279,7 @@ impl ChannelSync<'_> {
                 Some(next) => page = next,
                 None => {
                     state.backfill_before = None;
+                    state.rereading = false;
                     return Ok(emitted);
                 }
             }
@@ -296,9 +312,10 @@ impl ChannelSync<'_> {
                 .unwrap_or_default()
                 .into_iter()
                 .filter(|ts| {
-                    !state
-                        .documents
-                        .contains(&thread_document_id(&self.channel.id, ts))
+                    state.rereading
+                        || !state
+                            .documents
+                            .contains(&thread_document_id(&self.channel.id, ts))
                 })
                 .collect();
             let mut messages = days.remove(&day).unwrap_or_default();
@@ -485,7 +502,14 @@ impl ChannelSync<'_> {
         )
     }
 
-    async fn send(&self, record: RawRecord) -> Result<(), Stop> {
+    async fn send(&self, mut record: RawRecord) -> Result<(), Stop> {
+        if let Some(version) = self.run.run_version {
+            self.kept.lock().expect("kept versions lock").stamp(
+                &mut record,
+                &self.run.names_digest,
+                version,
+            );
+        }
         self.run.out.send(record).await.map_err(|_| Stop::Shutdown)
     }
 

@@ -29,7 +29,7 @@ mod tier;
 mod web;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -137,12 +137,23 @@ impl Source for SlackApi {
             lookback_day: day_of(now - lookback),
             since: self.config.since,
             now,
+            run_version: self.cursor.as_ref().map(|c| c.run_version()),
+            names_digest: names_digest(&directory),
         };
         let previous = self.previous_states();
         let mut outcome = self.sync(&run, &previous, &selected, &listed).await?;
         self.record(&previous, &mut outcome, now);
         Ok(())
     }
+}
+
+/// A digest of every name documents are rendered with: users' shown names and channel names.
+fn names_digest(directory: &ChatDirectory) -> String {
+    use sha2::{Digest, Sha256};
+    let users: BTreeMap<&String, &String> = directory.users.iter().collect();
+    let channels: BTreeMap<&String, &String> = directory.channels.iter().collect();
+    let json = serde_json::to_vec(&(users, channels)).expect("plain data");
+    hex::encode(&Sha256::digest(json)[..8])
 }
 
 /// Where a `slack_api` source stands, from its saved cursor (for `kass status`).
@@ -271,11 +282,17 @@ impl SlackApi {
         let mut failed = std::collections::BTreeSet::new();
         for channel in selected.iter().copied() {
             let before = previous.of(&channel.id);
-            let sync = ChannelSync { run, channel };
+            let kept = Mutex::new(before.kept.clone());
+            let sync = ChannelSync {
+                run,
+                channel,
+                kept: &kept,
+            };
             let result = sync.refresh(&before).await;
             tally::advance(&progress, 1);
             match result {
-                Ok(refreshed) => {
+                Ok(mut refreshed) => {
+                    refreshed.state.kept = kept.into_inner().expect("kept versions lock");
                     outcome.emitted += refreshed.emitted;
                     outcome
                         .gone
@@ -306,8 +323,14 @@ impl SlackApi {
                 continue;
             }
             let mut state = state;
-            let sync = ChannelSync { run, channel };
+            let kept = Mutex::new(std::mem::take(&mut state.kept));
+            let sync = ChannelSync {
+                run,
+                channel,
+                kept: &kept,
+            };
             let result = sync.backfill(&mut state).await;
+            state.kept = kept.into_inner().expect("kept versions lock");
             outcome.states.insert(channel.id.clone(), state);
             match result {
                 Ok(emitted) => outcome.emitted += emitted,
@@ -426,7 +449,13 @@ impl SlackApi {
             .count();
         telemetry::source_backlog_scopes(source, backlog);
         if let Some(cursor) = &self.cursor {
-            for (channel_id, state) in &outcome.states {
+            for (channel_id, state) in &mut outcome.states {
+                // Versions are kept only for documents still held: one tombstoned and later
+                // back gets a version newer than its tombstone.
+                let ChannelState {
+                    kept, documents, ..
+                } = state;
+                kept.retain(|d| documents.contains(d));
                 cursor.record_scope(channel_id, state);
             }
         }

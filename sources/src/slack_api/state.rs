@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::kept_versions::KeptVersions;
+
 /// One channel's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct ChannelState {
@@ -37,6 +39,16 @@ pub(super) struct ChannelState {
     /// run allowed to delete, unless they came back.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub withheld: BTreeSet<String>,
+    /// What each document of `documents` was last sent as, so one read again unchanged keeps
+    /// its version (see `crate::kept_versions`).
+    #[serde(default, skip_serializing_if = "KeptVersions::is_empty")]
+    pub kept: KeptVersions,
+    /// The channel was renamed: its whole history is read again (the backfill restarted at
+    /// the window), every document sent again, threads already held included, so that every
+    /// stored chunk's metadata carries the new name (their texts are unchanged: nothing is
+    /// embedded again). Cleared when that backfill completes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rereading: bool,
 }
 
 /// A Slack `ts` as a number that orders like time: microseconds since the epoch.
