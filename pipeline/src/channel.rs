@@ -135,6 +135,13 @@ impl<T: PipelineItem> Inlet<T> {
     /// has passed since the first, so a trickle is not held back. `None` once the input ended.
     pub async fn recv_batch(&self, max: usize, max_wait: std::time::Duration) -> Option<Vec<T>> {
         let first = self.recv().await?;
+        Some(self.fill_batch(first, max, max_wait).await)
+    }
+
+    /// A batch starting with `first` (already received): takes more until `max` or until
+    /// `max_wait` has passed. For a stage that waits for its first item itself, with a timeout
+    /// of its own ([`Self::recv`] is cancel-safe; a batch being filled is not).
+    pub async fn fill_batch(&self, first: T, max: usize, max_wait: std::time::Duration) -> Vec<T> {
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut batch = vec![first];
         while batch.len() < max.max(1) {
@@ -143,7 +150,7 @@ impl<T: PipelineItem> Inlet<T> {
                 Ok(None) | Err(_) => break,
             }
         }
-        Some(batch)
+        batch
     }
 
     /// Consumes the inlet as a stream, for stages written with stream combinators.

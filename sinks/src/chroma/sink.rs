@@ -2,6 +2,9 @@
 //! server allows, with the deterministic chunk ids (so re-processing a batch changes nothing),
 //! and deletes the chunks an edit replaced or a shorter document left past its end.
 //!
+//! The documents written are then settled ([`super::stale`]): grouped, at most every few
+//! seconds, and always before a chunk is reported stored (so before its batch is acknowledged).
+//!
 //! Chroma down: the sink holds the vectors and tries again ([`super::outage`]); past the hold,
 //! the batch's vectors are dead-lettered (vectors included, so a
 //! re-run need not embed them again) and the run goes on. A record Chroma refuses is isolated by
@@ -40,6 +43,10 @@ impl PipelineItem for StoredChunk {
     }
 }
 
+/// Longest the documents of written chunks wait to be settled (stale, superseded and deleted
+/// chunks removed) and acknowledged.
+const SETTLE_EVERY: Duration = Duration::from_secs(5);
+
 pub struct ChromaSink {
     target: Arc<ChromaTarget>,
     max_wait: Duration,
@@ -67,13 +74,13 @@ impl ChromaSink {
             .await
     }
 
-    /// Writes one batch; returns the chunks stored, dead-letters the rest.
+    /// Writes one batch: returns the chunks stored (each counted, its latency to searchable
+    /// measured), dead-letters the rest.
     async fn write(
         &self,
         batch: Vec<EmbeddedChunk>,
-        out: &Outlet<StoredChunk>,
         ctx: &StageContext,
-    ) -> Result<(), FatalError> {
+    ) -> Result<Vec<EmbeddedChunk>, FatalError> {
         let mut stored = Vec::new();
         // An outage is waited out with the vectors in hand: they cost an embedding each.
         match outage::hold(&self.target, ctx, || self.upsert(&batch)).await {
@@ -96,16 +103,30 @@ impl ChromaSink {
                 }
             }
         }
-        if !stored.is_empty() {
-            stale::settle(&self.target, stored.iter().map(|e| &e.chunk)).await;
-        }
         let now = chrono::Utc::now();
-        for e in stored {
+        for e in &stored {
             telemetry::chroma_upserted(&e.chunk.source);
             if let Some(written) = e.chunk.written_at.0 {
                 let seconds = (now - written).num_milliseconds() as f64 / 1000.0;
                 telemetry::latency_to_searchable(&e.chunk.source, seconds);
             }
+        }
+        Ok(stored)
+    }
+
+    /// Settles the documents of the chunks written since the last settle ([`stale::settle`]),
+    /// then reports them stored: a chunk is acknowledged (its batch's message deleted, when
+    /// split) only once its document is settled.
+    async fn settle(
+        &self,
+        written: &mut Vec<EmbeddedChunk>,
+        out: &Outlet<StoredChunk>,
+    ) -> Result<(), FatalError> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        stale::settle(&self.target, written.iter().map(|e| &e.chunk)).await;
+        for e in written.drain(..) {
             out.send(StoredChunk {
                 id: e.chunk.id,
                 source: e.chunk.source,
@@ -172,9 +193,35 @@ impl StreamStage for ChromaSink {
         out: Outlet<StoredChunk>,
         ctx: StageContext,
     ) -> Result<(), FatalError> {
-        while let Some(batch) = input.recv_batch(self.target.max_batch, self.max_wait).await {
-            self.write(batch, &out, &ctx).await?;
+        // Chunks are upserted as they come (searchable at once); the documents they belong
+        // to are settled together, at most every SETTLE_EVERY or max_batch chunks, and before
+        // the input waits: one read-back per group instead of one per write.
+        let mut written: Vec<EmbeddedChunk> = Vec::new();
+        let mut last_settle = tokio::time::Instant::now();
+        loop {
+            let first = if written.is_empty() {
+                input.recv().await
+            } else {
+                let due = last_settle + SETTLE_EVERY;
+                match tokio::time::timeout_at(due, input.recv()).await {
+                    Ok(first) => first,
+                    Err(_) => {
+                        self.settle(&mut written, &out).await?;
+                        last_settle = tokio::time::Instant::now();
+                        continue;
+                    }
+                }
+            };
+            let Some(first) = first else { break };
+            let batch = input
+                .fill_batch(first, self.target.max_batch, self.max_wait)
+                .await;
+            written.extend(self.write(batch, &ctx).await?);
+            if written.len() >= self.target.max_batch || last_settle.elapsed() >= SETTLE_EVERY {
+                self.settle(&mut written, &out).await?;
+                last_settle = tokio::time::Instant::now();
+            }
         }
-        Ok(())
+        self.settle(&mut written, &out).await
     }
 }

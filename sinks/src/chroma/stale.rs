@@ -73,7 +73,18 @@ fn written<'a>(chunks: impl IntoIterator<Item = &'a Chunk>) -> Documents<'a> {
             .or_default()
             .entry(chunk.document_id.as_str())
             .or_default();
-        state.version = state.version.max(chunk.document_version().unwrap_or(0));
+        // Several states of one document written together (a replay of old and new batches):
+        // the newest one's chunks describe it.
+        let version = chunk.document_version().unwrap_or(0);
+        if version < state.version {
+            continue;
+        }
+        if version > state.version || state.ids_at.is_empty() {
+            *state = Written {
+                version,
+                ..Written::default()
+            };
+        }
         if let Some(length) = chunk.document_chunks() {
             state.length = Some(length);
         }
@@ -313,6 +324,21 @@ mod tests {
             doomed_of(&written, &stored, Some(3)).is_empty(),
             "the document came back after its tombstone"
         );
+    }
+
+    #[test]
+    fn of_several_states_written_together_the_newest_describes_the_document() {
+        let chunks = [
+            chunk("D", 0, "new", Some(1), 9),
+            chunk("D", 0, "old a", Some(2), 5),
+            chunk("D", 1, "old b", Some(2), 5),
+        ];
+        let docs = written(&chunks);
+        let state = &docs["slack"]["D"];
+        assert_eq!(state.version, 9);
+        assert_eq!(state.length, Some(1));
+        assert_eq!(state.ids_at.len(), 1);
+        assert_eq!(state.ids_at[&0], chunks[0].id.as_str());
     }
 
     #[test]
