@@ -7,12 +7,16 @@
 //! - [`rate_limit`]: one request budget per method, sized from requests per minute and scaled
 //!   by configuration; a 429 pauses its method for every task of the source, and one request
 //!   probes the method before the others follow.
+//! - [`scope_driver`]: the per-scope lifecycle of an incremental source (state, order, skips,
+//!   document versions, tombstones and the deletion guard, metrics); a source supplies how
+//!   to read one scope.
 //! - [`paging`]: cursor, page-number and `Link`-header pagination as streams of pages, and
 //!   which reads are complete (a loop, a page that announces more but names none, a cap).
 
 pub mod client;
 pub mod paging;
 pub mod rate_limit;
+pub mod scope_driver;
 
 pub use client::{AnswerCheck, ApiClient, ApiConfig, ApiError, Verdict};
 pub use rate_limit::{MethodLimiters, Permit, RateLimitConfig, Tier};

@@ -4,43 +4,32 @@
 //! the whole run is decided (see the deletion guard in `mod.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
 use kass_pipeline::batch::Tombstone;
-use kass_pipeline::model::{ChatDirectory, DocumentVersion};
-use kass_pipeline::{
-    DocumentKind, FailureKind, FatalError, ItemError, ItemKind, Outlet, RawRecord, StageContext,
-};
+use kass_pipeline::model::ChatDirectory;
+use kass_pipeline::{DocumentKind, FailureKind, ItemError, ItemKind, RawRecord, StageContext};
 use serde_json::Value;
 
 use super::documents::{sort_by_time, DocumentRef, Gathered};
 use super::state::{as_ts, day_of, day_start, next_day, ts_micros, ChannelState};
 use super::web::SlackWeb;
+use crate::api::scope_driver::{tombstone, Refreshed, ScopeSender, Stop};
 use crate::api::ApiError;
-use crate::kept_versions::KeptVersions;
 use crate::slack::message::{ts_date, SlackMessage};
 use crate::slack::{chat_record, day_document_id, thread_document_id, Conversation};
 
 /// Threads whose replies are read at once; the method's limiter paces them.
 const THREADS_IN_FLIGHT: usize = 4;
 
-/// Why a channel's sync stopped before its end.
-#[derive(Debug)]
-pub(super) enum Stop {
-    /// Shutdown was requested, or the pipeline is gone.
-    Shutdown,
-    /// The API refused or failed, after the client's retries.
-    Api(ApiError),
-    /// A dead letter could not be written.
-    Fatal(FatalError),
-}
-
-impl From<ApiError> for Stop {
-    fn from(e: ApiError) -> Self {
-        Stop::Api(e)
-    }
+/// What one run of the source knows, from its listings (unreachable outside `slack_api`).
+pub struct SlackRun {
+    pub directory: Arc<ChatDirectory>,
+    pub ctx: StageContext,
+    pub lookback_day: NaiveDate,
+    pub now: i64,
 }
 
 /// What a run knows while it syncs channels.
@@ -48,7 +37,6 @@ pub(super) struct SyncContext<'a> {
     pub source: &'a str,
     pub web: &'a SlackWeb,
     pub directory: &'a Arc<ChatDirectory>,
-    pub out: &'a Outlet<RawRecord>,
     pub ctx: &'a StageContext,
     /// Threads last active before this day are no longer watched; the window starts here at
     /// the latest.
@@ -57,19 +45,6 @@ pub(super) struct SyncContext<'a> {
     pub since: Option<NaiveDate>,
     /// The run's start, unix seconds.
     pub now: i64,
-    /// The version of this run's documents (from the cursor); `None` without a cursor, when
-    /// the batch writer stamps it.
-    pub run_version: Option<DocumentVersion>,
-    /// A digest of the workspace's names (users, channels), which render every document: a
-    /// change makes every document sent this run a newer version.
-    pub names_digest: String,
-}
-
-/// A window read again: the channel's new state and the documents found gone.
-pub(super) struct Refreshed {
-    pub state: ChannelState,
-    pub gone: Vec<Tombstone>,
-    pub emitted: usize,
 }
 
 /// A thread as its replies answered.
@@ -86,15 +61,15 @@ enum ThreadRead {
 pub(super) struct ChannelSync<'a> {
     pub run: &'a SyncContext<'a>,
     pub channel: &'a Conversation,
-    /// The versions the channel's documents were last sent with; each send updates it.
-    pub kept: &'a Mutex<KeptVersions>,
+    /// Sends the channel's documents, each with its version.
+    pub sender: &'a ScopeSender<'a>,
 }
 
 impl ChannelSync<'_> {
     /// Reads the window again (the lookback days, and everything since the last run) and
     /// re-emits every day and thread in it whole; documents of the window that are no longer
     /// there are returned as gone. On the first run the backfill starts below the window.
-    pub async fn refresh(&self, previous: &ChannelState) -> Result<Refreshed, Stop> {
+    pub async fn refresh(&self, previous: &ChannelState) -> Result<Refreshed<ChannelState>, Stop> {
         let run = self.run;
         let mut window_day = run.lookback_day;
         if let Some(read_until) = previous.read_until {
@@ -502,15 +477,8 @@ impl ChannelSync<'_> {
         )
     }
 
-    async fn send(&self, mut record: RawRecord) -> Result<(), Stop> {
-        if let Some(version) = self.run.run_version {
-            self.kept.lock().expect("kept versions lock").stamp(
-                &mut record,
-                &self.run.names_digest,
-                version,
-            );
-        }
-        self.run.out.send(record).await.map_err(|_| Stop::Shutdown)
+    async fn send(&self, record: RawRecord) -> Result<(), Stop> {
+        self.sender.send(record).await
     }
 
     /// The messages of an answer; one Slack answers in a shape kass cannot read goes to the
@@ -541,15 +509,5 @@ impl ChannelSync<'_> {
             }
         }
         Ok(messages)
-    }
-}
-
-/// A tombstone of `document_id`.
-pub(super) fn tombstone(document_id: &str, reason: &str) -> Tombstone {
-    Tombstone {
-        document_id: document_id.to_string(),
-        reason: Some(reason.to_string()),
-        // The batch writer stamps the run's version.
-        version: None,
     }
 }

@@ -14,11 +14,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::api::scope_driver::ScopeState;
 use crate::kept_versions::KeptVersions;
 
 /// One channel's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(super) struct ChannelState {
+pub struct ChannelState {
     /// The channel's name when last listed, for people reading the state and the logs.
     #[serde(default)]
     pub name: String,
@@ -49,6 +50,30 @@ pub(super) struct ChannelState {
     /// embedded again). Cleared when that backfill completes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rereading: bool,
+}
+
+impl ScopeState for ChannelState {
+    fn documents(&self) -> &BTreeSet<String> {
+        &self.documents
+    }
+    fn documents_mut(&mut self) -> &mut BTreeSet<String> {
+        &mut self.documents
+    }
+    fn withheld_mut(&mut self) -> &mut BTreeSet<String> {
+        &mut self.withheld
+    }
+    fn kept(&self) -> &KeptVersions {
+        &self.kept
+    }
+    fn kept_mut(&mut self) -> &mut KeptVersions {
+        &mut self.kept
+    }
+    fn last_read(&self) -> Option<i64> {
+        self.read_until
+    }
+    fn in_backlog(&self) -> bool {
+        self.backfill_before.is_some() || self.read_until.is_none()
+    }
 }
 
 /// A Slack `ts` as a number that orders like time: microseconds since the epoch.
