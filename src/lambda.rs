@@ -20,6 +20,7 @@ use crate::config::KassConfig;
 use crate::logging::{error_text, init_logging, LogFormat};
 use crate::split::EmbedHalf;
 use kass_sources::s3_events::listener::dead_letter_event;
+use kass_sources::s3_events::sqs_event::sqs_messages;
 
 /// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
 /// file); `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables
@@ -137,7 +138,7 @@ fn endpoint_of(config: &KassConfig) -> AwsEndpoint {
     }
 }
 
-/// The embedder function: S3 events in, vectors in Chroma out.
+/// The embedder function: S3 events (directly, or as SQS messages) in, vectors in Chroma out.
 #[derive(Default)]
 pub struct EmbedderFunction {
     half: OnceCell<EmbedHalf>,
@@ -179,9 +180,20 @@ impl Function for EmbedderFunction {
     /// down, are dead-lettered and then fail the invocation, so Lambda's async retries and its
     /// on-failure destination apply. A single chunk a provider or Chroma refuses is only
     /// dead-lettered: the rest of its batch is stored, and a retry would refuse it again.
+    ///
+    /// An SQS event (the standard deployment: S3 -> SQS -> event source mapping) is answered
+    /// with `batchItemFailures` naming only the messages to deliver again
+    /// ([`EmbedHalf::embed_sqs`]); it fails as a whole only when the function cannot start
+    /// its work at all (configuration, Chroma unreachable at connection).
     async fn invoke(&self, event: Value, _deadline: Option<SystemTime>) -> Result<Value> {
         let started = Instant::now();
         let half = self.half().await?;
+        if let Some(messages) = sqs_messages(&event) {
+            let (answer, mut summary) = half.embed_sqs(messages).await;
+            summary["seconds"] = json!(started.elapsed().as_secs_f64());
+            tracing::info!(summary = %summary, "SQS event done");
+            return Ok(serde_json::to_value(answer)?);
+        }
         let mut announced = half.announced();
         if let Err(error) = announced.add(event.clone()) {
             dead_letter_event(

@@ -1,6 +1,7 @@
 //! The embed half on its own, fed by announcements of batch files instead of the batch writer:
-//! S3 events from an SQS queue (`kass embed --listen`), a Lambda invocation (`kass-embedder`),
-//! or listed keys (`kass embed --keys`, `kass replay`).
+//! S3 events from an SQS queue (`kass embed --listen`), a Lambda invocation (`kass-embedder`:
+//! an S3 event, or an SQS event of S3 notifications from an event source mapping), or listed
+//! keys (`kass embed --keys`, `kass replay`).
 //!
 //! Each unit of delivery (one poll of the queue, one invocation, one replay) runs the embed
 //! half to completion over its batches, and only then is acknowledged. When a batch's chunks
@@ -22,6 +23,7 @@ use kass_pipeline::{Chunk, EmbeddedChunk, Flow, Topology};
 use kass_sinks::chroma::{ChromaTarget, StoredChunk};
 use kass_sources::s3_events::listener::{listen, ListenReport, Listener};
 use kass_sources::s3_events::sqs::SqsQueue;
+use kass_sources::s3_events::sqs_event::{Delivery, Message, SqsBatchResponse};
 use kass_sources::s3_events::Announced;
 use kass_stages::embed::Embedder;
 
@@ -162,6 +164,41 @@ impl EmbedHalf {
 pub async fn retire_letters(store: &dyn ObjectStore, recovered: &Recovered) {
     if let Err(e) = kass_pipeline::dead_letter::retire(store, recovered).await {
         tracing::warn!(error = %e, "cannot retire the dead letters of recovered items");
+    }
+}
+
+/// The embed half fed by an SQS event (the embedder Lambda behind an event source mapping).
+impl EmbedHalf {
+    /// Embeds what the messages announce, as one run, and answers the messages to deliver
+    /// again: those whose batch files could not be read, every one that named batches when a
+    /// service was down or the run failed as a whole, and an unreadable event whose dead
+    /// letter could not be written. Never an error for one message's failure: an error would
+    /// make SQS deliver the whole batch again.
+    pub async fn embed_sqs(&self, messages: Vec<Message>) -> (SqsBatchResponse, serde_json::Value) {
+        let mut delivery =
+            Delivery::read(self.store.as_ref(), "lambda-sqs", self.bucket(), &messages).await;
+        let keys: Vec<String> = delivery
+            .announced
+            .batches
+            .iter()
+            .map(|b| b.key.clone())
+            .collect();
+        let run = self
+            .embed(std::mem::take(&mut delivery.announced.batches))
+            .await
+            .inspect_err(|e| tracing::error!(error = %format!("{e:#}"), "the event's run failed; every message that named batches is answered as failed"))
+            .ok();
+        let answer = delivery.batch_item_failures(run.as_ref());
+        let summary = serde_json::json!({
+            "messages": messages.len(),
+            "batches": keys,
+            "stored": run.as_ref().map(|r| r.outputs),
+            "dead_letters": run.as_ref().map_or(0, |r| r.dead_letters) + delivery.dead_letters,
+            "failed_batches": run.as_ref().map(|r| &r.failed_batch_keys),
+            "skipped": delivery.announced.skipped,
+            "messages_failed": answer.batch_item_failures.len(),
+        });
+        (answer, summary)
     }
 }
 

@@ -18,9 +18,9 @@ use kass_pipeline::store::{ObjectStore, StoreError};
 use kass_pipeline::topology::RunReport;
 use kass_pipeline::{FailureKind, ItemError, ItemKind};
 
-use super::announced::Announced;
 use super::announcement::UnknownEvent;
 use super::sqs::{QueueMessage, SqsQueue};
+use super::sqs_event::{Delivery, Message, Redeliver};
 
 /// Records a notification nobody can read, so that it is seen and not retried forever;
 /// through the one letter writer, so it is counted with the others.
@@ -73,14 +73,6 @@ pub struct ListenReport {
     pub interrupted: bool,
 }
 
-/// What one poll's messages named, message by message.
-struct Poll {
-    announced: Announced,
-    /// Per message: the batch keys it named, or `None` when it could not be recorded (left
-    /// for redelivery).
-    named: Vec<Option<Vec<String>>>,
-}
-
 /// What a listener needs besides the embed half.
 pub struct Listener<'a> {
     pub queue: &'a SqsQueue,
@@ -128,8 +120,8 @@ where
             continue;
         }
         let invisible: Vec<_> = messages.iter().map(|m| queue.keep_invisible(m)).collect();
-        let poll = read_poll(listener, &messages, &mut report).await;
-        let run = match embed(poll.announced.batches).await {
+        let mut poll = read_poll(listener, &messages, &mut report).await;
+        let run = match embed(std::mem::take(&mut poll.announced.batches)).await {
             Ok(run) => run,
             Err(e) => {
                 tracing::error!(error = %e, "this poll's work failed; its messages go back to the queue");
@@ -150,7 +142,7 @@ where
             report.messages_left_for_retry += messages.len() as u64;
             break;
         }
-        acknowledge(queue, &messages, &poll.named, &run, &mut report).await;
+        acknowledge(queue, &messages, &poll, &run, &mut report).await;
     }
     sampler.abort();
     // The last depth, so a listener that stops on an empty queue leaves it at 0.
@@ -178,41 +170,27 @@ async fn read_poll(
     listener: &Listener<'_>,
     messages: &[QueueMessage],
     report: &mut ListenReport,
-) -> Poll {
-    let mut announced = Announced::for_bucket(listener.bucket.clone());
-    let mut named = Vec::with_capacity(messages.len());
-    for message in messages {
-        match announced.add_body(&message.body) {
-            Ok(keys) => named.push(Some(keys)),
-            Err(error) => {
-                let letter = dead_letter_event(
-                    listener.store.as_ref(),
-                    listener.queue.url(),
-                    &message.id,
-                    &message.body,
-                    &error,
-                )
-                .await;
-                match letter {
-                    Ok(()) => {
-                        report.dead_letters += 1;
-                        named.push(Some(Vec::new()));
-                    }
-                    Err(e) => {
-                        // Not recorded anywhere: the message itself must stay.
-                        tracing::error!(error = %e, id = %message.id, "cannot dead-letter an unreadable event; leaving it in the queue");
-                        named.push(None);
-                    }
-                }
-            }
-        }
-    }
-    report.batches += announced.batches.len() as u64;
-    report.duplicates += announced.duplicates;
-    for (reason, n) in &announced.skipped {
+) -> Delivery {
+    let delivery = Delivery::read(
+        listener.store.as_ref(),
+        listener.queue.url(),
+        listener.bucket.clone(),
+        &messages
+            .iter()
+            .map(|m| Message {
+                id: m.id.clone(),
+                body: m.body.clone(),
+            })
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    report.dead_letters += delivery.dead_letters;
+    report.batches += delivery.announced.batches.len() as u64;
+    report.duplicates += delivery.announced.duplicates;
+    for (reason, n) in &delivery.announced.skipped {
         *report.skipped.entry(reason).or_default() += n;
     }
-    Poll { announced, named }
+    delivery
 }
 
 /// Deletes the messages whose work is done; leaves the others for redelivery (after the
@@ -220,24 +198,19 @@ async fn read_poll(
 async fn acknowledge(
     queue: &SqsQueue,
     messages: &[QueueMessage],
-    named: &[Option<Vec<String>>],
+    delivery: &Delivery,
     run: &RunReport,
     report: &mut ListenReport,
 ) {
-    let outage = run.service_outages() > 0;
-    if outage {
+    if run.service_outages() > 0 {
         tracing::warn!(
             messages = messages.len(),
             retryable = run.retryable_dead_letters,
             "a service was down for some chunks; leaving the messages for redelivery"
         );
     }
-    for (message, keys) in messages.iter().zip(named) {
-        let done = !outage
-            && keys
-                .as_ref()
-                .is_some_and(|keys| keys.iter().all(|k| !run.retryable_batch_keys.contains(k)));
-        if !done {
+    for (i, message) in messages.iter().enumerate() {
+        if !delivery.is_done(i, Some(run), Redeliver::StoreUnavailable) {
             report.messages_left_for_retry += 1;
             continue;
         }

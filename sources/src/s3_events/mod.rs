@@ -5,6 +5,8 @@
 //! - [`announced`]: the batches a set of notifications names, each once, and the skips.
 //! - [`listener`]: the SQS consume-and-acknowledge loop, handing each poll's batches to the
 //!   embed half (a callback) and deleting a message only once its batches are done.
+//! - [`sqs_event`]: a delivery of queue messages (a listener's poll, a Lambda's SQS event)
+//!   and which of its messages are done; the Lambda's `batchItemFailures` answer.
 //! - [`triggers`]: the bucket's notification rules for the batch prefixes, set up and checked.
 //! - [`sqs`]: a queue receiving the bucket's notifications, long-polled; a message is deleted
 //!   only once every batch it names is done (at-least-once), its visibility extended meanwhile.
@@ -13,6 +15,7 @@ pub mod announced;
 pub mod announcement;
 pub mod listener;
 pub mod sqs;
+pub mod sqs_event;
 pub mod triggers;
 
 pub use announced::Announced;
