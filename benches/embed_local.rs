@@ -3,9 +3,10 @@
 //! `scripts/bench-local-embed.sh` can put both side by side from one run.
 //!
 //! ```text
-//! cargo bench --bench embed_local -- --texts long.jsonl [--batch-size 32] [--micro-batch 8] [--workers N] [--repeat 3] [--precision f32|int8]
+//! [KASS_CPU_PATH=portable|avx2|avx-vnni|avx512] cargo bench --bench embed_local -- --texts long.jsonl [--batch-size 32] [--micro-batch 8] [--workers N] [--repeat 3] [--precision auto|f32|int8]
 //! ```
-//! Prints one JSON line: `{"runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "f32" }), "texts": N, "seconds": S, "texts_per_s": R, ...}`
+//! Prints one JSON line: `{"runtime": "kass-f32" or "kass-int8" (the precision that ran: `auto`
+//! resolved), "cpu_path": "avx512", "texts": N, "seconds": S, "texts_per_s": R, ...}`
 //! where `seconds` is the median of `--repeat` passes after one untimed warm-up batch. A pass
 //! embeds all texts in requests of `--batch-size` (as the embed stage sends them), each sorted
 //! by length and cut into micro-batches.
@@ -89,8 +90,9 @@ fn main() {
                 .unwrap_or_else(|| l.to_string())
         })
         .collect();
-    let precision: Precision = arg(&args, "--precision").map_or_else(Precision::default, |v| {
-        serde_json::from_value(serde_json::Value::String(v)).expect("--precision f32|int8")
+    // f32 unless asked (not `auto`): scripts/bench-local-embed.sh labels this run f32.
+    let precision: Precision = arg(&args, "--precision").map_or(Precision::F32, |v| {
+        serde_json::from_value(serde_json::Value::String(v)).expect("--precision auto|f32|int8")
     });
     let model = LocalModel::load(&model_dir, micro_batch, workers, precision)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -115,7 +117,8 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({
-            "runtime": format!("kass-{}", if precision == Precision::Int8 { "int8" } else { "f32" }),
+            "runtime": format!("kass-{}", model.precision().name()),
+            "cpu_path": model.cpu_path().name(),
             "texts": texts.len(),
             "seconds": seconds,
             "texts_per_s": texts.len() as f64 / seconds,

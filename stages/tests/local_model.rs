@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use kass_pipeline::tokenizer::default_model_dir;
+use kass_stages::embed::providers::local::CpuPath;
 use kass_stages::embed::providers::{LocalModel, Precision};
 use serde::Deserialize;
 
@@ -142,8 +143,9 @@ fn int8_precision_stays_close_to_sentence_transformers() {
 }
 
 /// `precision` is read from `[embed.provider]`: `"int8"` reaches the local model (its vectors
-/// differ from f32's in the last digits, yet stay close), an unknown value is refused, and a
-/// remote provider refuses the key, naming it.
+/// differ from f32's in the last digits, yet stay close), none means `auto` (int8 exactly
+/// where the CPU path has a fast int8 kernel), an unknown value is refused, and a remote
+/// provider refuses the key, naming it.
 #[tokio::test]
 async fn precision_is_configured_in_embed_provider_and_only_for_the_local_model() {
     use kass_stages::embed::EmbedConfig;
@@ -152,19 +154,30 @@ async fn precision_is_configured_in_embed_provider_and_only_for_the_local_model(
             .map_err(|e| e.to_string())
     };
     let dir = default_model_dir();
-    let f32 = config(serde_json::json!({"kind": "local", "model_dir": dir}))
-        .unwrap()
-        .build_embedder()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let int8 = config(serde_json::json!({"kind": "local", "model_dir": dir, "precision": "int8"}))
-        .unwrap()
-        .build_embedder()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let build = |precision: Option<&str>| {
+        let mut provider = serde_json::json!({"kind": "local", "model_dir": dir});
+        if let Some(p) = precision {
+            provider["precision"] = p.into();
+        }
+        config(provider)
+            .unwrap()
+            .build_embedder()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
     let text = "How do I run only the chunker tests?";
-    let a = f32.embed_query(text).await.unwrap();
-    let b = int8.embed_query(text).await.unwrap();
+    let a = build(Some("f32")).embed_query(text).await.unwrap();
+    let b = build(Some("int8")).embed_query(text).await.unwrap();
     assert_ne!(a, b, "int8 was not used");
     assert!(cosine(&a, &b) > 0.98, "cosine {}", cosine(&a, &b));
+    // No precision is `auto`: int8 where this CPU path has a fast int8 kernel, else f32;
+    // the same path and input give the same bits, so the vector says which ran.
+    let auto = build(None).embed_query(text).await.unwrap();
+    let path = CpuPath::selected();
+    if path.int8_is_fast() {
+        assert_eq!(auto, b, "auto must run int8 on the {path} path");
+    } else {
+        assert_eq!(auto, a, "auto must run f32 on the {path} path");
+    }
 
     let unknown = config(serde_json::json!({"kind": "local", "precision": "fp8"})).unwrap_err();
     assert!(unknown.contains("fp8"), "{unknown}");

@@ -115,7 +115,11 @@ pub struct EndpointConfig {
     pub micro_batch: Option<usize>,
     /// Local model: forward passes at once, each on one thread (default: one per core).
     pub workers: Option<usize>,
-    /// Local model: `f32` (default) or `int8` (dense layers in 8-bit integers).
+    /// Local model: `auto` (default), `f32` or `int8` (dense layers in 8-bit integers).
+    /// `auto` runs `int8` where the CPU has an int8 kernel faster than f32 (AVX2, AVX-VNNI or
+    /// AVX-512 VNNI) and `f32` elsewhere, so it is never slower than f32; `int8` asked for on
+    /// a CPU without them runs a scalar loop several times slower than f32 (and says so in the
+    /// log). `KASS_CPU_PATH` lowers the CPU path (see docs/local-model.md).
     pub precision: Option<Precision>,
 }
 

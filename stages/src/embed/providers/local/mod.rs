@@ -52,6 +52,8 @@ pub struct LocalModel {
     model: EmbeddingModel,
     micro_batch: usize,
     micro_batch_tokens: usize,
+    precision: Precision,
+    path: CpuPath,
 }
 
 #[derive(Deserialize)]
@@ -69,22 +71,45 @@ struct PoolingConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// fp32 throughout: vectors equal sentence-transformers' to a cosine of 0.999+.
+    /// `int8` where this CPU has an int8 kernel faster than f32 (the `avx512`, `avx-vnni` and
+    /// `avx2` [`CpuPath`]s), else `f32`: never slower than f32.
     #[default]
+    Auto,
+    /// fp32 throughout: vectors equal sentence-transformers' to a cosine of 0.999+.
     F32,
-    /// Dense layers in int8 (weights per channel, activations per token), unpadded: several
-    /// times faster on CPUs with AVX-512 VNNI, at a small cost in vector precision.
+    /// Dense layers in int8 (weights per channel, activations per token), unpadded: faster
+    /// than f32 on CPUs with AVX2 and several times faster with AVX-512 VNNI, at a small cost
+    /// in vector precision (cosine about 0.998 to f32's). On a CPU with none of them (the
+    /// `portable` path) it is several times slower than f32.
     Int8,
 }
 
 impl Precision {
+    /// The precision that runs on `path`: `auto` made concrete, the others as they are.
+    pub fn on(self, path: CpuPath) -> Precision {
+        match self {
+            Precision::Auto if path.int8_is_fast() => Precision::Int8,
+            Precision::Auto => Precision::F32,
+            other => other,
+        }
+    }
+
+    /// The name kass.toml uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        }
+    }
+
     /// Most tokens in one micro-batch. Measured on 2 cores (2026-11-30, long and short texts):
     /// int8 passes ran fastest at about 256 tokens, whose working set stays in the core's
     /// cache (8 long chunks at once were 1.15x slower); f32 products gain from more rows, and
     /// 512 beat 256 by 3 to 7 %.
     fn micro_batch_tokens(self) -> usize {
         match self {
-            Precision::F32 => 512,
+            Precision::F32 | Precision::Auto => 512,
             Precision::Int8 => 256,
         }
     }
@@ -113,6 +138,20 @@ impl LocalModel {
         path: CpuPath,
     ) -> Result<Self, LocalModelError> {
         let path = CpuPath::lowered_to(path);
+        let asked = precision;
+        let precision = precision.on(path);
+        if asked == Precision::Int8 && !path.int8_is_fast() {
+            tracing::warn!(
+                "precision = \"int8\" on the {path} CPU path (no AVX2, AVX-VNNI or AVX-512 VNNI): \
+                 the int8 products run as a scalar loop, several times slower than f32; \
+                 precision = \"auto\" would pick f32 here"
+            );
+        }
+        tracing::info!(
+            "local model: {} on the {path} CPU path (precision = \"{}\")",
+            precision.name(),
+            asked.name()
+        );
         let err = |reason: String| LocalModelError {
             dir: dir.to_path_buf(),
             reason,
@@ -170,11 +209,23 @@ impl LocalModel {
             },
             micro_batch: micro_batch.max(1),
             micro_batch_tokens: precision.micro_batch_tokens(),
+            precision,
+            path,
         })
     }
 
     pub fn model(&self) -> &EmbeddingModel {
         &self.model
+    }
+
+    /// The precision that runs (`auto` resolved: `f32` or `int8`).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The CPU path that runs.
+    pub fn cpu_path(&self) -> CpuPath {
+        self.path
     }
 
     /// Embeds `texts` (blocking: waits for the pool): vectors in input order.
@@ -301,7 +352,24 @@ impl EmbeddingProvider for LocalProvider {
 
 #[cfg(test)]
 mod tests {
-    use super::micro_batches;
+    use super::{micro_batches, CpuPath, Precision};
+
+    #[test]
+    fn auto_precision_is_int8_only_where_an_int8_kernel_beats_f32() {
+        assert_eq!(Precision::default(), Precision::Auto);
+        assert_eq!(Precision::Auto.on(CpuPath::Portable), Precision::F32);
+        for path in [CpuPath::Avx2, CpuPath::AvxVnni, CpuPath::Avx512] {
+            assert_eq!(Precision::Auto.on(path), Precision::Int8, "{path}");
+        }
+        for path in CpuPath::ALL {
+            assert_eq!(Precision::F32.on(path), Precision::F32);
+            assert_eq!(
+                Precision::Int8.on(path),
+                Precision::Int8,
+                "int8 asked is int8 run"
+            );
+        }
+    }
 
     #[test]
     fn micro_batches_respect_both_caps_and_keep_every_input() {
