@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use kass_pipeline::{FatalError, RawRecord, Source};
 
-use kass_sources::{files, jsonl, slack_api, slack_export, BuildSource, SourceDeps};
+use kass_sources::{files, gitlab_api, jsonl, slack_api, slack_export, BuildSource, SourceDeps};
 
 /// One `[[sources]]` entry; `type` picks the source.
 #[derive(Debug, Clone, Deserialize)]
@@ -18,6 +18,8 @@ pub enum SourceConfig {
     SlackExport(slack_export::SlackExportConfig),
     /// A live Slack workspace through the Web API, synced incrementally.
     SlackApi(slack_api::SlackApiConfig),
+    /// GitLab projects' issues and merge requests with their notes, through the REST API v4.
+    Gitlab(gitlab_api::GitlabApiConfig),
 }
 
 impl SourceConfig {
@@ -28,6 +30,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(c) => c.name(),
             SourceConfig::SlackExport(c) => c.name(),
             SourceConfig::SlackApi(c) => c.name(),
+            SourceConfig::Gitlab(c) => c.name(),
         }
     }
 
@@ -38,6 +41,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(_) => "jsonl",
             SourceConfig::SlackExport(_) => "slack_export",
             SourceConfig::SlackApi(_) => "slack_api",
+            SourceConfig::Gitlab(_) => "gitlab",
         }
     }
 
@@ -45,7 +49,7 @@ impl SourceConfig {
     /// it each run would read the whole workspace again and could never see a deletion), so
     /// even `kass run` loads and saves its cursor.
     pub fn keeps_state(&self) -> bool {
-        matches!(self, SourceConfig::SlackApi(_))
+        matches!(self, SourceConfig::SlackApi(_) | SourceConfig::Gitlab(_))
     }
 
     /// What of the source's settings its documents depend on: a cursor saved under other
@@ -54,6 +58,7 @@ impl SourceConfig {
     pub fn cursor_settings(&self) -> String {
         match self {
             SourceConfig::SlackApi(c) => format!("slack_api:{}", c.name()),
+            SourceConfig::Gitlab(c) => format!("gitlab:{}", c.name()),
             other => format!("{other:?}"),
         }
     }
@@ -73,6 +78,7 @@ impl SourceConfig {
             SourceConfig::Jsonl(c) => boxed(c, deps),
             SourceConfig::SlackExport(c) => boxed(c, deps),
             SourceConfig::SlackApi(c) => boxed(c, deps),
+            SourceConfig::Gitlab(c) => boxed(c, deps),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod cursor;
 pub mod deletion_guard;
 pub mod files;
+pub mod gitlab_api;
 pub mod jsonl;
 pub mod kept_versions;
 pub mod s3_events;

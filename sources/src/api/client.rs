@@ -125,6 +125,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status of a failed exchange (a REST API's 401, 403, 404).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Http { failure, .. } => failure.status(),
+            _ => None,
+        }
+    }
+
     /// The API's error code of a refusal (`invalid_auth`), the HTTP status of a failure, or
     /// why a paged read stopped short (`repeated_cursor`, `incomplete_listing`, `page_cap`).
     pub fn code(&self) -> Option<String> {
@@ -238,8 +246,29 @@ impl ApiClient {
 
     /// Calls `method` with `query` and returns the 2xx answer, retried as the module says.
     pub async fn get(&self, method: &str, query: &[(&str, &str)]) -> Result<Answer, ApiError> {
-        let url = format!("{}/{}", self.base_url, method.trim_start_matches('/'));
-        self.call(method, &url, query).await
+        self.get_route(method, method, query).await
+    }
+
+    /// Calls `path` (under `base_url`) as `route`: the route, not the path, labels the
+    /// request's metrics, picks its rate limiter and names it in errors, so the ids in a REST
+    /// path (`projects/123/issues/45/notes`) never become a label (`issue_notes`).
+    pub async fn get_route(
+        &self,
+        route: &str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Answer, ApiError> {
+        let url = format!("{}/{}", self.base_url, path.trim_start_matches('/'));
+        self.call(route, &url, query).await
+    }
+
+    /// A 2xx answer's body as `T`; a body of another shape is an error naming `route`.
+    pub fn decode<T: DeserializeOwned>(&self, route: &str, answer: &Answer) -> Result<T, ApiError> {
+        answer.json().map_err(|e| ApiError::Decode {
+            source_name: self.source.clone(),
+            method: route.to_string(),
+            reason: e.to_string(),
+        })
     }
 
     /// [`Self::get`], the body parsed as `T`.

@@ -1,0 +1,63 @@
+//! What the source keeps per project between runs (a scope of the source's cursor).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::scope_driver::ScopeState;
+use crate::kept_versions::KeptVersions;
+
+/// One project's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectState {
+    /// The project's path when last read, for people reading the state and the logs.
+    #[serde(default)]
+    pub name: String,
+    /// Unix seconds: the last run that read the project completely.
+    #[serde(default)]
+    pub read_until: Option<i64>,
+    /// Every document of the project the source sent and has not tombstoned since.
+    #[serde(default)]
+    pub documents: BTreeSet<String>,
+    /// Deletions the guard held back: verified again by the next run.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub withheld: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "KeptVersions::is_empty")]
+    pub kept: KeptVersions,
+    /// Each issue and merge request as last read: `updated_at` and the human notes count, so
+    /// an unchanged one costs no request and a deleted note (which does not touch
+    /// `updated_at`) is still noticed.
+    #[serde(default)]
+    pub seen: BTreeMap<String, Seen>,
+}
+
+/// An issue or merge request as last read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub updated_at: String,
+    pub notes: u64,
+}
+
+impl ScopeState for ProjectState {
+    fn documents(&self) -> &BTreeSet<String> {
+        &self.documents
+    }
+    fn documents_mut(&mut self) -> &mut BTreeSet<String> {
+        &mut self.documents
+    }
+    fn withheld_mut(&mut self) -> &mut BTreeSet<String> {
+        &mut self.withheld
+    }
+    fn kept(&self) -> &KeptVersions {
+        &self.kept
+    }
+    fn kept_mut(&mut self) -> &mut KeptVersions {
+        &mut self.kept
+    }
+    fn last_read(&self) -> Option<i64> {
+        self.read_until
+    }
+    fn in_backlog(&self) -> bool {
+        self.read_until.is_none()
+    }
+}

@@ -1,0 +1,354 @@
+//! The `gitlab` source against the local GitLab REST API server
+//! (`support/gitlab_rest_api.rs`): incremental runs equal a fresh run after generated
+//! sequences of changes, a deleted note is noticed though it does not touch `updated_at`,
+//! only GitLab's 404 deletes, unchanged issues cost no request, the guard withholds a mass
+//! deletion, and the token is refused naming its variable, never itself.
+
+mod common;
+#[path = "support/gitlab_rest_api.rs"]
+mod gitlab_rest_api;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use gitlab_rest_api::{GitlabServer, Instance};
+use kass_pipeline::batch::TombstoneOutbox;
+use kass_pipeline::store::LocalStore;
+use kass_pipeline::RawRecord;
+use kass_sources::cursor::Cursor;
+use kass_sources::gitlab_api::GitlabApiConfig;
+use kass_sources::{BuildSource, SourceDeps};
+use proptest::prelude::*;
+
+const TOKEN: &str = "glpat-kass-gitlab-test-token-0123456789";
+const APP: &str = "group/app";
+
+fn token_env() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let var = format!(
+        "KASS_TEST_GITLAB_TOKEN_{}",
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    std::env::set_var(&var, TOKEN);
+    var
+}
+
+fn config(server: &GitlabServer, projects: &[&str]) -> GitlabApiConfig {
+    let text = format!(
+        "name = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{}\"\nprojects = {:?}\nmax_deletion_share = 1.0\nnotes_lookback_days = 0\n[rate_limit]\nrate_scale = 1000.0\n[retry]\ninitial_backoff_ms = 20\n",
+        server.base_url(),
+        token_env(),
+        projects
+    );
+    toml::from_str(&text).unwrap()
+}
+
+/// What one run sent: each document as JSON, and the documents it tombstoned.
+#[derive(Debug, Default)]
+struct Fetched {
+    documents: BTreeMap<String, String>,
+    gone: BTreeSet<String>,
+}
+
+/// A source's cursor in a store of its own, kept across runs.
+struct Synced {
+    config: GitlabApiConfig,
+    _dir: tempfile::TempDir,
+    store: LocalStore,
+}
+
+impl Synced {
+    fn new(config: GitlabApiConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        Self {
+            config,
+            _dir: dir,
+            store,
+        }
+    }
+
+    async fn run(&self) -> Fetched {
+        self.run_with(false).await.expect("the source failed")
+    }
+
+    async fn run_with(&self, allow_deletions: bool) -> Result<Fetched, kass_pipeline::FatalError> {
+        let cursor = Arc::new(Cursor::load(&self.store, "gitlab", "s").await.unwrap());
+        let outbox = TombstoneOutbox::default();
+        let source = self.config.clone().build_with(SourceDeps {
+            cursor: Some(cursor.clone()),
+            tombstones: Some(outbox.clone()),
+            allow_deletions,
+        })?;
+        let run = common::try_run_source(source, "gitlab", None).await?;
+        cursor.save(&self.store, "gitlab").await.unwrap();
+        let mut fetched = Fetched::default();
+        for record in run.records {
+            let RawRecord::Document(doc) = record else {
+                panic!("gitlab sends documents")
+            };
+            let mut doc = doc;
+            // The version says when it was sent, not what it is.
+            doc.metadata.remove("document_version");
+            fetched
+                .documents
+                .insert(doc.id.clone(), serde_json::to_string(&doc).unwrap());
+        }
+        for tombstones in outbox.take().into_values() {
+            fetched
+                .gone
+                .extend(tombstones.into_iter().map(|t| t.document_id));
+        }
+        Ok(fetched)
+    }
+}
+
+fn workspace() -> Instance {
+    let mut gl = Instance::default();
+    gl.add_project(7, APP);
+    let one = gl.open(
+        APP,
+        false,
+        "Build is red",
+        "The nightly build fails on arm64.",
+    );
+    gl.comment(APP, false, one, "bo", "Looks like the linker.");
+    gl.note(APP, false, one, "bo", "added label ~bug", true, None);
+    let mr = gl.open(APP, true, "Fix the linker flags", "Closes #1.");
+    gl.note(
+        APP,
+        true,
+        mr,
+        "cy",
+        "This flag is only for x86.",
+        false,
+        Some(("build.rs".into(), 12)),
+    );
+    gl
+}
+
+#[derive(Debug, Clone)]
+enum Change {
+    Open { mr: bool },
+    Comment { mr: bool, pick: usize },
+    EditNote { mr: bool, pick: usize },
+    DeleteNote { mr: bool, pick: usize },
+    Close { mr: bool, pick: usize },
+    Delete { mr: bool, pick: usize },
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let mr = any::<bool>();
+    prop_oneof![
+        2 => mr.prop_map(|mr| Change::Open { mr }),
+        3 => (mr, 0..100usize).prop_map(|(mr, pick)| Change::Comment { mr, pick }),
+        2 => (mr, 0..100usize).prop_map(|(mr, pick)| Change::EditNote { mr, pick }),
+        2 => (mr, 0..100usize).prop_map(|(mr, pick)| Change::DeleteNote { mr, pick }),
+        1 => (mr, 0..100usize).prop_map(|(mr, pick)| Change::Close { mr, pick }),
+        1 => (mr, 0..100usize).prop_map(|(mr, pick)| Change::Delete { mr, pick }),
+    ]
+}
+
+fn apply(gl: &mut Instance, change: &Change, serial: usize) {
+    let items = |gl: &mut Instance, mr: bool| -> Vec<u64> {
+        let p = gl.project_mut(APP);
+        let items = if mr { &p.merge_requests } else { &p.issues };
+        items.keys().copied().collect()
+    };
+    let pick = |list: &[u64], i: usize| (!list.is_empty()).then(|| list[i % list.len()]);
+    match *change {
+        Change::Open { mr } => {
+            gl.open(
+                APP,
+                mr,
+                &format!("item {serial}"),
+                &format!("body {serial}"),
+            );
+        }
+        Change::Comment { mr, pick: i } => {
+            if let Some(iid) = pick(&items(gl, mr), i) {
+                gl.comment(APP, mr, iid, "dee", &format!("comment {serial}"));
+            }
+        }
+        Change::EditNote { mr, pick: i } | Change::DeleteNote { mr, pick: i } => {
+            if let Some(iid) = pick(&items(gl, mr), i) {
+                let p = gl.project_mut(APP);
+                let items = if mr { &p.merge_requests } else { &p.issues };
+                let notes: Vec<u64> = items[&iid].notes.iter().map(|n| n.id).collect();
+                if let Some(note) = pick(&notes, i) {
+                    if matches!(change, Change::EditNote { .. }) {
+                        gl.edit_note(APP, mr, iid, note, &format!("edited {serial}"));
+                    } else {
+                        gl.delete_note(APP, mr, iid, note);
+                    }
+                }
+            }
+        }
+        Change::Close { mr, pick: i } => {
+            if let Some(iid) = pick(&items(gl, mr), i) {
+                gl.close(APP, mr, iid);
+            }
+        }
+        Change::Delete { mr, pick: i } => {
+            if let Some(iid) = pick(&items(gl, mr), i) {
+                gl.delete(APP, mr, iid);
+            }
+        }
+    }
+}
+
+/// After every change and incremental run, what the runs sent so far (documents replaced,
+/// tombstones applied) equals what a fresh run sends.
+async fn incremental_equals_full(changes: Vec<Change>) -> Result<(), TestCaseError> {
+    let server = GitlabServer::start(workspace(), TOKEN).await;
+    let live = Synced::new(config(&server, &[APP]));
+    let mut held: BTreeMap<String, String> = BTreeMap::new();
+    let mut steps = vec![None];
+    steps.extend(changes.into_iter().map(Some));
+    for (serial, change) in steps.into_iter().enumerate() {
+        if let Some(change) = &change {
+            server.with(|gl| apply(gl, change, serial));
+        }
+        let run = live.run().await;
+        for id in &run.gone {
+            held.remove(id);
+        }
+        held.extend(run.documents);
+        let fresh = Synced::new(config(&server, &[APP])).run().await;
+        prop_assert!(fresh.gone.is_empty());
+        prop_assert_eq!(
+            &held,
+            &fresh.documents,
+            "after step {} ({:?}): incremental runs hold other documents than a fresh run",
+            serial,
+            change
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_equal_a_fresh_run_after_generated_changes() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let result = runner.run(&prop::collection::vec(change(), 1..8), |changes| {
+        tokio::task::block_in_place(|| handle.block_on(incremental_equals_full(changes)))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_note_is_noticed_though_the_issue_s_updated_at_does_not_move() {
+    let server = GitlabServer::start(workspace(), TOKEN).await;
+    let live = Synced::new(config(&server, &[APP]));
+    let first = live.run().await;
+    let issue = &first.documents["group/app/issues/1"];
+    assert!(issue.contains("Looks like the linker."), "{issue}");
+    assert!(
+        !issue.contains("added label"),
+        "system notes are left out by default: {issue}"
+    );
+    let mr = &first.documents["group/app/merge_requests/1"];
+    assert!(
+        mr.contains("(on build.rs line 12) This flag is only for x86."),
+        "{mr}"
+    );
+
+    // Nothing changed: no document is read or sent again.
+    server.clear_log();
+    let quiet = live.run().await;
+    assert!(quiet.documents.is_empty(), "{:?}", quiet.documents.keys());
+    let routes: BTreeSet<String> = server.log().into_iter().map(|(r, _)| r).collect();
+    assert!(
+        !routes.contains("issue_notes") && !routes.contains("merge_request_notes"),
+        "an unchanged issue cost a notes read: {routes:?}"
+    );
+
+    let (before, note) = server.with(|gl| {
+        let issue = &gl.project_mut(APP).issues[&1];
+        (issue.updated_at, issue.notes[0].id)
+    });
+    server.with(|gl| gl.delete_note(APP, false, 1, note));
+    assert_eq!(
+        server.with(|gl| gl.project_mut(APP).issues[&1].updated_at),
+        before
+    );
+    let after = live.run().await;
+    let issue = after
+        .documents
+        .get("group/app/issues/1")
+        .expect("the issue is sent again");
+    assert!(!issue.contains("Looks like the linker."), "{issue}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_gitlab_s_404_deletes_and_the_guard_withholds_a_mass_deletion() {
+    let server = GitlabServer::start(workspace(), TOKEN).await;
+    server.with(|gl| {
+        for i in 0..8 {
+            gl.open(APP, false, &format!("extra {i}"), "x");
+        }
+    });
+    let mut cfg = config(&server, &[APP]);
+    cfg.max_deletion_share = 0.2;
+    let live = Synced::new(cfg);
+    live.run().await;
+    server.with(|gl| gl.delete(APP, false, 2));
+    let one = live.run().await;
+    assert_eq!(one.gone, BTreeSet::from(["group/app/issues/2".to_string()]));
+    let asked: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|(r, _)| r == "issue")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        asked,
+        ["projects/7/issues/2"],
+        "an issue missing from the listing is asked for alone before it is deleted"
+    );
+
+    server.with(|gl| {
+        for iid in 3..9 {
+            gl.delete(APP, false, iid);
+        }
+    });
+    let withheld = live.run().await;
+    assert!(withheld.gone.is_empty(), "{:?}", withheld.gone);
+    let allowed = live.run_with(true).await.unwrap();
+    assert_eq!(allowed.gone.len(), 6, "{:?}", allowed.gone);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_stops_the_source_naming_its_variable_and_a_hidden_project_is_skipped() {
+    let server = GitlabServer::start(workspace(), TOKEN).await;
+    server.with(|gl| {
+        gl.add_project(8, "group/secret");
+        gl.forbidden.push("group/secret".into());
+    });
+    let live = Synced::new(config(&server, &["group/secret", "group/missing", APP]));
+    let run = live.run().await;
+    assert!(run.documents.contains_key("group/app/issues/1"));
+
+    let mut bad = config(&server, &[APP]);
+    let var = format!("{}_BAD", bad.token_env);
+    std::env::set_var(&var, "glpat-wrong-token");
+    bad.token_env = var.clone();
+    let error = Synced::new(bad)
+        .run_with(false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&var), "{error}");
+    assert!(
+        !error.contains("glpat-wrong-token") && !error.contains(TOKEN),
+        "{error}"
+    );
+}

@@ -1,0 +1,538 @@
+//! A local GitLab REST API v4 server for the `gitlab` source's tests, answering as GitLab
+//! documents (https://docs.gitlab.com/api/rest/, /api/issues/, /api/merge_requests/,
+//! /api/notes/). Each behaviour notes the documented behaviour it reproduces:
+//!
+//! - authentication by the `PRIVATE-TOKEN` header; a missing or wrong token answers 401
+//!   `{"message": "401 Unauthorized"}` (REST API: authentication);
+//! - `GET /projects/:id` by numeric id or URL-encoded path (`group%2Fapp`), 404
+//!   `{"message": "404 Project Not Found"}` for an unknown project, 403 for one the token may
+//!   not read (a project listed in `forbidden`);
+//! - issue and merge request listings ordered by `order_by` (`created_at` default,
+//!   `updated_at`) and `sort` (`desc` default), filtered by `updated_after`, offset-paged by
+//!   `page`/`per_page` (default 20, at most 100) with `x-page`, `x-per-page`, `x-next-page`
+//!   (empty on the last page) and a `Link` header with `rel="next"`; `x-total` and
+//!   `x-total-pages` only up to 10,000 records (REST API: pagination);
+//! - `user_notes_count` counts the human (non-system) notes;
+//! - a note created or edited touches its issue's `updated_at`; a deleted note does NOT (what
+//!   GitLab does, and why the source compares `user_notes_count`);
+//! - notes listed with `sort`/`order_by`, system notes (`"system": true`) among them; merge
+//!   request diff notes carry a `position` with `new_path` and `new_line`;
+//! - `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every answer
+//!   (gitlab.com rate limits), and 429 with `Retry-After` when a storm is switched on.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone)]
+pub struct FakeNote {
+    pub id: u64,
+    pub body: String,
+    pub author: String,
+    pub system: bool,
+    pub created_at: i64,
+    /// A merge request diff note: (file, line).
+    pub position: Option<(String, u64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeIssue {
+    pub iid: u64,
+    pub title: String,
+    pub description: String,
+    pub state: String,
+    pub labels: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub notes: Vec<FakeNote>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeProject {
+    pub id: u64,
+    pub path: String,
+    pub issues: BTreeMap<u64, FakeIssue>,
+    pub merge_requests: BTreeMap<u64, FakeIssue>,
+}
+
+/// The instance: projects, and a clock that only moves forward (every change is later).
+#[derive(Debug, Default)]
+pub struct Instance {
+    pub projects: Vec<FakeProject>,
+    /// Project paths the token may not read (403).
+    pub forbidden: Vec<String>,
+    clock: i64,
+    next_note: u64,
+}
+
+impl Instance {
+    fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        1_700_000_000 + self.clock * 60
+    }
+
+    pub fn add_project(&mut self, id: u64, path: &str) {
+        self.projects.push(FakeProject {
+            id,
+            path: path.to_string(),
+            ..FakeProject::default()
+        });
+    }
+
+    pub fn project_mut(&mut self, path: &str) -> &mut FakeProject {
+        self.projects
+            .iter_mut()
+            .find(|p| p.path == path)
+            .unwrap_or_else(|| panic!("no project {path}"))
+    }
+
+    fn items(&mut self, path: &str, mr: bool) -> &mut BTreeMap<u64, FakeIssue> {
+        let project = self.project_mut(path);
+        if mr {
+            &mut project.merge_requests
+        } else {
+            &mut project.issues
+        }
+    }
+
+    /// A new issue (or merge request); returns its iid.
+    pub fn open(&mut self, path: &str, mr: bool, title: &str, description: &str) -> u64 {
+        let at = self.tick();
+        let items = self.items(path, mr);
+        let iid = items.keys().max().copied().unwrap_or(0) + 1;
+        items.insert(
+            iid,
+            FakeIssue {
+                iid,
+                title: title.to_string(),
+                description: description.to_string(),
+                state: "opened".to_string(),
+                labels: Vec::new(),
+                created_at: at,
+                updated_at: at,
+                notes: Vec::new(),
+            },
+        );
+        iid
+    }
+
+    /// A note: touches the issue's `updated_at`, as GitLab does.
+    pub fn comment(&mut self, path: &str, mr: bool, iid: u64, author: &str, body: &str) -> u64 {
+        self.note(path, mr, iid, author, body, false, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn note(
+        &mut self,
+        path: &str,
+        mr: bool,
+        iid: u64,
+        author: &str,
+        body: &str,
+        system: bool,
+        position: Option<(String, u64)>,
+    ) -> u64 {
+        let at = self.tick();
+        self.next_note += 1;
+        let id = self.next_note;
+        let issue = self.items(path, mr).get_mut(&iid).expect("the issue");
+        issue.notes.push(FakeNote {
+            id,
+            body: body.to_string(),
+            author: author.to_string(),
+            system,
+            created_at: at,
+            position,
+        });
+        issue.updated_at = at;
+        id
+    }
+
+    /// An edited note: touches the issue's `updated_at`.
+    pub fn edit_note(&mut self, path: &str, mr: bool, iid: u64, note: u64, body: &str) {
+        let at = self.tick();
+        let issue = self.items(path, mr).get_mut(&iid).expect("the issue");
+        if let Some(n) = issue.notes.iter_mut().find(|n| n.id == note) {
+            n.body = body.to_string();
+            issue.updated_at = at;
+        }
+    }
+
+    /// A deleted note: `updated_at` does NOT move (GitLab's behaviour).
+    pub fn delete_note(&mut self, path: &str, mr: bool, iid: u64, note: u64) {
+        let issue = self.items(path, mr).get_mut(&iid).expect("the issue");
+        issue.notes.retain(|n| n.id != note);
+    }
+
+    pub fn close(&mut self, path: &str, mr: bool, iid: u64) {
+        let at = self.tick();
+        let issue = self.items(path, mr).get_mut(&iid).expect("the issue");
+        issue.state = "closed".to_string();
+        issue.updated_at = at;
+    }
+
+    pub fn delete(&mut self, path: &str, mr: bool, iid: u64) {
+        self.items(path, mr).remove(&iid);
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    instance: Instance,
+    token: String,
+    base: String,
+    /// (route, path) of every request, in order.
+    log: Vec<(String, String)>,
+    /// 429 with `Retry-After: 1` for this many answers.
+    storm: usize,
+}
+
+type Server = Arc<Mutex<Shared>>;
+
+pub struct GitlabServer {
+    shared: Server,
+    addr: SocketAddr,
+}
+
+impl GitlabServer {
+    pub async fn start(instance: Instance, token: &str) -> Self {
+        let shared: Server = Arc::new(Mutex::new(Shared {
+            instance,
+            token: token.to_string(),
+            ..Shared::default()
+        }));
+        let app = Router::new()
+            .route("/api/v4/projects/{id}", get(project))
+            .route("/api/v4/projects/{id}/{kind}", get(listing))
+            .route("/api/v4/projects/{id}/{kind}/{iid}", get(one))
+            .route("/api/v4/projects/{id}/{kind}/{iid}/notes", get(notes))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        shared.lock().unwrap().base = format!("http://{addr}");
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { shared, addr }
+    }
+
+    /// What the `gitlab` source's `base_url` is.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> R {
+        f(&mut self.shared.lock().unwrap().instance)
+    }
+
+    /// Every request so far: (route, path).
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.shared.lock().unwrap().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.shared.lock().unwrap().log.clear();
+    }
+
+    /// The next `n` answers are 429 with `Retry-After: 1`.
+    pub fn storm(&self, n: usize) {
+        self.shared.lock().unwrap().storm = n;
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "message": message }))).into_response()
+}
+
+/// Auth, the request log, the rate-limit headers and a storm, for every route (the refusal
+/// is the answer to send, big as answers are).
+#[allow(clippy::result_large_err)]
+fn admit(shared: &Server, headers: &HeaderMap, route: &str, path: String) -> Result<(), Response> {
+    let mut s = shared.lock().unwrap();
+    s.log.push((route.to_string(), path));
+    if s.storm > 0 {
+        s.storm -= 1;
+        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Retry later");
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+        return Err(r);
+    }
+    let token = headers.get("private-token").and_then(|v| v.to_str().ok());
+    if token != Some(s.token.as_str()) {
+        return Err(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
+    }
+    Ok(())
+}
+
+fn with_limits(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from_static("2000"));
+    h.insert("ratelimit-remaining", HeaderValue::from_static("1999"));
+    h.insert("ratelimit-reset", HeaderValue::from_static("1700000060"));
+    r
+}
+
+fn find<'a>(instance: &'a Instance, id: &str) -> Option<&'a FakeProject> {
+    instance
+        .projects
+        .iter()
+        .find(|p| p.id.to_string() == id || p.path == id)
+}
+
+async fn project(State(s): State<Server>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = admit(&s, &headers, "project", format!("projects/{id}")) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    if shared.instance.forbidden.contains(&id) {
+        return error(StatusCode::FORBIDDEN, "403 Forbidden");
+    }
+    match find(&shared.instance, &id) {
+        Some(p) => with_limits(
+            Json(json!({"id": p.id, "path_with_namespace": p.path, "web_url": format!("{}/{}", shared.base, p.path)}))
+                .into_response(),
+        ),
+        None => error(StatusCode::NOT_FOUND, "404 Project Not Found"),
+    }
+}
+
+fn issue_json(base: &str, project: &FakeProject, kind: &str, i: &FakeIssue) -> Value {
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    json!({
+        "id": project.id * 100_000 + i.iid,
+        "iid": i.iid,
+        "project_id": project.id,
+        "title": i.title,
+        "description": i.description,
+        "state": i.state,
+        "labels": i.labels,
+        "author": {"username": "ana", "name": "Ana"},
+        "assignees": [],
+        "milestone": null,
+        "web_url": format!("{base}/{}/-/{kind}/{}", project.path, i.iid),
+        "created_at": time(i.created_at),
+        "updated_at": time(i.updated_at),
+        "user_notes_count": i.notes.iter().filter(|n| !n.system).count(),
+    })
+}
+
+/// `page`/`per_page` offset paging with GitLab's headers and `Link: rel="next"`.
+fn paged(base: &str, path: &str, query: &BTreeMap<String, String>, items: Vec<Value>) -> Response {
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let page: usize = query
+        .get("page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let total = items.len();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect();
+    let more = page * per_page < total;
+    let mut r = with_limits(Json(Value::Array(slice)).into_response());
+    let h = r.headers_mut();
+    h.insert("x-page", HeaderValue::from_str(&page.to_string()).unwrap());
+    h.insert(
+        "x-per-page",
+        HeaderValue::from_str(&per_page.to_string()).unwrap(),
+    );
+    let next = if more {
+        (page + 1).to_string()
+    } else {
+        String::new()
+    };
+    h.insert("x-next-page", HeaderValue::from_str(&next).unwrap());
+    if total <= 10_000 {
+        h.insert(
+            "x-total",
+            HeaderValue::from_str(&total.to_string()).unwrap(),
+        );
+    }
+    if more {
+        let mut q: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| *k != "page")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        q.push(("page".into(), (page + 1).to_string()));
+        let qs: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q)
+            .finish();
+        let link = format!("<{base}/api/v4/{path}?{qs}>; rel=\"next\"");
+        h.insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    r
+}
+
+fn query_of(uri: &Uri) -> BTreeMap<String, String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn kind_of(kind: &str) -> Option<bool> {
+    match kind {
+        "issues" => Some(false),
+        "merge_requests" => Some(true),
+        _ => None,
+    }
+}
+
+async fn listing(
+    State(s): State<Server>,
+    Path((id, kind)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = query_of(&uri);
+    let Some(mr) = kind_of(&kind) else {
+        return error(StatusCode::NOT_FOUND, "404 Not Found");
+    };
+    if let Err(r) = admit(&s, &headers, &kind, format!("projects/{id}/{kind}")) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    let after = query
+        .get("updated_after")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.timestamp());
+    let mut items: Vec<&FakeIssue> = if mr { &p.merge_requests } else { &p.issues }
+        .values()
+        .filter(|i| after.is_none_or(|a| i.updated_at > a))
+        .collect();
+    let by_updated = query.get("order_by").map(String::as_str) == Some("updated_at");
+    items.sort_by_key(|i| {
+        (
+            if by_updated {
+                i.updated_at
+            } else {
+                i.created_at
+            },
+            i.iid,
+        )
+    });
+    if query.get("sort").map(String::as_str) != Some("asc") {
+        items.reverse();
+    }
+    let values = items
+        .into_iter()
+        .map(|i| issue_json(&shared.base, p, &kind, i))
+        .collect();
+    paged(
+        &shared.base,
+        &format!("projects/{id}/{kind}"),
+        &query,
+        values,
+    )
+}
+
+async fn one(
+    State(s): State<Server>,
+    Path((id, kind, iid)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(mr) = kind_of(&kind) else {
+        return error(StatusCode::NOT_FOUND, "404 Not Found");
+    };
+    let route = if mr { "merge_request" } else { "issue" };
+    if let Err(r) = admit(&s, &headers, route, format!("projects/{id}/{kind}/{iid}")) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let found = find(&shared.instance, &id).and_then(|p| {
+        let items = if mr { &p.merge_requests } else { &p.issues };
+        items
+            .get(&iid)
+            .map(|i| issue_json(&shared.base, p, &kind, i))
+    });
+    match found {
+        Some(v) => with_limits(Json(v).into_response()),
+        None => error(StatusCode::NOT_FOUND, "404 Not found"),
+    }
+}
+
+async fn notes(
+    State(s): State<Server>,
+    Path((id, kind, iid)): Path<(String, String, u64)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = query_of(&uri);
+    let Some(mr) = kind_of(&kind) else {
+        return error(StatusCode::NOT_FOUND, "404 Not Found");
+    };
+    let route = if mr {
+        "merge_request_notes"
+    } else {
+        "issue_notes"
+    };
+    if let Err(r) = admit(
+        &s,
+        &headers,
+        route,
+        format!("projects/{id}/{kind}/{iid}/notes"),
+    ) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    let items = if mr { &p.merge_requests } else { &p.issues };
+    let Some(issue) = items.get(&iid) else {
+        return error(StatusCode::NOT_FOUND, "404 Not found");
+    };
+    let time = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let mut notes: Vec<&FakeNote> = issue.notes.iter().collect();
+    if query.get("sort").map(String::as_str) != Some("asc") {
+        notes.reverse();
+    }
+    let values = notes
+        .into_iter()
+        .map(|n| {
+            let mut v = json!({
+                "id": n.id,
+                "body": n.body,
+                "author": {"username": n.author, "name": n.author},
+                "created_at": time(n.created_at),
+                "system": n.system,
+                "noteable_iid": iid,
+            });
+            if let Some((path, line)) = &n.position {
+                v["type"] = json!("DiffNote");
+                v["position"] = json!({"new_path": path, "new_line": line});
+            }
+            v
+        })
+        .collect();
+    paged(
+        &shared.base,
+        &format!("projects/{id}/{kind}/{iid}/notes"),
+        &query,
+        values,
+    )
+}
