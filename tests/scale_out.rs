@@ -144,3 +144,141 @@ async fn an_sqs_event_answers_only_the_poison_batch_as_failed() {
     embedder.kill().unwrap();
     embedder.wait().unwrap();
 }
+
+/// Three `kass embed --listen` workers on one queue against a provider that allows `LIMIT`
+/// requests per window for the whole account, strictly (429 beyond). With `workers = 3` each
+/// keeps to its share and paces itself adaptively: the provider never sees more than the limit
+/// plus the documented burst (one request per worker) in any window, the workers together
+/// still use at least 90 % of it while the queue has work for all three, and every chunk is
+/// stored exactly once. The visibility timeout (2 s) is shorter than a poll's work, so this
+/// also proves a message being worked on stays invisible to the other workers (its visibility
+/// is extended): no text is embedded twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_listeners_share_one_provider_budget() {
+    const LIMIT: usize = 12;
+    const WORKERS: usize = 3;
+    let window = Duration::from_millis(1000);
+    let mut strict = FakeOptions::new(Api::OpenAi);
+    strict.requests_per_window = Some(LIMIT);
+    strict.window = window;
+    let w = World::start(strict, "[embed]\nbatch_size = 3\n").await;
+    // The account's limit, shared by three workers, counted over the test's short window.
+    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
+        &format!("api_key_env = \"{KEY_ENV}\"\n"),
+        &format!(
+            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = {LIMIT}\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 1\n",
+            window.as_millis()
+        ),
+        1,
+    );
+    std::fs::write(&w.config, config).unwrap();
+    let docs: String = (0..300)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"id": format!("wiki/page-{i}"), "kind": "text",
+                       "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
+            )
+        })
+        .collect();
+    std::fs::write(w.dir.join("wiki.jsonl"), docs).unwrap();
+    w.setup_triggers("slack,wiki").await;
+    w.run(&["fetch"]).await;
+    let mut keys = w.batch_keys("slack").await;
+    keys.extend(w.batch_keys("wiki").await);
+    let expected = w.chunk_ids(&keys).await;
+    assert!(expected.len() > 250, "{}", expected.len());
+
+    let listeners: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let mut cmd = w.kass();
+            cmd.args([
+                "embed",
+                "--listen",
+                &format!("sqs://{}", split_world::QUEUE),
+                "--until-idle",
+                "--wait",
+                "1",
+                "--visibility-timeout",
+                "2",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(w.dir.join(format!("listener-{i}.log"))).unwrap())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    // The moment no message is left waiting: until then every worker has work.
+    let mut drained_at = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut children = listeners;
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "listeners did not finish"
+        );
+        if drained_at.is_none() && visible_messages(&w).await == 0 {
+            drained_at = Some(std::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (i, child) in children.iter_mut().enumerate() {
+        let status = child.wait().unwrap();
+        let log = std::fs::read_to_string(w.dir.join(format!("listener-{i}.log"))).unwrap();
+        assert!(status.success(), "listener {i} failed: {status}\n{log}");
+    }
+
+    // Nothing lost, nothing doubled, the queue empty.
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+    assert_eq!(w.queue_depth().await, 0);
+    let log = w.provider.log();
+    let mut sent = std::collections::HashMap::new();
+    for entry in log.iter().filter(|l| l.status == 200) {
+        for text in &entry.inputs {
+            *sent.entry(text.clone()).or_insert(0) += 1;
+        }
+    }
+    let twice: Vec<_> = sent.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "embedded more than once: {}", twice.len());
+
+    // Never more than the limit plus one request per worker in any window.
+    let (most, _) = w.provider.max_in_any_window();
+    let rejected = w.provider.count(429);
+    assert!(
+        most <= LIMIT + WORKERS,
+        "{most} requests in one window (limit {LIMIT}, burst {WORKERS}); {rejected} answered 429"
+    );
+    // At least 90 % of the limit while all three had work.
+    let first = log.iter().map(|l| l.at).min().unwrap();
+    let drained_at = drained_at.expect("the queue drained");
+    let busy = drained_at.duration_since(first);
+    assert!(busy >= window * 3, "too short to measure a rate: {busy:?}");
+    let accepted = log
+        .iter()
+        .filter(|l| l.status == 200 && l.at < drained_at)
+        .count();
+    let achieved = accepted as f64 / (busy.as_secs_f64() / window.as_secs_f64());
+    eprintln!(
+        "three workers: {accepted} requests in {busy:?}: {achieved:.2} per window of {LIMIT} allowed; most in one window {most}; {rejected} answered 429; {} requests in all",
+        log.len()
+    );
+    assert!(
+        achieved >= 0.9 * LIMIT as f64,
+        "{achieved:.2} requests per window, under 90 % of {LIMIT}"
+    );
+}
+
+async fn visible_messages(w: &World) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    w.sqs
+        .get_queue_attributes()
+        .queue_url(&w.queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&A::ApproximateNumberOfMessages]
+        .parse()
+        .unwrap()
+}

@@ -67,6 +67,10 @@ pub const LATENCY_TO_SEARCHABLE: &str = "kass_latency_to_searchable_seconds";
 pub const SQS_QUEUE_MESSAGES: &str = "kass_sqs_queue_messages";
 pub const EMBED_BUDGET_REQUESTS: &str = "kass_embed_budget_requests_per_minute";
 pub const EMBED_BUDGET_TOKENS: &str = "kass_embed_budget_tokens_per_minute";
+pub const EMBED_BUDGET_WORKERS: &str = "kass_embed_budget_workers";
+pub const EMBED_BUDGET_USED_REQUESTS: &str = "kass_embed_budget_used_requests_per_minute";
+pub const EMBED_BUDGET_USED_TOKENS: &str = "kass_embed_budget_used_tokens_per_minute";
+pub const EMBED_BUDGET_ADAPTIVE_REQUESTS: &str = "kass_embed_budget_adaptive_requests_per_minute";
 
 /// Buckets of [`LATENCY_TO_SEARCHABLE`], in seconds: from a batch embedded at once (one
 /// process) to one waiting a day for its embedder.
@@ -161,7 +165,23 @@ pub fn describe() {
     );
     describe_gauge!(
         EMBED_BUDGET_REQUESTS,
-        "Requests per minute an embedding endpoint is configured to send at most (0: no limit); compare with rate(kass_embed_requests_total[1m]) * 60."
+        "Requests per minute this worker may send to an embedding endpoint at most: the configured limit divided by [embed.provider] workers (0: no limit); compare with rate(kass_embed_requests_total[1m]) * 60."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_WORKERS,
+        "Workers sharing an embedding endpoint's limits ([embed.provider] workers): each keeps to its share."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_USED_REQUESTS,
+        "Requests this worker sent to an embedding endpoint in the last rate window, per minute."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_USED_TOKENS,
+        "Tokens this worker sent to an embedding endpoint in the last rate window, per minute."
+    );
+    describe_gauge!(
+        EMBED_BUDGET_ADAPTIVE_REQUESTS,
+        "Requests per minute this worker's adaptive pacing allows now: its share, lowered x0.9 on a 429, a 503 or a slow answer and raised again while answers are fast and 2xx (0: no limit)."
     );
     describe_gauge!(
         EMBED_BUDGET_TOKENS,
@@ -451,6 +471,20 @@ pub fn sqs_queue_messages(queue: &str, visible: u64, in_flight: u64) {
 pub fn embed_budget(endpoint: &str, requests_per_minute: f64, tokens_per_minute: f64) {
     gauge!(EMBED_BUDGET_REQUESTS, "provider" => endpoint.to_string()).set(requests_per_minute);
     gauge!(EMBED_BUDGET_TOKENS, "provider" => endpoint.to_string()).set(tokens_per_minute);
+}
+
+/// Workers sharing an endpoint's budget (`[embed.provider] workers`).
+pub fn embed_budget_workers(endpoint: &str, workers: u32) {
+    gauge!(EMBED_BUDGET_WORKERS, "provider" => endpoint.to_string()).set(f64::from(workers));
+}
+
+/// This worker's use of its budget over the last window, and the request rate its adaptive
+/// pacing allows now (all per minute; 0: unlimited).
+pub fn embed_budget_used(endpoint: &str, requests: f64, tokens: f64, adaptive_requests: f64) {
+    gauge!(EMBED_BUDGET_USED_REQUESTS, "provider" => endpoint.to_string()).set(requests);
+    gauge!(EMBED_BUDGET_USED_TOKENS, "provider" => endpoint.to_string()).set(tokens);
+    gauge!(EMBED_BUDGET_ADAPTIVE_REQUESTS, "provider" => endpoint.to_string())
+        .set(adaptive_requests);
 }
 
 /// Scopes still in backfill: `kass_source_backlog_scopes{source}`.

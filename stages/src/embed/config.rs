@@ -114,6 +114,9 @@ pub struct EndpointConfig {
     /// Local model: inputs per forward pass (default 8).
     pub micro_batch: Option<usize>,
     /// Local model: forward passes at once, each on one thread (default: one per core).
+    /// Remote providers: workers (`kass embed --listen` processes, concurrent Lambda
+    /// invocations) sharing this account's limits; each keeps to `requests_per_minute /
+    /// workers` and `tokens_per_minute / workers` (default 1). See docs/scaling.md.
     pub workers: Option<usize>,
     /// Local model: `auto` (default), `f32` or `int8` (dense layers in 8-bit integers).
     /// `auto` runs `int8` where the CPU has an int8 kernel faster than f32 (AVX2, AVX-VNNI or
@@ -255,6 +258,7 @@ impl EndpointConfig {
                     token_burst: provider.limits().max_tokens.min(u32::MAX as usize) as u32,
                     headroom: 0.02,
                     window: Duration::from_millis(self.rate_window_ms.unwrap_or(60_000).max(1)),
+                    workers: self.workers.unwrap_or(1).clamp(1, u32::MAX as usize) as u32,
                 }
             }
         };
@@ -276,14 +280,10 @@ impl EndpointConfig {
         ),
         EmbedConfigError,
     > {
-        if self.model_dir.is_some()
-            || self.micro_batch.is_some()
-            || self.workers.is_some()
-            || self.precision.is_some()
-        {
+        // `workers` means workers sharing the limits here (see the field).
+        if self.model_dir.is_some() || self.micro_batch.is_some() || self.precision.is_some() {
             return Err(err(
-                "model_dir, micro_batch, workers and precision apply to the local model only"
-                    .into(),
+                "model_dir, micro_batch and precision apply to the local model only".into(),
             ));
         }
         let d = wire.defaults();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use kass_pipeline::telemetry::{self, EmbedRetryScheduled};
 
-use super::rate_limit::{RateLimiter, RateLimits};
+use super::rate_limit::{RateLimiter, RateLimits, Signal};
 use super::{EmbedError, EmbeddingProvider, Embeddings, InputType};
 use kass_pipeline::retry::RetryPolicy;
 
@@ -26,17 +26,14 @@ impl Endpoint {
         limits: RateLimits,
         retry: RetryPolicy,
     ) -> Self {
-        // Per minute, whatever window tests shrink time to: "used / allowed" is one query.
-        let per_minute = |n: Option<u32>| {
-            n.map_or(0.0, |n| {
-                f64::from(n) * 60.0 / limits.window.as_secs_f64().max(1e-9)
-            })
-        };
+        // This worker's share, per minute whatever window tests shrink time to: "used /
+        // allowed" is one query.
         telemetry::embed_budget(
             &name,
-            per_minute(limits.requests_per_window),
-            per_minute(limits.tokens_per_window),
+            per_minute(&limits, limits.share(limits.requests_per_window)),
+            per_minute(&limits, limits.share(limits.tokens_per_window)),
         );
+        telemetry::embed_budget_workers(&name, limits.workers);
         Self {
             name,
             provider,
@@ -110,6 +107,14 @@ impl Endpoint {
             .await
             .and_then(|e| self.check(e, texts.len()));
         telemetry::embed_in_flight(&self.name, -1.0);
+        self.limiter.observe(signal_of(&result), started.elapsed());
+        let (requests, tokens) = self.limiter.used();
+        telemetry::embed_budget_used(
+            &self.name,
+            per_minute(&self.limits, Some(requests as f64)),
+            per_minute(&self.limits, Some(tokens as f64)),
+            per_minute(&self.limits, self.limiter.adaptive_rate()),
+        );
         telemetry::embed_request(
             &self.name,
             &status_label(&result),
@@ -138,6 +143,23 @@ impl Endpoint {
             )));
         }
         Ok(embeddings)
+    }
+}
+
+/// A count per `limits.window` as a count per minute (0: none).
+fn per_minute(limits: &RateLimits, n: Option<f64>) -> f64 {
+    n.map_or(0.0, |n| n * 60.0 / limits.window.as_secs_f64().max(1e-9))
+}
+
+/// What an answer says about the provider's load, for the adaptive pacer.
+fn signal_of(result: &Result<Embeddings, EmbedError>) -> Signal {
+    match result {
+        Ok(_) => Signal::Ok,
+        Err(EmbedError::RateLimited { .. })
+        | Err(EmbedError::Transient {
+            status: Some(503), ..
+        }) => Signal::Overloaded,
+        Err(_) => Signal::Neutral,
     }
 }
 

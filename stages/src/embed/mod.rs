@@ -3,13 +3,14 @@
 //! - [`provider`]: the one trait every API (and the local model) implements.
 //! - [`providers`]: Voyage, OpenAI (and compatible servers), Cohere, Hugging Face / TEI, and
 //!   the in-process local model (kass's own forward pass).
-//! - [`http`], [`rate_limit`], [`tokens`]: what every remote provider shares (with the one
+//! - [`http`], [`rate_limit`] (+ [`adaptive`] pacing), [`tokens`]: what every remote provider shares (with the one
 //!   retry loop, `kass_pipeline::retry`),
 //!   written once.
 //! - [`endpoint`], [`embedder`], [`batcher`], [`stage`]: budgets, retries, fallback, poison
 //!   isolation and dynamic batching, around any provider.
 //! - [`config`]: `[embed]` in kass.toml.
 
+pub mod adaptive;
 pub mod batcher;
 pub mod config;
 pub mod embedder;

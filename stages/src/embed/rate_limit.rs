@@ -10,13 +10,25 @@
 //! (`token_burst`, the request token cap): at most `tpm + token_burst` tokens per window.
 //! `headroom` (2 % by default) keeps the long-run rate just under the limit, so that network
 //! jitter does not push two requests into the provider's same window.
+//!
+//! Several workers, one account: with `workers = N` each worker keeps to `rpm / N` and
+//! `tpm / N`. Their clocks are not aligned, so over any window the provider sees at most
+//! `rpm + N * request_burst` requests from all of them (each worker's share plus its own
+//! burst) and `tpm + N * token_burst` tokens. On top of the share, each worker paces itself
+//! adaptively ([`super::adaptive`]): slower after a 429, a 503 or a slow answer, back up to its
+//! share while answers are fast and 2xx.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota};
 use kass_pipeline::rate_limit::{self, Pause};
 use tokio::time::Instant;
+
+use super::adaptive::AdaptivePacer;
+pub use super::adaptive::Signal;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
@@ -27,6 +39,8 @@ pub struct RateLimits {
     pub headroom: f64,
     /// One minute, except in tests that shrink time.
     pub window: Duration,
+    /// Workers (processes, Lambda invocations) sharing the budget: each keeps to its share.
+    pub workers: u32,
 }
 
 impl RateLimits {
@@ -38,7 +52,13 @@ impl RateLimits {
             token_burst: 1,
             headroom: 0.0,
             window: Duration::from_secs(60),
+            workers: 1,
         }
+    }
+
+    /// This worker's share of a budget of `per_window`.
+    pub fn share(&self, per_window: Option<u32>) -> Option<f64> {
+        per_window.map(|n| f64::from(n) / f64::from(self.workers.max(1)))
     }
 }
 
@@ -48,28 +68,36 @@ pub struct RateLimiter {
     requests: Option<DefaultDirectRateLimiter>,
     tokens: Option<(DefaultDirectRateLimiter, NonZeroU32)>,
     pause: Pause,
+    pacer: AdaptivePacer,
+    window: Duration,
+    /// Requests sent in the last window: (when, tokens), for the "used" gauges.
+    sent: Mutex<VecDeque<(Instant, usize)>>,
 }
 
-fn quota(per_window: u32, burst: u32, limits: &RateLimits) -> Quota {
-    rate_limit::quota(per_window as f64, burst, limits.headroom, limits.window)
+fn quota(per_window: f64, burst: u32, limits: &RateLimits) -> Quota {
+    rate_limit::quota(per_window, burst, limits.headroom, limits.window)
 }
 
 impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
-        let requests = limits
-            .requests_per_window
+        let rpm = limits.share(limits.requests_per_window);
+        let requests = rpm
             .map(|rpm| DefaultDirectRateLimiter::direct(quota(rpm, limits.request_burst, &limits)));
-        let tokens = limits.tokens_per_window.map(|tpm| {
+        let tokens = limits.share(limits.tokens_per_window).map(|tpm| {
             let burst = limits.token_burst.max(1);
             (
                 DefaultDirectRateLimiter::direct(quota(tpm, burst, &limits)),
                 NonZeroU32::new(burst).expect("at least 1"),
             )
         });
+        let headroom = 1.0 - limits.headroom.clamp(0.0, 0.5);
         Self {
             requests,
             tokens,
             pause: Pause::new(),
+            pacer: AdaptivePacer::new(rpm.map(|r| r * headroom), limits.window),
+            window: limits.window,
+            sent: Mutex::default(),
         }
     }
 
@@ -78,6 +106,7 @@ impl RateLimiter {
     pub async fn acquire(&self, tokens: usize) -> Duration {
         let started = Instant::now();
         self.pause.wait().await;
+        self.pacer.acquire().await;
         if let Some(requests) = &self.requests {
             requests.until_ready().await;
         }
@@ -87,7 +116,36 @@ impl RateLimiter {
             // Cannot fail: n <= burst.
             let _ = limiter.until_n_ready(n).await;
         }
+        let now = Instant::now();
+        let mut sent = self.sent.lock().expect("not poisoned");
+        while sent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= self.window)
+        {
+            sent.pop_front();
+        }
+        sent.push_back((now, tokens));
         started.elapsed()
+    }
+
+    /// Requests and tokens sent in the last window (this worker's use of its budget).
+    pub fn used(&self) -> (usize, usize) {
+        let sent = self.sent.lock().expect("not poisoned");
+        let now = Instant::now();
+        let recent = sent
+            .iter()
+            .filter(|(at, _)| now.duration_since(*at) < self.window);
+        recent.fold((0, 0), |(r, t), (_, n)| (r + 1, t + n))
+    }
+
+    /// Requests per window the adaptive pacer allows now (`None`: no request budget).
+    pub fn adaptive_rate(&self) -> Option<f64> {
+        self.pacer.rate()
+    }
+
+    /// Tells the adaptive pacer how a request went.
+    pub fn observe(&self, signal: Signal, rtt: Duration) {
+        self.pacer.observe(signal, rtt);
     }
 
     /// Holds every request of this endpoint back until `after` has passed (a 429's
@@ -109,7 +167,24 @@ mod tests {
             token_burst: 100,
             headroom: 0.0,
             window: Duration::from_millis(window_ms),
+            workers: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn each_of_n_workers_keeps_to_its_share() {
+        // 30 per 600 ms over 3 workers: 10 each, one per 60 ms; 6 requests take ~300 ms.
+        let mut shared = limits(Some(30), Some(3000), 600);
+        shared.workers = 3;
+        let limiter = RateLimiter::new(shared);
+        let started = Instant::now();
+        for _ in 0..6 {
+            limiter.acquire(1).await;
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(290), "{elapsed:?}");
+        assert_eq!(limiter.used(), (6, 6));
+        assert_eq!(limiter.adaptive_rate(), Some(10.0));
     }
 
     #[tokio::test]
