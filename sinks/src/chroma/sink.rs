@@ -2,8 +2,8 @@
 //! server allows, with the deterministic chunk ids (so re-processing a batch changes nothing),
 //! and deletes the chunks an edit replaced or a shorter document left past its end.
 //!
-//! The documents written are then settled ([`super::stale`]): grouped, at most every few
-//! seconds, and always before a chunk is reported stored (so before its batch is acknowledged).
+//! The documents written are then settled ([`super::stale`]): grouped, at most every 30
+//! seconds or one server batch of chunks, and always before a chunk is reported stored (so before its batch is acknowledged).
 //!
 //! Chroma down: the sink holds the vectors and tries again ([`super::outage`]); past the hold,
 //! the batch's vectors are dead-lettered (vectors included, so a
@@ -44,8 +44,12 @@ impl PipelineItem for StoredChunk {
 }
 
 /// Longest the documents of written chunks wait to be settled (stale, superseded and deleted
-/// chunks removed) and acknowledged.
-const SETTLE_EVERY: Duration = Duration::from_secs(5);
+/// chunks removed) and acknowledged. The chunks are searchable from their upsert on; what
+/// waits is the removal of what they replaced, and the acknowledgement of their batch (the
+/// listener keeps its messages invisible meanwhile). Settling a group costs two reads of the
+/// store whatever its size, so a slow embedder (one write every few seconds) still settles
+/// many writes at once.
+const SETTLE_EVERY: Duration = Duration::from_secs(30);
 
 pub struct ChromaSink {
     target: Arc<ChromaTarget>,
