@@ -166,7 +166,7 @@ async fn three_listeners_share_one_provider_budget() {
     let config = std::fs::read_to_string(&w.config).unwrap().replacen(
         &format!("api_key_env = \"{KEY_ENV}\"\n"),
         &format!(
-            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = {LIMIT}\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 1\n",
+            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = {LIMIT}\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = {WORKERS}\n",
             window.as_millis()
         ),
         1,
