@@ -4,7 +4,9 @@ use serde::Deserialize;
 
 use kass_pipeline::{FatalError, RawRecord, Source};
 
-use kass_sources::{files, gitlab_api, jsonl, slack_api, slack_export, BuildSource, SourceDeps};
+use kass_sources::{
+    files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource, SourceDeps,
+};
 
 /// One `[[sources]]` entry; `type` picks the source.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +22,8 @@ pub enum SourceConfig {
     SlackApi(slack_api::SlackApiConfig),
     /// GitLab projects' issues and merge requests with their notes, through the REST API v4.
     Gitlab(gitlab_api::GitlabApiConfig),
+    /// A GitLab project export (offline): the same documents and chunk ids as `gitlab`.
+    GitlabExport(gitlab_export::GitlabExportConfig),
 }
 
 impl SourceConfig {
@@ -31,6 +35,7 @@ impl SourceConfig {
             SourceConfig::SlackExport(c) => c.name(),
             SourceConfig::SlackApi(c) => c.name(),
             SourceConfig::Gitlab(c) => c.name(),
+            SourceConfig::GitlabExport(c) => c.name(),
         }
     }
 
@@ -42,6 +47,7 @@ impl SourceConfig {
             SourceConfig::SlackExport(_) => "slack_export",
             SourceConfig::SlackApi(_) => "slack_api",
             SourceConfig::Gitlab(_) => "gitlab",
+            SourceConfig::GitlabExport(_) => "gitlab_export",
         }
     }
 
@@ -79,6 +85,7 @@ impl SourceConfig {
             SourceConfig::SlackExport(c) => boxed(c, deps),
             SourceConfig::SlackApi(c) => boxed(c, deps),
             SourceConfig::Gitlab(c) => boxed(c, deps),
+            SourceConfig::GitlabExport(c) => boxed(c, deps),
         }
     }
 }

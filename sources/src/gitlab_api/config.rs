@@ -10,10 +10,11 @@ use kass_pipeline::FatalError;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
 
-use super::web::{GitlabWeb, Kind};
+use super::web::GitlabWeb;
 use super::GitlabApi;
 use crate::api::{ApiClient, ApiConfig, MethodLimiters, RateLimitConfig, Tier};
 use crate::deletion_guard::DeletionGuard;
+use crate::gitlab::model::Kind;
 use crate::{BuildSource, SourceDeps};
 
 /// One GitLab source.

@@ -13,7 +13,6 @@
 //! another is deleted while it pages). The driver applies the deletion guard.
 
 mod config;
-mod documents;
 mod state;
 mod web;
 
@@ -31,10 +30,11 @@ use crate::api::scope_driver::{
 use crate::api::ApiError;
 use crate::cursor::Cursor;
 use crate::deletion_guard::DeletionGuard;
+use crate::gitlab::documents::{document_id, iid_of, issue_record};
+use crate::gitlab::model::Kind;
 pub use config::{GitlabApiConfig, TokenKind};
-use documents::{document_id, iid_of, issue_record};
 use state::{ProjectState, Seen};
-use web::{GitlabWeb, Kind};
+use web::GitlabWeb;
 
 /// The running source; build it from a [`GitlabApiConfig`].
 #[derive(Debug)]

@@ -4,13 +4,13 @@
 //! sends for offset and keyset pagination alike), never by `x-total` or `x-total-pages`, which
 //! GitLab leaves out above 10,000 records.
 
-use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::api::paging::{linked_pages, next_link, Page, PageError};
 use crate::api::{ApiClient, ApiError};
+use crate::gitlab::model::{Issue, Kind, Note};
 
 /// Records per page: GitLab's maximum.
 const PER_PAGE: &str = "100";
@@ -20,113 +20,6 @@ const PER_PAGE: &str = "100";
 pub(super) struct Project {
     pub id: u64,
     pub path_with_namespace: String,
-}
-
-/// A user as GitLab embeds one (author, assignee).
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct User {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub name: String,
-}
-
-impl User {
-    pub fn shown(&self) -> &str {
-        if self.name.is_empty() {
-            &self.username
-        } else {
-            &self.name
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct Milestone {
-    #[serde(default)]
-    pub title: String,
-}
-
-/// An issue or a merge request as the listings answer it.
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct Issue {
-    pub iid: u64,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub state: String,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default)]
-    pub author: Option<User>,
-    #[serde(default)]
-    pub assignees: Vec<User>,
-    #[serde(default)]
-    pub milestone: Option<Milestone>,
-    #[serde(default)]
-    pub web_url: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// Human notes: a deleted note lowers it without touching `updated_at`.
-    #[serde(default)]
-    pub user_notes_count: u64,
-}
-
-/// Where a diff note sits (merge request review comments).
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct Position {
-    #[serde(default)]
-    pub new_path: Option<String>,
-    #[serde(default)]
-    pub new_line: Option<u64>,
-}
-
-/// A note (comment) of an issue or merge request.
-#[derive(Debug, Clone, Deserialize)]
-pub(super) struct Note {
-    pub id: u64,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub author: Option<User>,
-    pub created_at: DateTime<Utc>,
-    /// Notes GitLab writes itself ("changed the description", "closed").
-    #[serde(default)]
-    pub system: bool,
-    #[serde(default)]
-    pub position: Option<Position>,
-}
-
-/// What a listing is of: issues or merge requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    Issues,
-    MergeRequests,
-}
-
-impl Kind {
-    pub fn path(self) -> &'static str {
-        match self {
-            Kind::Issues => "issues",
-            Kind::MergeRequests => "merge_requests",
-        }
-    }
-
-    fn notes_route(self) -> &'static str {
-        match self {
-            Kind::Issues => "issue_notes",
-            Kind::MergeRequests => "merge_request_notes",
-        }
-    }
-
-    fn one_route(self) -> &'static str {
-        match self {
-            Kind::Issues => "issue",
-            Kind::MergeRequests => "merge_request",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -4,15 +4,15 @@
 
 use kass_pipeline::{Document, DocumentKind, Message, MetaValue, Metadata, RawRecord};
 
-use super::web::{Issue, Kind, Note};
+use super::model::{Issue, Kind, Note};
 
 /// The document id of an issue or merge request: `{project path}/{issues|merge_requests}/{iid}`.
-pub(super) fn document_id(project: &str, kind: Kind, iid: u64) -> String {
+pub(crate) fn document_id(project: &str, kind: Kind, iid: u64) -> String {
     format!("{project}/{}/{iid}", kind.path())
 }
 
 /// The `iid` of a document of `kind` in `project`, if the id is one.
-pub(super) fn iid_of(project: &str, kind: Kind, document_id: &str) -> Option<u64> {
+pub(crate) fn iid_of(project: &str, kind: Kind, document_id: &str) -> Option<u64> {
     document_id
         .strip_prefix(project)?
         .strip_prefix('/')?
@@ -23,7 +23,7 @@ pub(super) fn iid_of(project: &str, kind: Kind, document_id: &str) -> Option<u64
 }
 
 /// The document of `issue` and its `notes` (system notes only with `system_notes`).
-pub(super) fn issue_record(
+pub(crate) fn issue_record(
     source: &str,
     project: &str,
     kind: Kind,
