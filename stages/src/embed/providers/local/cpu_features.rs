@@ -166,21 +166,16 @@ impl CpuPath {
     }
 
     /// Whether attention runs in bf16 (`vdpbf16ps`) for the int8 precision, heads `d` wide.
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn bf16_attention(self, d: usize) -> bool {
         self == CpuPath::Avx512 && d.is_multiple_of(32) && avx512_bf16()
     }
 }
 
 /// AVX-512 BF16 on top of the `avx512` path.
+#[cfg(target_arch = "x86_64")]
 pub(super) fn avx512_bf16() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        CpuPath::Avx512.supported() && std::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    CpuPath::Avx512.supported() && std::is_x86_feature_detected!("avx512bf16")
 }
 
 impl fmt::Display for CpuPath {
@@ -227,10 +222,13 @@ mod tests {
             assert!(CpuPath::Avx2.supported());
         }
         assert!(CpuPath::Portable.supported());
-        if avx512_bf16() {
-            assert!(CpuPath::Avx512.bf16_attention(32));
-            assert!(!CpuPath::Avx512.bf16_attention(48));
+        #[cfg(target_arch = "x86_64")]
+        {
+            if avx512_bf16() {
+                assert!(CpuPath::Avx512.bf16_attention(32));
+                assert!(!CpuPath::Avx512.bf16_attention(48));
+            }
+            assert!(!CpuPath::Avx2.bf16_attention(32));
         }
-        assert!(!CpuPath::Avx2.bf16_attention(32));
     }
 }

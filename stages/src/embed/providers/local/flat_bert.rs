@@ -110,6 +110,7 @@ pub(super) struct FlatBert {
     embedding_norm: Norm,
     layers: Vec<Layer>,
     /// Attention's products in bf16 (the `int8` precision, on a CPU with AVX-512 BF16).
+    #[cfg(target_arch = "x86_64")]
     bf16_attention: bool,
     /// The SIMD code this model runs (its int8 matrices are packed for it).
     path: CpuPath,
@@ -205,6 +206,7 @@ impl FlatBert {
             token_type: token_types[..shape.hidden_size].to_vec(),
             embedding_norm: norm("embeddings")?,
             layers,
+            #[cfg(target_arch = "x86_64")]
             bf16_attention: int8
                 && path.bf16_attention(shape.hidden_size / shape.num_attention_heads),
             path,

@@ -87,6 +87,7 @@ pub(super) struct QuantizedRows {
     scales: Vec<f32>,
     minimums: Vec<f32>,
     /// `values` widened to i16, for the `avx2` kernel.
+    #[cfg(target_arch = "x86_64")]
     wide: Vec<i16>,
 }
 
