@@ -37,6 +37,17 @@ pub struct ScopeDeletions<'a> {
 }
 
 impl DeletionGuard {
+    /// The guard of a source whose `max_deletion_share` is `max_share` (checked: 0 to 1);
+    /// `allowed` is the run's `--allow-deletions`.
+    pub fn new(max_share: f64, allowed: bool) -> Result<Self, String> {
+        if !(0.0..=1.0).contains(&max_share) {
+            return Err(format!(
+                "max_deletion_share must be between 0 and 1, not {max_share}"
+            ));
+        }
+        Ok(Self { max_share, allowed })
+    }
+
     /// The scopes whose deletions are withheld this run: each scope losing more than
     /// `max_share` of what it held, and every scope with deletions when the source as a whole
     /// would (`scopes` lists every scope the source holds, those with nothing gone included).

@@ -90,6 +90,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// What `include` names (`issues`, `merge_requests`), or an error naming the one unknown.
+    pub fn parse_include(include: &[String]) -> Result<Vec<Kind>, String> {
+        include
+            .iter()
+            .map(|what| match what.as_str() {
+                "issues" => Ok(Kind::Issues),
+                "merge_requests" => Ok(Kind::MergeRequests),
+                other => Err(format!(
+                    "include: `{other}` is not one of issues, merge_requests"
+                )),
+            })
+            .collect()
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Kind::Issues => "issues",

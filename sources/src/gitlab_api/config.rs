@@ -5,14 +5,13 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use kass_pipeline::http::Auth;
 use kass_pipeline::retry::RetryPolicy;
-use kass_pipeline::secret::Secret;
 use kass_pipeline::FatalError;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
 
 use super::web::GitlabWeb;
 use super::GitlabApi;
-use crate::api::{ApiClient, ApiConfig, MethodLimiters, RateLimitConfig, Tier};
+use crate::api::{settings, ApiClient, ApiConfig, MethodLimiters, RateLimitConfig, Tier};
 use crate::deletion_guard::DeletionGuard;
 use crate::gitlab::model::Kind;
 use crate::{BuildSource, SourceDeps};
@@ -121,35 +120,16 @@ impl BuildSource for GitlabApiConfig {
     fn build_with(self, deps: SourceDeps) -> Result<GitlabApi, FatalError> {
         let bad =
             |reason: String| FatalError::Config(format!("gitlab source `{}`: {reason}", self.name));
-        let token = Secret::from_env(&self.token_env)
-            .map_err(|e| bad(e.to_string()))?
-            .ok_or_else(|| bad(format!("{} is not set (the access token)", self.token_env)))?;
-        if !(0.0..=1.0).contains(&self.max_deletion_share) {
-            return Err(bad(format!(
-                "max_deletion_share must be between 0 and 1, not {}",
-                self.max_deletion_share
-            )));
-        }
-        if self.max_pages == 0 {
-            return Err(bad("max_pages must be at least 1".to_string()));
-        }
+        let token = settings::credentials(&self.token_env, "the access token").map_err(bad)?;
+        let guard =
+            DeletionGuard::new(self.max_deletion_share, deps.allow_deletions).map_err(bad)?;
+        let max_pages = settings::max_pages(self.max_pages).map_err(bad)?;
         if self.projects.is_empty() {
             return Err(bad(
                 "projects is empty: name at least one project".to_string()
             ));
         }
-        let mut kinds = Vec::new();
-        for what in &self.include {
-            kinds.push(match what.as_str() {
-                "issues" => Kind::Issues,
-                "merge_requests" => Kind::MergeRequests,
-                other => {
-                    return Err(bad(format!(
-                        "include: `{other}` is not one of issues, merge_requests"
-                    )))
-                }
-            });
-        }
+        let kinds = Kind::parse_include(&self.include).map_err(bad)?;
         if self.requests_per_minute.is_nan() || self.requests_per_minute <= 0.0 {
             return Err(bad(format!(
                 "requests_per_minute must be a positive number, not {}",
@@ -177,15 +157,9 @@ impl BuildSource for GitlabApiConfig {
         })
         .map_err(|e| bad(e.to_string()))?;
         Ok(GitlabApi {
-            web: GitlabWeb {
-                client,
-                max_pages: self.max_pages,
-            },
+            web: GitlabWeb { client, max_pages },
             kinds,
-            guard: DeletionGuard {
-                max_share: self.max_deletion_share,
-                allowed: deps.allow_deletions,
-            },
+            guard,
             cursor: deps.cursor,
             outbox: deps.tombstones,
             config: self,

@@ -73,18 +73,7 @@ impl BuildSource for GitlabExportConfig {
                 self.path.display()
             )));
         }
-        let mut kinds = Vec::new();
-        for what in &self.include {
-            kinds.push(match what.as_str() {
-                "issues" => Kind::Issues,
-                "merge_requests" => Kind::MergeRequests,
-                other => {
-                    return Err(bad(format!(
-                        "include: `{other}` is not one of issues, merge_requests"
-                    )))
-                }
-            });
-        }
+        let kinds = Kind::parse_include(&self.include).map_err(bad)?;
         Ok(GitlabExport {
             config: self,
             kinds,

@@ -7,14 +7,13 @@ use chrono::NaiveDate;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use kass_pipeline::http::Auth;
 use kass_pipeline::retry::RetryPolicy;
-use kass_pipeline::secret::Secret;
 use kass_pipeline::FatalError;
 use serde::Deserialize;
 
 use super::tier::RateTier;
 use super::web::{envelope_check, SlackWeb};
 use super::SlackApi;
-use crate::api::{ApiClient, ApiConfig, MethodLimiters, RateLimitConfig};
+use crate::api::{settings, ApiClient, ApiConfig, MethodLimiters, RateLimitConfig};
 use crate::deletion_guard::DeletionGuard;
 use crate::{BuildSource, SourceDeps};
 
@@ -141,18 +140,10 @@ impl BuildSource for SlackApiConfig {
         let bad = |reason: String| {
             FatalError::Config(format!("slack_api source `{}`: {reason}", self.name))
         };
-        let token = Secret::from_env(&self.token_env)
-            .map_err(|e| bad(e.to_string()))?
-            .ok_or_else(|| bad(format!("{} is not set (the bot token)", self.token_env)))?;
-        if !(0.0..=1.0).contains(&self.max_deletion_share) {
-            return Err(bad(format!(
-                "max_deletion_share must be between 0 and 1, not {}",
-                self.max_deletion_share
-            )));
-        }
-        if self.max_pages == 0 {
-            return Err(bad("max_pages must be at least 1".to_string()));
-        }
+        let token = settings::credentials(&self.token_env, "the bot token").map_err(bad)?;
+        let guard =
+            DeletionGuard::new(self.max_deletion_share, deps.allow_deletions).map_err(bad)?;
+        let max_pages = settings::max_pages(self.max_pages).map_err(bad)?;
         let page_max = self.rate_tier.page_max();
         let page_size = self.page_size.unwrap_or(page_max);
         if !(1..=page_max).contains(&page_size) {
@@ -178,14 +169,11 @@ impl BuildSource for SlackApiConfig {
             web: SlackWeb {
                 client,
                 page_size,
-                max_pages: self.max_pages,
+                max_pages,
             },
             include,
             exclude,
-            guard: DeletionGuard {
-                max_share: self.max_deletion_share,
-                allowed: deps.allow_deletions,
-            },
+            guard,
             cursor: deps.cursor,
             outbox: deps.tombstones,
             config: self,
