@@ -19,8 +19,8 @@ use crate::assembly::{fetch_half, load_cursors, record_fetch_success, save_curso
 use crate::config::KassConfig;
 use crate::logging::{error_text, init_logging, LogFormat};
 use crate::split::EmbedHalf;
-use kass_sources::s3_events::listener::dead_letter_event;
 use kass_sources::s3_events::sqs_event::sqs_messages;
+use kass_sources::s3_events::unreadable_event::dead_letter_event;
 
 /// The configuration: `KASS_CONFIG_TOML` holds the TOML text itself (a Lambda has no config
 /// file); `S3_BUCKET_NAME`, `CHROMADB_HOST`, `CHROMADB_PORT` and the other documented variables

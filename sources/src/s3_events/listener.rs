@@ -9,40 +9,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use kass_pipeline::batch::BatchRef;
-use kass_pipeline::dead_letter::{self, DeadLetter};
 use kass_pipeline::shutdown::Shutdown;
-use kass_pipeline::store::{ObjectStore, StoreError};
+use kass_pipeline::store::ObjectStore;
 use kass_pipeline::topology::RunReport;
-use kass_pipeline::{FailureKind, ItemError, ItemKind};
 
-use super::announcement::UnknownEvent;
 use super::sqs::{QueueMessage, SqsQueue};
 use super::sqs_event::{Delivery, Message, Redeliver};
-
-/// Records a notification nobody can read, so that it is seen and not retried forever;
-/// through the one letter writer, so it is counted with the others.
-pub async fn dead_letter_event(
-    store: &dyn ObjectStore,
-    origin: &str,
-    id: &str,
-    body: &str,
-    error: &UnknownEvent,
-) -> Result<(), StoreError> {
-    let letter = DeadLetter::new(
-        "s3_events",
-        origin,
-        id,
-        ItemKind::Event,
-        &Value::String(body.to_string()),
-        &ItemError::new(FailureKind::UnknownEvent, error.to_string()),
-    );
-    dead_letter::write(store, &letter).await?;
-    tracing::warn!(origin, id, error = %error, "unreadable event dead-lettered");
-    Ok(())
-}
 
 /// Wait after a failed poll or embedding before trying again.
 const OUTAGE_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);

@@ -17,7 +17,7 @@ use kass_pipeline::store::ObjectStore;
 use kass_pipeline::topology::RunReport;
 
 use super::announced::Announced;
-use super::listener::dead_letter_event;
+use super::unreadable_event::dead_letter_event;
 
 /// One queue message: its id and its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
