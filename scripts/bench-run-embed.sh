@@ -57,7 +57,7 @@ name = "texts"
 path = "$work/texts/$set"
 [embed.provider]
 kind = "local"
-$([ "$precision" = f32 ] || echo "precision = \"$precision\"")
+precision = "$precision"
 TOML
   local started ended
   started=$(date +%s.%N)

@@ -219,7 +219,7 @@ name = "texts"
 path = "$texts"
 [embed.provider]
 kind = "local"
-$([ "$3" = f32 ] || echo "precision = \"$3\"")
+precision = "$3"
 TOML
     }
     for round in $(seq 1 "$repeats"); do
