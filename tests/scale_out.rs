@@ -150,7 +150,7 @@ async fn an_sqs_event_answers_only_the_poison_batch_as_failed() {
 /// keeps to its share and paces itself adaptively: the provider never sees more than the limit
 /// plus the documented burst (one request per worker) in any window, the workers together
 /// still use at least 90 % of it while the queue has work for all three, and every chunk is
-/// stored exactly once. The visibility timeout (2 s) is shorter than a poll's work, so this
+/// stored exactly once. The visibility timeout (3 s) is shorter than a poll's work, so this
 /// also proves a message being worked on stays invisible to the other workers (its visibility
 /// is extended): no text is embedded twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +200,7 @@ async fn three_listeners_share_one_provider_budget() {
                 "--wait",
                 "1",
                 "--visibility-timeout",
-                "2",
+                "3",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(w.dir.join(format!("listener-{i}.log"))).unwrap())

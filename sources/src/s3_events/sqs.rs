@@ -204,7 +204,9 @@ impl SqsQueue {
         let queue = self.clone();
         let receipt = message.receipt_handle.clone();
         let timeout = self.settings.visibility_timeout;
-        let period = (timeout / 2).max(Duration::from_secs(1));
+        // Extended four times a timeout: a late extension (a loaded machine, a slow queue)
+        // still lands before the message shows again to another worker.
+        let period = (timeout / 4).max(Duration::from_millis(250));
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
