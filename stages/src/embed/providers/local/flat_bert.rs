@@ -290,11 +290,16 @@ impl FlatBert {
         tokens: usize,
         lengths: &[usize],
     ) -> Vec<f32> {
-        SCRATCH.with_borrow_mut(|scratch| {
-            for layer in &self.layers {
-                self.layer::<FMA>(layer, &mut x, tokens, lengths, scratch);
-            }
-        });
+        // The buffers are taken out of the thread-local and put back, not borrowed in a
+        // closure: a closure is a function of its own, compiled once for the baseline CPU
+        // whatever the target features of the callers it could be inlined into. With two such
+        // callers (the avx512 and avx2 passes) it was no longer inlined, and the whole pass ran
+        // baseline code with `mul_add` as a libm call: f32 3.4x slower than before.
+        let mut scratch = SCRATCH.take();
+        for layer in &self.layers {
+            self.layer::<FMA>(layer, &mut x, tokens, lengths, &mut scratch);
+        }
+        SCRATCH.set(scratch);
         x
     }
 
