@@ -6,6 +6,8 @@
 #   2. `kass replay` of the same batches into the same collection (everything stored already:
 #      the path every redelivery takes): wall seconds and requests.
 # Usage: scripts/bench-versions-cost.sh BASE_BIN NEW_BIN [rounds] [slack export dir]
+# KASS_BENCH_EXTRA_TOML is appended to both configs (e.g. the same `[embed.provider]` precision
+# for builds whose defaults differ).
 # Prints the CPU flags it ran on, each round's figures, and the medians with NEW/BASE ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +54,7 @@ collection = "$name-$round"
 type = "slack_export"
 name = "slack"
 path = "$src"
+${KASS_BENCH_EXTRA_TOML:-}
 TOML
   snapshot
   local t0 t1
