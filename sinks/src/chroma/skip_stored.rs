@@ -22,7 +22,7 @@
 //! answer) lets the chunks pass: embedding them again is only a cost, and the upsert is
 //! idempotent.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,15 +109,16 @@ impl SkipStored {
     /// The stored chunks of the documents of `chunks`, with their metadata; waits out an
     /// outage for at most the hold (see the module docs).
     async fn stored(&self, chunks: &[Chunk], ctx: &StageContext) -> Result<Stored, ChromaError> {
-        let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut by_source: HashMap<&str, BTreeSet<&str>> = HashMap::new();
         for chunk in chunks {
-            let names = by_source.entry(chunk.source.as_str()).or_default();
-            if !names.contains(&chunk.document_id.as_str()) {
-                names.push(chunk.document_id.as_str());
-            }
+            by_source
+                .entry(chunk.source.as_str())
+                .or_default()
+                .insert(chunk.document_id.as_str());
         }
         let mut stored = Stored::default();
         for (source, names) in by_source {
+            let names: Vec<&str> = names.into_iter().collect();
             let found = outage::hold(&self.target, ctx, || {
                 documents::stored_chunks(&self.target, source, &names)
             })
