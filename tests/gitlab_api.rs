@@ -100,12 +100,21 @@ async fn a_phrase_only_in_a_comment_finds_its_issue_and_deletions_reach_chroma()
     )
     .unwrap();
     let cfg = config.clone();
-    let hit = tokio::task::spawn_blocking(move || {
+    let (hit, status) = tokio::task::spawn_blocking(move || {
         run(&["run"], &cfg);
-        top_hit(&cfg, "the CI machine had no free disk left")
+        (
+            top_hit(&cfg, "the CI machine had no free disk left"),
+            run(&["status", "--json"], &cfg),
+        )
     })
     .await
     .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let scopes = &status["sources"][0]["scopes"];
+    assert_eq!(scopes["kind"], "projects", "{status}");
+    assert_eq!(scopes["scopes"], 1, "{status}");
+    assert_eq!(scopes["in_backlog"], 0, "{status}");
+    assert_eq!(scopes["documents"], 2, "{status}");
     assert_eq!(
         hit["metadata"]["document_id"], "group/app/issues/1",
         "{hit}"
@@ -155,7 +164,7 @@ async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
     let secret_arn = aws_sdk_secretsmanager::Client::new(&shared)
         .create_secret()
         .name("kass/gitlab")
-        .secret_string(format!(r#"{{"{TOKEN_ENV}": "{TOKEN}x"}}"#))
+        .secret_string(format!(r#"{{"{TOKEN_ENV}": "{TOKEN}"}}"#))
         .send()
         .await
         .unwrap()

@@ -15,7 +15,9 @@ use kass::config::KassConfig;
 use kass::source_config::SourceConfig;
 use kass_pipeline::dead_letter;
 use kass_pipeline::store::{build_store, ObjectStore};
+use kass_sources::api::scope_status::ScopeStatus;
 use kass_sources::cursor::CursorState;
+use kass_sources::gitlab_api;
 use kass_sources::slack_api::SyncStatus;
 
 use super::query::collection_counts;
@@ -42,6 +44,17 @@ struct SourceStatus {
     /// An API source's channels, backfill and position.
     #[serde(skip_serializing_if = "Option::is_none")]
     sync: Option<SyncStatus>,
+    /// Another API source's scopes (projects, ...) and what it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scopes: Option<Scopes>,
+}
+
+/// The scopes of an API source on the shared driver, with what they are called.
+#[derive(Debug, Serialize)]
+struct Scopes {
+    kind: &'static str,
+    #[serde(flatten)]
+    status: ScopeStatus,
 }
 
 /// Dead letters of one stage, failure kind and item kind.
@@ -130,12 +143,21 @@ async fn source_status(store: &dyn ObjectStore, source: &SourceConfig) -> Result
         (SourceConfig::SlackApi(_), None) => Some(SyncStatus::default()),
         _ => None,
     };
+    let empty = CursorState::default();
+    let scopes = match source {
+        SourceConfig::Gitlab(_) => Some(Scopes {
+            kind: "projects",
+            status: gitlab_api::status(cursor.as_ref().unwrap_or(&empty)),
+        }),
+        _ => None,
+    };
     Ok(SourceStatus {
         name: source.name().to_string(),
         kind,
         last_fetch: cursor.as_ref().and_then(|c| c.saved_at),
         inputs_read: cursor.as_ref().map_or(0, |c| c.inputs.len()),
         sync,
+        scopes,
     })
 }
 
@@ -152,12 +174,25 @@ fn describe(s: &SourceStatus) -> String {
         }
         None => "never fetched (no cursor in the store)".to_string(),
     };
-    let position = match &s.sync {
-        Some(sync) => {
-            let at = |t: Option<i64>| {
-                t.and_then(|t| DateTime::from_timestamp(t, 0))
-                    .map_or("-".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string())
+    let at = |t: Option<i64>| {
+        t.and_then(|t| DateTime::from_timestamp(t, 0))
+            .map_or("-".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string())
+    };
+    let position = match (&s.sync, &s.scopes) {
+        (_, Some(Scopes { kind, status })) => {
+            let unreadable = match status.unreadable {
+                0 => String::new(),
+                n => format!(", {n} unreadable saved states"),
             };
+            format!(
+                "{} {kind}, {} never read completely, read up to {}, {} documents{unreadable}",
+                status.scopes,
+                status.in_backlog,
+                at(status.read_until),
+                status.documents
+            )
+        }
+        (Some(sync), None) => {
             format!(
                 "{} channels, {} in backfill (reached {}), read up to {}, {} documents, {} threads watched",
                 sync.channels,
@@ -168,7 +203,7 @@ fn describe(s: &SourceStatus) -> String {
                 sync.watched_threads
             )
         }
-        None => format!("{} inputs read", s.inputs_read),
+        (None, None) => format!("{} inputs read", s.inputs_read),
     };
     format!("{when}; {position}")
 }

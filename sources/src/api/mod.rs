@@ -10,6 +10,7 @@
 //! - [`scope_driver`]: the per-scope lifecycle of an incremental source (state, order, skips,
 //!   document versions, tombstones and the deletion guard, metrics); a source supplies how
 //!   to read one scope.
+//! - [`scope_status`]: the standing of a driver source's scopes from its cursor alone.
 //! - [`settings`]: credentials from the environment and the page cap, checked alike.
 //! - [`paging`]: cursor, page-number and `Link`-header pagination as streams of pages, and
 //!   which reads are complete (a loop, a page that announces more but names none, a cap).
@@ -18,6 +19,7 @@ pub mod client;
 pub mod paging;
 pub mod rate_limit;
 pub mod scope_driver;
+pub mod scope_status;
 pub mod settings;
 
 pub use client::{AnswerCheck, ApiClient, ApiConfig, ApiError, Verdict};

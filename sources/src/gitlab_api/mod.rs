@@ -16,7 +16,7 @@ mod config;
 mod state;
 mod web;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -217,26 +217,6 @@ impl GitlabApi {
 }
 
 /// Where a `gitlab` source stands, from its saved cursor (for `kass status`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct GitlabStatus {
-    pub projects: usize,
-    pub documents: usize,
-    pub read_until: Option<i64>,
-}
-
-impl GitlabStatus {
-    pub fn of(cursor: &crate::cursor::CursorState) -> Self {
-        let mut status = Self::default();
-        let states: BTreeMap<&String, ProjectState> = cursor
-            .scopes
-            .iter()
-            .filter_map(|(k, v)| Some((k, serde_json::from_value(v.clone()).ok()?)))
-            .collect();
-        for state in states.values() {
-            status.projects += 1;
-            status.documents += state.documents.len();
-            status.read_until = status.read_until.max(state.read_until);
-        }
-        status
-    }
+pub fn status(cursor: &crate::cursor::CursorState) -> crate::api::scope_status::ScopeStatus {
+    crate::api::scope_status::ScopeStatus::of::<ProjectState>(cursor)
 }
