@@ -328,7 +328,10 @@ where
                     Err(e) => {
                         let text = error_text(&e);
                         tracing::error!(error = %text, "invocation failed");
-                        Err(lambda_runtime::Error::from(text))
+                        Err(lambda_runtime::Diagnostic {
+                            error_type: error_type(&e).to_string(),
+                            error_message: text,
+                        })
                     }
                 }
             }
@@ -337,9 +340,34 @@ where
     .await
 }
 
+/// The `errorType` an invocation's failure reports to Lambda (CloudWatch, a caller, a dead
+/// letter queue groups by it): what kind of failure it was, not the Rust type that carried
+/// it (`&Box<dyn Error>` by default).
+fn error_type(e: &anyhow::Error) -> &'static str {
+    use kass_pipeline::FatalError;
+    match e.chain().find_map(|c| c.downcast_ref::<FatalError>()) {
+        Some(FatalError::Config(_)) => "kass.Configuration",
+        Some(FatalError::Store(_)) => "kass.Store",
+        Some(FatalError::Stage { .. }) => "kass.StageFailed",
+        Some(FatalError::Panicked(_)) => "kass.StagePanicked",
+        None => "kass.InvocationFailed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_reports_what_kind_it_was() {
+        let config = anyhow::Error::new(kass_pipeline::FatalError::Config("bad".into()))
+            .context("fetch failed");
+        assert_eq!(error_type(&config), "kass.Configuration");
+        assert_eq!(
+            error_type(&anyhow::anyhow!("other")),
+            "kass.InvocationFailed"
+        );
+    }
 
     #[test]
     fn every_value_of_the_secret_is_registered_for_redaction() {
