@@ -571,6 +571,17 @@ fn grouped_workspace() -> Instance {
         &[("lib.py", Some(b"def f():\n    return 1\n"))],
     );
     gl.push(OLD, "main", &[("notes.txt", Some(b"archived but kept"))]);
+    // The files the generated commits change, there from the start in both projects.
+    for project in [APP, LIB] {
+        for i in 0..5 {
+            let name = format!("src/f{i}.rs");
+            gl.push(
+                project,
+                "main",
+                &[(name.as_str(), Some(b"fn f() {}\n".as_slice()))],
+            );
+        }
+    }
     gl
 }
 
