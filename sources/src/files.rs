@@ -14,13 +14,14 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::cursor::{fingerprint, Resume};
+use crate::text_file;
 use crate::{BuildSource, SourceDeps};
 use chrono::{DateTime, Utc};
 use ignore::overrides::{Override, OverrideBuilder};
 use ignore::WalkBuilder;
 use kass_pipeline::{
-    telemetry, Document, DocumentKind, FailureKind, FatalError, ItemError, ItemKind, MetaValue,
-    Outlet, RawRecord, Source, StageContext,
+    telemetry, Document, FailureKind, FatalError, ItemError, ItemKind, MetaValue, Outlet,
+    RawRecord, Source, StageContext,
 };
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -287,17 +288,16 @@ impl FilesSource {
             }
         };
         telemetry::source_bytes(source, bytes.len());
-        let has_nul = bytes[..bytes.len().min(8192)].contains(&0);
-        let text = match String::from_utf8(bytes) {
-            Ok(text) if !has_nul => text,
-            _ => {
+        let text = match text_file::decode(bytes) {
+            Some(text) => text,
+            None => {
                 tracing::debug!(path = %path.display(), "binary or non-UTF-8 file skipped");
                 telemetry::record_dropped(source, "binary");
                 return Ok(None);
             }
         };
         let extension = extension(path);
-        let (kind, language) = kind_of(&extension);
+        let (kind, language) = text_file::kind_of(&extension);
         let mut document = Document::text(source.as_str(), id, kind, text);
         document.title = path.file_name().map(|n| n.to_string_lossy().into_owned());
         document.updated_at = modified.map(DateTime::<Utc>::from);
@@ -336,48 +336,9 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The document kind for a (lower-case) extension, and the language for code.
-fn kind_of(extension: &str) -> (DocumentKind, Option<&'static str>) {
-    let language = match extension {
-        "md" | "markdown" | "mdx" => return (DocumentKind::Markdown, None),
-        "rs" => "rust",
-        "py" => "python",
-        "js" | "mjs" | "cjs" | "jsx" => "javascript",
-        "ts" | "tsx" => "typescript",
-        "go" => "go",
-        "java" => "java",
-        "c" | "h" => "c",
-        "cpp" | "hpp" | "cc" | "cxx" | "hh" => "cpp",
-        "rb" => "ruby",
-        "php" => "php",
-        "cs" => "csharp",
-        "kt" | "kts" => "kotlin",
-        "swift" => "swift",
-        "scala" => "scala",
-        "sh" | "bash" | "zsh" => "shell",
-        "sql" => "sql",
-        "r" => "r",
-        "lua" => "lua",
-        _ => return (DocumentKind::Text, None),
-    };
-    (DocumentKind::CodeFile, Some(language))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kinds_follow_extensions() {
-        assert_eq!(kind_of("md"), (DocumentKind::Markdown, None));
-        assert_eq!(kind_of("mdx"), (DocumentKind::Markdown, None));
-        assert_eq!(kind_of("rs"), (DocumentKind::CodeFile, Some("rust")));
-        assert_eq!(kind_of("r"), (DocumentKind::CodeFile, Some("r")));
-        assert_eq!(kind_of("tsx"), (DocumentKind::CodeFile, Some("typescript")));
-        assert_eq!(kind_of("toml"), (DocumentKind::Text, None));
-        assert_eq!(kind_of("rst"), (DocumentKind::Text, None));
-        assert_eq!(kind_of(""), (DocumentKind::Text, None));
-    }
 
     #[test]
     fn relative_id_uses_forward_slashes() {

@@ -57,6 +57,14 @@ impl KeptVersions {
         record.set_version(version);
     }
 
+    /// Whether `record` is exactly what was last sent of its document (its fingerprint
+    /// unchanged): a source reading a complete listing every run (a wiki) sends only the rest.
+    pub fn unchanged(&self, record: &RawRecord, context: &str) -> bool {
+        self.0
+            .get(record.document_id())
+            .is_some_and(|kept| kept.fingerprint == fingerprint(record, context))
+    }
+
     /// Keeps only the documents `holds` says the scope still holds: a document tombstoned
     /// and later back must get a version newer than its tombstone, never its old one.
     pub fn retain(&mut self, mut holds: impl FnMut(&str) -> bool) {
@@ -108,6 +116,9 @@ mod tests {
         let mut renamed = record("a");
         kept.stamp(&mut renamed, "names v2", 30);
         assert_eq!(version_of(&renamed), Some(30), "its rendering changed");
+        assert!(kept.unchanged(&record("a"), "names v2"));
+        assert!(!kept.unchanged(&record("a"), "names v1"));
+        assert!(!kept.unchanged(&record("b"), "names v2"));
         let mut edited = record("b");
         kept.stamp(&mut edited, "names v2", 40);
         assert_eq!(version_of(&edited), Some(40));

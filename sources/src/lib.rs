@@ -18,6 +18,7 @@ pub mod s3_events;
 mod slack;
 pub mod slack_api;
 pub mod slack_export;
+mod text_file;
 
 use std::sync::Arc;
 

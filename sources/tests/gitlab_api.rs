@@ -2,7 +2,9 @@
 //! (`support/gitlab_rest_api.rs`): incremental runs equal a fresh run after generated
 //! sequences of changes, a deleted note is noticed though it does not touch `updated_at`,
 //! only GitLab's 404 deletes, unchanged issues cost no request, the guard withholds a mass
-//! deletion, and the token is refused naming its variable, never itself.
+//! deletion, and the token is refused naming its variable, never itself; groups, wikis and
+//! repository files: incremental equals fresh after generated changes, an unchanged commit
+//! costs no tree request, a run stopped mid-group resumes with its leftover projects.
 
 mod common;
 #[path = "support/gitlab_rest_api.rs"]
@@ -73,7 +75,22 @@ impl Synced {
         self.run_with(false).await.expect("the source failed")
     }
 
+    /// A run that requests shutdown once `stop_after` documents came out.
+    async fn run_until(&self, stop_after: usize) -> Fetched {
+        self.run_stopping(false, Some(stop_after))
+            .await
+            .expect("the source failed")
+    }
+
     async fn run_with(&self, allow_deletions: bool) -> Result<Fetched, kass_pipeline::FatalError> {
+        self.run_stopping(allow_deletions, None).await
+    }
+
+    async fn run_stopping(
+        &self,
+        allow_deletions: bool,
+        stop_after: Option<usize>,
+    ) -> Result<Fetched, kass_pipeline::FatalError> {
         let cursor = Arc::new(Cursor::load(&self.store, "gitlab", "s").await.unwrap());
         let outbox = TombstoneOutbox::default();
         let source = self.config.clone().build_with(SourceDeps {
@@ -81,7 +98,7 @@ impl Synced {
             tombstones: Some(outbox.clone()),
             allow_deletions,
         })?;
-        let run = common::try_run_source(source, "gitlab", None).await?;
+        let run = common::try_run_source(source, "gitlab", stop_after).await?;
         cursor.save(&self.store, "gitlab").await.unwrap();
         let mut fetched = Fetched::default();
         for record in run.records {
@@ -512,4 +529,423 @@ async fn the_real_export_sample_reads_whole() {
             "system notes are left out: {id}"
         );
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Groups, wikis and code
+// ------------------------------------------------------------------------------------------
+
+const LIB: &str = "group/sub/lib";
+const OLD: &str = "group/old";
+
+/// `workspace()` with a group holding `APP`, a subgroup's project `LIB` and an archived `OLD`,
+/// a project outside it, wikis and repositories (a binary file, one over the size cap).
+fn grouped_workspace() -> Instance {
+    let mut gl = workspace();
+    gl.add_group(1, "group");
+    gl.add_group(2, "group/sub");
+    gl.add_project(9, LIB);
+    gl.add_project(10, OLD);
+    gl.project_mut(OLD).archived = true;
+    gl.add_project(11, "other/tool");
+    gl.write_page(APP, "home", "# Home\n\nStart with the build guide.");
+    gl.write_page(APP, "guides/build", "Run `make` on arm64.");
+    gl.write_page(LIB, "home", "The lib's wiki.");
+    gl.write_page("other/tool", "home", "Not in the group.");
+    gl.push(
+        APP,
+        "main",
+        &[
+            ("README.md", Some(b"# App\n\nBuilds things.\n".as_slice())),
+            (
+                "src/main.rs",
+                Some(b"fn main() {\n    println!(\"hi\");\n}\n"),
+            ),
+            ("logo.png", Some(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")),
+            ("data/big.txt", Some(&[b'x'; 5000])),
+        ],
+    );
+    gl.push(
+        LIB,
+        "main",
+        &[("lib.py", Some(b"def f():\n    return 1\n"))],
+    );
+    gl.push(OLD, "main", &[("notes.txt", Some(b"archived but kept"))]);
+    // The files the generated commits change, there from the start in both projects.
+    for project in [APP, LIB] {
+        for i in 0..5 {
+            let name = format!("src/f{i}.rs");
+            gl.push(
+                project,
+                "main",
+                &[(name.as_str(), Some(b"fn f() {}\n".as_slice()))],
+            );
+        }
+    }
+    gl
+}
+
+fn grouped_config(server: &GitlabServer) -> GitlabApiConfig {
+    let mut config = config(server, &[]);
+    config.groups = vec!["group".to_string()];
+    config.include = ["issues", "merge_requests", "wiki", "code"]
+        .map(String::from)
+        .to_vec();
+    config.max_code_file_bytes = 4096;
+    config
+}
+
+/// The document as compared across runs: without `commit`, which says at which commit its
+/// content was read (a fresh run reads every file at the newest commit; incremental runs read
+/// a file at the commit that changed it).
+fn comparable(json: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    if let Some(m) = v["metadata"].as_object_mut() {
+        m.remove("commit");
+    }
+    v
+}
+
+#[derive(Debug, Clone)]
+enum GroupChange {
+    Issue(Change),
+    WritePage {
+        lib: bool,
+        page: usize,
+    },
+    DeletePage {
+        lib: bool,
+        page: usize,
+    },
+    Commit {
+        lib: bool,
+        file: usize,
+        what: u8,
+    },
+    /// `LIB` leaves the group (moved to another namespace), or comes back.
+    Transfer,
+    /// A new project in the subgroup, with a page and a file.
+    NewProject,
+}
+
+fn group_change() -> impl Strategy<Value = GroupChange> {
+    let lib = any::<bool>();
+    prop_oneof![
+        2 => change().prop_map(GroupChange::Issue),
+        3 => (lib, 0..4usize).prop_map(|(lib, page)| GroupChange::WritePage { lib, page }),
+        2 => (lib, 0..4usize).prop_map(|(lib, page)| GroupChange::DeletePage { lib, page }),
+        4 => (lib, 0..5usize, 0..4u8).prop_map(|(lib, file, what)| GroupChange::Commit { lib, file, what }),
+        1 => Just(GroupChange::Transfer),
+        1 => Just(GroupChange::NewProject),
+    ]
+}
+
+fn apply_group(gl: &mut Instance, change: &GroupChange, serial: usize) {
+    let lib_path = if gl.projects.iter().any(|p| p.path == LIB) {
+        LIB
+    } else {
+        "elsewhere/lib"
+    };
+    let project = |lib: bool| if lib { lib_path } else { APP };
+    match change {
+        GroupChange::Issue(change) => apply(gl, change, serial),
+        GroupChange::WritePage { lib, page } => gl.write_page(
+            project(*lib),
+            &format!("p{page}"),
+            &format!("page {serial}"),
+        ),
+        GroupChange::DeletePage { lib, page } => {
+            gl.delete_page(project(*lib), &format!("p{page}"));
+            if *page == 0 {
+                gl.delete_page(project(*lib), "home");
+            }
+        }
+        GroupChange::Commit { lib, file, what } => {
+            let name = format!("src/f{file}.rs");
+            let text = format!("// {serial}\nfn f() {{}}\n");
+            let content: Option<Vec<u8>> = match what {
+                0 => None,
+                1 => Some(b"\0binary\0".to_vec()),
+                2 => Some(vec![b'y'; 5000]),
+                _ => Some(text.into_bytes()),
+            };
+            gl.push(
+                project(*lib),
+                "main",
+                &[(name.as_str(), content.as_deref())],
+            );
+        }
+        GroupChange::Transfer => {
+            let other = if lib_path == LIB {
+                "elsewhere/lib"
+            } else {
+                LIB
+            };
+            gl.transfer(lib_path, other);
+        }
+        GroupChange::NewProject => {
+            let id = 100 + serial as u64;
+            let path = format!("group/sub/new{serial}");
+            gl.add_project(id, &path);
+            gl.write_page(&path, "home", &format!("new {serial}"));
+            gl.push(&path, "main", &[("a.md", Some(b"# A\n"))]);
+        }
+    }
+}
+
+/// After every change and incremental run, what the runs sent so far (documents replaced,
+/// tombstones applied) equals what a fresh run sends: pages created, edited and deleted,
+/// commits changing and removing files, binaries and big files skipped, a project leaving and
+/// rejoining the group, a new project in a subgroup.
+async fn grouped_incremental_equals_full(changes: Vec<GroupChange>) -> Result<(), TestCaseError> {
+    let server = GitlabServer::start(grouped_workspace(), TOKEN).await;
+    let live = Synced::new(grouped_config(&server));
+    let mut held: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut steps = vec![None];
+    steps.extend(changes.into_iter().map(Some));
+    for (serial, change) in steps.into_iter().enumerate() {
+        if let Some(change) = &change {
+            server.with(|gl| apply_group(gl, change, serial));
+        }
+        let run = live.run().await;
+        for id in &run.gone {
+            held.remove(id);
+        }
+        held.extend(
+            run.documents
+                .iter()
+                .map(|(k, v)| (k.clone(), comparable(v))),
+        );
+        let fresh = Synced::new(grouped_config(&server)).run().await;
+        let fresh: BTreeMap<String, serde_json::Value> = fresh
+            .documents
+            .iter()
+            .map(|(k, v)| (k.clone(), comparable(v)))
+            .collect();
+        prop_assert_eq!(
+            held.keys().collect::<Vec<_>>(),
+            fresh.keys().collect::<Vec<_>>(),
+            "after step {} ({:?}): incremental runs hold other documents than a fresh run",
+            serial,
+            change
+        );
+        prop_assert_eq!(&held, &fresh, "after step {} ({:?})", serial, change);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_equal_a_fresh_run_with_wikis_code_and_groups() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        max_shrink_iters: 16,
+        ..ProptestConfig::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let result = runner.run(&prop::collection::vec(group_change(), 1..8), |changes| {
+        tokio::task::block_in_place(|| handle.block_on(grouped_incremental_equals_full(changes)))
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+fn routes(server: &GitlabServer) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for (route, _) in server.log() {
+        *counts.entry(route).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_s_projects_wikis_and_text_files_are_read_and_an_unchanged_commit_costs_no_tree_request(
+) {
+    let server = GitlabServer::start(grouped_workspace(), TOKEN).await;
+    // Enough files for the tree to take two keyset pages of 100.
+    server.with(|gl| {
+        let files: Vec<(String, Vec<u8>)> = (0..130)
+            .map(|i| {
+                (
+                    format!("gen/g{i:03}.txt"),
+                    format!("generated {i}").into_bytes(),
+                )
+            })
+            .collect();
+        let changes: Vec<(&str, Option<&[u8]>)> = files
+            .iter()
+            .map(|(f, b)| (f.as_str(), Some(b.as_slice())))
+            .collect();
+        gl.push(APP, "main", &changes);
+    });
+    let live = Synced::new(grouped_config(&server));
+    let first = live.run().await;
+    let ids: BTreeSet<&str> = first.documents.keys().map(String::as_str).collect();
+    for id in [
+        "group/app/issues/1",
+        "group/app/wikis/home",
+        "group/app/wikis/guides/build",
+        "group/app/repository/README.md",
+        "group/app/repository/src/main.rs",
+        "group/app/repository/gen/g129.txt",
+        "group/sub/lib/wikis/home",
+        "group/sub/lib/repository/lib.py",
+        "group/old/repository/notes.txt",
+    ] {
+        assert!(ids.contains(id), "{id} missing: {ids:?}");
+    }
+    assert!(
+        !ids.contains("group/app/repository/logo.png"),
+        "a binary is skipped"
+    );
+    assert!(
+        !ids.contains("group/app/repository/data/big.txt"),
+        "over the cap"
+    );
+    assert!(!ids.iter().any(|id| id.starts_with("other/")), "{ids:?}");
+    let page: serde_json::Value =
+        serde_json::from_str(&first.documents["group/app/wikis/guides/build"]).unwrap();
+    assert_eq!(page["kind"], "wiki");
+    assert_eq!(page["metadata"]["slug"], "guides/build");
+    assert!(page["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/group/app/-/wikis/guides/build"));
+    let main: serde_json::Value =
+        serde_json::from_str(&first.documents["group/app/repository/src/main.rs"]).unwrap();
+    assert_eq!(main["kind"], "code_file");
+    assert_eq!(main["metadata"]["path"], "src/main.rs");
+    assert_eq!(main["metadata"]["language"], "rust");
+    assert_eq!(main["metadata"]["ref"], "main");
+    assert!(main["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/group/app/-/blob/main/src/main.rs"));
+    let readme: serde_json::Value =
+        serde_json::from_str(&first.documents["group/app/repository/README.md"]).unwrap();
+    assert_eq!(readme["kind"], "markdown");
+    let tree_pages: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|(r, _)| r == "tree")
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        tree_pages.len(),
+        2 + 1 + 1,
+        "APP's tree takes two pages: {tree_pages:?}"
+    );
+
+    // Nothing changed: no document is sent, no tree listed, no blob downloaded (not even the
+    // skipped ones).
+    server.clear_log();
+    let quiet = live.run().await;
+    assert!(quiet.documents.is_empty(), "{:?}", quiet.documents.keys());
+    assert!(quiet.gone.is_empty(), "{:?}", quiet.gone);
+    let quiet_routes = routes(&server);
+    println!("requests of an unchanged run over 3 projects: {quiet_routes:?}");
+    assert!(!quiet_routes.contains_key("tree"), "{quiet_routes:?}");
+    assert!(!quiet_routes.contains_key("blob"), "{quiet_routes:?}");
+    assert_eq!(quiet_routes["commit"], 3, "{quiet_routes:?}");
+    assert_eq!(quiet_routes["wikis"], 3, "{quiet_routes:?}");
+    assert_eq!(quiet_routes["group_projects"], 1, "{quiet_routes:?}");
+
+    // One file changed, one removed: the tree is listed again, one blob downloaded.
+    server.clear_log();
+    server.with(|gl| {
+        gl.push(
+            APP,
+            "main",
+            &[
+                ("src/main.rs", Some(b"fn main() {}\n".as_slice())),
+                ("README.md", None),
+            ],
+        )
+    });
+    let pushed = live.run().await;
+    assert_eq!(
+        pushed.documents.keys().collect::<Vec<_>>(),
+        ["group/app/repository/src/main.rs"]
+    );
+    assert_eq!(
+        pushed.gone,
+        BTreeSet::from(["group/app/repository/README.md".to_string()])
+    );
+    let pushed_routes = routes(&server);
+    println!("requests after a commit changing one file: {pushed_routes:?}");
+    assert_eq!(pushed_routes["blob"], 1, "{pushed_routes:?}");
+    assert_eq!(pushed_routes["tree"], 2, "{pushed_routes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_mid_group_resumes_with_the_leftover_projects_first_and_sends_nothing_twice()
+{
+    let mut gl = Instance::default();
+    gl.add_group(1, "big");
+    let paths: Vec<String> = (0..8).map(|i| format!("big/p{i}")).collect();
+    for (i, path) in paths.iter().enumerate() {
+        gl.add_project(20 + i as u64, path);
+        gl.open(path, false, &format!("issue of {path}"), "text");
+        gl.write_page(path, "home", &format!("home of {path}"));
+        gl.write_page(path, "faq", &format!("faq of {path}"));
+        gl.push(
+            path,
+            "main",
+            &[("a.rs", Some(format!("// {path}\n").as_bytes()))],
+        );
+    }
+    let server = GitlabServer::start(gl, TOKEN).await;
+    let big = || {
+        let mut config = grouped_config(&server);
+        config.groups = vec!["big".to_string()];
+        config
+    };
+    let live = Synced::new(big());
+    let first = live.run_until(5).await;
+    let cursor = Cursor::load(&live.store, "gitlab", "s").await.unwrap();
+    let recorded: BTreeSet<String> = cursor.scope_names().into_iter().collect();
+    let leftover: BTreeSet<String> = paths
+        .iter()
+        .filter(|p| !recorded.contains(*p))
+        .cloned()
+        .collect();
+    assert!(
+        !recorded.is_empty(),
+        "the first project was read whole: {:?} {:?}",
+        first.documents.keys(),
+        server.log()
+    );
+    assert!(
+        !leftover.is_empty(),
+        "the run stopped before the last project"
+    );
+
+    server.clear_log();
+    let second = live.run().await;
+    let order: Vec<String> = server
+        .log()
+        .into_iter()
+        .filter(|(r, _)| r == "project")
+        .map(|(_, p)| p.trim_start_matches("projects/").to_string())
+        .collect();
+    let read_first: BTreeSet<String> = order[..leftover.len()].iter().cloned().collect();
+    assert_eq!(
+        read_first, leftover,
+        "leftover projects come first: {order:?}"
+    );
+    for id in second.documents.keys() {
+        assert!(
+            !recorded.iter().any(|p| id.starts_with(&format!("{p}/"))),
+            "{id} was sent again though its project was recorded"
+        );
+    }
+    let mut held = first.documents;
+    held.extend(second.documents);
+    let fresh = Synced::new(big()).run().await;
+    assert_eq!(
+        held.keys().collect::<Vec<_>>(),
+        fresh.documents.keys().collect::<Vec<_>>(),
+        "nothing lost"
+    );
+    assert_eq!(held.len(), 8 * 4);
 }

@@ -107,6 +107,24 @@ impl ScopeSender<'_> {
         self.out.send(record).await.map_err(|_| Stop::Shutdown)
     }
 
+    /// Sends `record` unless it is exactly what was last sent of its document (see
+    /// [`KeptVersions::unchanged`]); returns whether it was sent. For sources that read a
+    /// complete listing every run with no change marker to compare (GitLab's wiki pages):
+    /// an unchanged document costs nothing downstream. Without a cursor every record is sent.
+    pub async fn send_changed(&self, record: RawRecord) -> Result<bool, Stop> {
+        let unchanged = self.run_version.is_some()
+            && self
+                .kept
+                .lock()
+                .expect("kept versions lock")
+                .unchanged(&record, self.context);
+        if unchanged {
+            return Ok(false);
+        }
+        self.send(record).await?;
+        Ok(true)
+    }
+
     fn into_kept(self) -> KeptVersions {
         self.kept.into_inner().expect("kept versions lock")
     }

@@ -9,11 +9,11 @@ use kass_pipeline::FatalError;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
 
+use super::include::Include;
 use super::web::GitlabWeb;
 use super::GitlabApi;
 use crate::api::{settings, ApiClient, ApiConfig, MethodLimiters, RateLimitConfig, Tier};
 use crate::deletion_guard::DeletionGuard;
-use crate::gitlab::model::Kind;
 use crate::{BuildSource, SourceDeps};
 
 /// One GitLab source.
@@ -25,7 +25,9 @@ use crate::{BuildSource, SourceDeps};
 /// base_url = "https://gitlab.com"
 /// token_env = "GITLAB_TOKEN"
 /// projects = ["group/app"]
-/// include = ["issues", "merge_requests"]
+/// groups = ["platform"]
+/// include = ["issues", "merge_requests", "wiki", "code"]
+/// code_ref = "main"
 /// since = "2024-01-01"
 /// notes_lookback_days = 14
 /// ```
@@ -46,10 +48,25 @@ pub struct GitlabApiConfig {
     #[serde(default)]
     pub auth: TokenKind,
     /// Project paths (`group/app`) or ids to read.
+    #[serde(default)]
     pub projects: Vec<String>,
-    /// What to read of each project: `issues`, `merge_requests`.
+    /// Group paths (`group`, `group/sub`) or ids: every project of each, subgroups and archived
+    /// projects included, listed once per run and read alongside `projects` (once each). A
+    /// project that leaves the group stops being read and its documents are deleted.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// What to read of each project: `issues`, `merge_requests`, `wiki`, `code`.
     #[serde(default = "default_include")]
     pub include: Vec<String>,
+    /// The branch, tag or commit whose files `code` reads; by default each project's default
+    /// branch.
+    #[serde(default)]
+    pub code_ref: Option<String>,
+    /// Repository files larger than this many bytes are not read as documents (skipped and
+    /// counted, `kass_records_dropped_total{reason="too_large"}`): generated or vendored files,
+    /// data dumps.
+    #[serde(default = "default_max_code_file_bytes")]
+    pub max_code_file_bytes: u64,
     /// Issues and merge requests last updated before this day are not read.
     #[serde(default)]
     pub since: Option<NaiveDate>,
@@ -97,6 +114,9 @@ fn default_token_env() -> String {
 fn default_include() -> Vec<String> {
     vec!["issues".to_string(), "merge_requests".to_string()]
 }
+fn default_max_code_file_bytes() -> u64 {
+    1024 * 1024
+}
 fn default_notes_lookback_days() -> u32 {
     14
 }
@@ -124,12 +144,12 @@ impl BuildSource for GitlabApiConfig {
         let guard =
             DeletionGuard::new(self.max_deletion_share, deps.allow_deletions).map_err(bad)?;
         let max_pages = settings::max_pages(self.max_pages).map_err(bad)?;
-        if self.projects.is_empty() {
+        if self.projects.is_empty() && self.groups.is_empty() {
             return Err(bad(
-                "projects is empty: name at least one project".to_string()
+                "projects and groups are empty: name at least one project or group".to_string(),
             ));
         }
-        let kinds = Kind::parse_include(&self.include).map_err(bad)?;
+        let include = Include::parse(&self.include).map_err(bad)?;
         if self.requests_per_minute.is_nan() || self.requests_per_minute <= 0.0 {
             return Err(bad(format!(
                 "requests_per_minute must be a positive number, not {}",
@@ -158,7 +178,7 @@ impl BuildSource for GitlabApiConfig {
         .map_err(|e| bad(e.to_string()))?;
         Ok(GitlabApi {
             web: GitlabWeb { client, max_pages },
-            kinds,
+            include,
             guard,
             cursor: deps.cursor,
             outbox: deps.tombstones,

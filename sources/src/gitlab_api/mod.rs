@@ -11,10 +11,19 @@
 //! feed: an issue the project held that the complete listing no longer returns is asked for
 //! alone, and only a 404 makes it a tombstone (an offset listing can skip a record when
 //! another is deleted while it pages). The driver applies the deletion guard.
+//!
+//! A project's wiki ([`wiki`]) and repository files ([`code`]) are read when `include` names
+//! them. The projects read are those configured and every project of the configured groups,
+//! listed once per run ([`scopes`]).
 
+mod code;
 mod config;
+mod include;
+mod project_read;
+mod scopes;
 mod state;
 mod web;
+mod wiki;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -32,7 +41,10 @@ use crate::cursor::Cursor;
 use crate::deletion_guard::DeletionGuard;
 use crate::gitlab::documents::{document_id, iid_of, issue_record};
 use crate::gitlab::model::Kind;
+use code::CodeSettings;
 pub use config::{GitlabApiConfig, TokenKind};
+use include::Include;
+use project_read::ProjectRead;
 use state::{ProjectState, Seen};
 use web::GitlabWeb;
 
@@ -41,7 +53,7 @@ use web::GitlabWeb;
 pub struct GitlabApi {
     config: GitlabApiConfig,
     web: GitlabWeb,
-    kinds: Vec<Kind>,
+    include: Include,
     guard: DeletionGuard,
     cursor: Option<Arc<Cursor>>,
     outbox: Option<TombstoneOutbox>,
@@ -67,17 +79,22 @@ impl Source for GitlabApi {
         ctx: StageContext,
     ) -> Result<(), FatalError> {
         let now = Utc::now().timestamp();
-        let selected: Vec<Scope> = self
-            .config
-            .projects
+        let mut grouped = Vec::new();
+        for group in &self.config.groups {
+            match self.web.group_projects(group).await {
+                Ok(projects) => grouped.extend(projects),
+                // Which projects the group holds is unknown: none is read, none deleted.
+                Err(e) => return self.driver().unreadable(&*self, e, "group_unreadable"),
+            }
+        }
+        let selected = scopes::selected(&self.config.projects, &grouped);
+        // A project no longer configured nor in a configured group is `excluded`: the source
+        // does not ask whether it still exists.
+        let listed: BTreeSet<String> = selected
             .iter()
-            .map(|p| Scope {
-                id: p.clone(),
-                name: p.clone(),
-            })
+            .map(|s| s.id.clone())
+            .chain(self.cursor.iter().flat_map(|c| c.scope_names()))
             .collect();
-        // Projects are configured, not listed: one no longer configured is `excluded`.
-        let listed: BTreeSet<String> = self.config.projects.iter().cloned().collect();
         let run = GitlabRun { now, ctx };
         self.driver()
             .run(&*self, &run, &selected, &listed, &out, now)
@@ -97,6 +114,9 @@ impl ScopedSource for GitlabApi {
         previous: &ProjectState,
         send: &ScopeSender<'_>,
     ) -> Result<Refreshed<ProjectState>, Stop> {
+        if run.ctx.shutdown.is_triggered() {
+            return Err(Stop::Shutdown);
+        }
         let Some(project) = self.web.project(&scope.id).await? else {
             return Err(Stop::Api(not_found(&self.config.name, &scope.id)));
         };
@@ -114,7 +134,7 @@ impl ScopedSource for GitlabApi {
         let mut gone = Vec::new();
         let mut emitted = 0;
         for kind in [Kind::Issues, Kind::MergeRequests] {
-            if !self.kinds.contains(&kind) {
+            if !self.include.kinds.contains(&kind) {
                 // No longer read: what the project held of it goes.
                 for d in previous
                     .documents
@@ -169,6 +189,38 @@ impl ScopedSource for GitlabApi {
                     gone.push(tombstone(d, "deleted"));
                 }
             }
+        }
+        let read = ProjectRead {
+            web: &self.web,
+            source: &self.config.name,
+            project: &project,
+            path,
+            previous,
+            send,
+            ctx: &run.ctx,
+        };
+        if self.include.wiki {
+            let part = wiki::refresh(&read, &mut state).await?;
+            emitted += part.emitted;
+            gone.extend(part.gone);
+        } else {
+            gone.extend(read.held_except(|d| wiki::is_page(path, d), |_| false, "excluded"));
+        }
+        if self.include.code {
+            let settings = CodeSettings {
+                git_ref: self.config.code_ref.as_deref(),
+                max_bytes: self.config.max_code_file_bytes,
+            };
+            let part = code::refresh(&read, &settings, &mut state).await?;
+            emitted += part.emitted;
+            gone.extend(part.gone);
+        } else {
+            state.code = None;
+            gone.extend(read.held_except(
+                |d| code::file_of(path, d).is_some(),
+                |_| false,
+                "excluded",
+            ));
         }
         for t in &gone {
             state.documents.remove(&t.document_id);

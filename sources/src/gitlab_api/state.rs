@@ -29,6 +29,27 @@ pub struct ProjectState {
     /// `updated_at`) is still noticed.
     #[serde(default)]
     pub seen: BTreeMap<String, Seen>,
+    /// The repository as last read (`include` has `code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<CodeState>,
+}
+
+/// The repository's files as last read: an unchanged commit reads nothing, an unchanged blob
+/// is not downloaded again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CodeState {
+    /// The ref read (`code_ref` or the default branch) and the commit it named.
+    pub git_ref: String,
+    pub commit: String,
+    /// The size cap the files were read under: another one reads every file again.
+    pub max_bytes: u64,
+    /// File path -> blob id, for the files sent as documents.
+    #[serde(default)]
+    pub blobs: BTreeMap<String, String>,
+    /// File path -> blob id, for the files skipped (binary, too large, a link): not
+    /// downloaded again until they change.
+    #[serde(default)]
+    pub skipped: BTreeMap<String, String>,
 }
 
 /// An issue or merge request as last read.

@@ -1,5 +1,5 @@
 //! The GitLab REST v4 calls the source makes, on the shared API client: each under a route
-//! label (`project`, `issues`, `issue_notes`, ...), so the ids in a path never become a metric
+//! label (`project`, `issues`, `issue_notes`, `wikis`, `tree`, `blob`, ...), so the ids in a path never become a metric
 //! label or a rate-limiter key; pages followed by the `Link: rel="next"` header (what GitLab
 //! sends for offset and keyset pagination alike), never by `x-total` or `x-total-pages`, which
 //! GitLab leaves out above 10,000 records.
@@ -15,11 +15,49 @@ use crate::gitlab::model::{Issue, Kind, Note};
 /// Records per page: GitLab's maximum.
 const PER_PAGE: &str = "100";
 
-/// A project as `GET /projects/:id` answers it.
+/// A project as `GET /projects/:id` (and a group's project listing) answers it.
 #[derive(Debug, Clone, Deserialize)]
 pub(super) struct Project {
     pub id: u64,
     pub path_with_namespace: String,
+    #[serde(default)]
+    pub web_url: String,
+    /// `None` for a project with an empty repository.
+    #[serde(default)]
+    pub default_branch: Option<String>,
+}
+
+/// A wiki page as `GET /projects/:id/wikis?with_content=1` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct WikiPage {
+    pub slug: String,
+    #[serde(default)]
+    pub title: String,
+    /// `markdown`, `rdoc`, `asciidoc` or `org`.
+    #[serde(default)]
+    pub format: String,
+    #[serde(default)]
+    pub content: String,
+}
+
+/// A commit as `GET /projects/:id/repository/commits/:ref` answers it.
+#[derive(Debug, Clone, Deserialize)]
+struct Commit {
+    id: String,
+}
+
+/// An entry of `GET /projects/:id/repository/tree`: a file (`blob`), a directory (`tree`)
+/// or a submodule (`commit`).
+#[derive(Debug, Clone, Deserialize)]
+pub(super) struct TreeEntry {
+    /// The object id: for a blob, what changes exactly when its content does.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub path: String,
+    /// Git's file mode: `100644`, `100755`, `120000` (a symbolic link).
+    #[serde(default)]
+    pub mode: String,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +79,66 @@ impl GitlabWeb {
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every project of a group, those of its subgroups and archived ones included, but not
+    /// those only shared with it (`with_shared=false`); ordered by id, so a project created
+    /// while the listing pages does not move the others.
+    pub async fn group_projects(&self, group: &str) -> Result<Vec<Project>, ApiError> {
+        let encoded: String = form_urlencoded::byte_serialize(group.as_bytes()).collect();
+        let query = [
+            ("include_subgroups", "true"),
+            ("with_shared", "false"),
+            ("order_by", "id"),
+            ("sort", "asc"),
+            ("simple", "true"),
+            ("per_page", PER_PAGE),
+        ];
+        let path = format!("groups/{encoded}/projects");
+        self.all("group_projects", &path, &query).await
+    }
+
+    /// Every page of a project's wiki with its content, in one listing; a project whose wiki
+    /// is disabled (GitLab answers 403 or 404) has none.
+    pub async fn wiki(&self, project: u64) -> Result<Vec<WikiPage>, ApiError> {
+        let path = format!("projects/{project}/wikis");
+        match self.all("wikis", &path, &[("with_content", "1")]).await {
+            Err(e) if matches!(e.status(), Some(403 | 404)) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
+    /// The commit a branch, tag or commit id names; `None` when GitLab answers 404 (no such
+    /// ref in this project).
+    pub async fn commit(&self, project: u64, git_ref: &str) -> Result<Option<String>, ApiError> {
+        let encoded: String = form_urlencoded::byte_serialize(git_ref.as_bytes()).collect();
+        let path = format!("projects/{project}/repository/commits/{encoded}");
+        match self.client.get_route("commit", &path, &[]).await {
+            Ok(answer) => Ok(Some(self.client.decode::<Commit>("commit", &answer)?.id)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every entry of the repository's tree at `commit`, recursively, keyset-paged (the
+    /// pagination GitLab recommends for trees: offset pages of a large tree get slow and
+    /// stop at a maximum offset). Read at a commit id, not a branch name, so a push while the
+    /// listing pages does not mix two trees.
+    pub async fn tree(&self, project: u64, commit: &str) -> Result<Vec<TreeEntry>, ApiError> {
+        let path = format!("projects/{project}/repository/tree");
+        let query = [
+            ("ref", commit),
+            ("recursive", "true"),
+            ("pagination", "keyset"),
+            ("per_page", PER_PAGE),
+        ];
+        self.all("tree", &path, &query).await
+    }
+
+    /// A blob's raw bytes.
+    pub async fn blob(&self, project: u64, sha: &str) -> Result<Vec<u8>, ApiError> {
+        let path = format!("projects/{project}/repository/blobs/{sha}/raw");
+        Ok(self.client.get_route("blob", &path, &[]).await?.body)
     }
 
     /// Every issue (or merge request) of a project, oldest created first: an issue edited

@@ -6,7 +6,24 @@
 //!   `{"message": "401 Unauthorized"}` (REST API: authentication);
 //! - `GET /projects/:id` by numeric id or URL-encoded path (`group%2Fapp`), 404
 //!   `{"message": "404 Project Not Found"}` for an unknown project, 403 for one the token may
-//!   not read (a project listed in `forbidden`);
+//!   not read (a project listed in `forbidden`); a project carries `web_url`, `archived` and
+//!   `default_branch` (`null` for an empty repository) (Projects API);
+//! - `GET /groups/:id/projects` by id or URL-encoded path: the group's own projects, with
+//!   `include_subgroups=true` those of every subgroup too; archived projects included unless
+//!   `archived=false`; `order_by=id`, `sort`; offset-paged as below; 404
+//!   `{"message": "404 Group Not Found"}` (Groups API: list a group's projects);
+//! - `GET /projects/:id/wikis`: every page (`slug`, `title`, `format`, `encoding`), `content`
+//!   only with `with_content=1`; not paginated (Project wikis API: list wiki pages);
+//! - `GET /projects/:id/repository/commits/:ref` for a branch name or a commit id, 404
+//!   `{"message": "404 Commit Not Found"}` (Commits API: get a single commit);
+//! - `GET /projects/:id/repository/tree` at `ref` (a branch or commit id, default the default
+//!   branch), entries `{id, name, type: tree|blob, path, mode}` ordered by path; `recursive`
+//!   walks subdirectories; `pagination=keyset` pages by an opaque `page_token` (the position
+//!   after the page's last entry), naming the next page only in `Link: rel="next"` and sending
+//!   no `x-next-page` or `x-total`; without it, offset pages (Repositories API: list
+//!   repository tree; REST API: keyset-based pagination);
+//! - `GET /projects/:id/repository/blobs/:sha/raw`: the blob's bytes as they are, 404
+//!   `{"message": "404 Blob Not Found"}` (Repositories API: raw blob content);
 //! - issue and merge request listings ordered by `order_by` (`created_at` default,
 //!   `updated_at`) and `sort` (`desc` default), filtered by `updated_after`, offset-paged by
 //!   `page`/`per_page` (default 20, at most 100) with `x-page`, `x-per-page`, `x-next-page`
@@ -60,13 +77,42 @@ pub struct FakeIssue {
 pub struct FakeProject {
     pub id: u64,
     pub path: String,
+    pub archived: bool,
     pub issues: BTreeMap<u64, FakeIssue>,
     pub merge_requests: BTreeMap<u64, FakeIssue>,
+    /// Slug -> page.
+    pub wiki: BTreeMap<String, FakeWikiPage>,
+    pub repo: FakeRepo,
 }
 
-/// The instance: projects, and a clock that only moves forward (every change is later).
+#[derive(Debug, Clone)]
+pub struct FakeWikiPage {
+    pub title: String,
+    pub format: String,
+    pub content: String,
+}
+
+/// A repository: branches naming commits, each commit a whole tree (path -> blob id), blobs
+/// by id (the SHA-256 of their bytes here; git's SHA-1 in GitLab: either changes exactly when
+/// the content does).
+#[derive(Debug, Clone, Default)]
+pub struct FakeRepo {
+    pub default_branch: Option<String>,
+    pub branches: BTreeMap<String, String>,
+    pub commits: BTreeMap<String, BTreeMap<String, String>>,
+    pub blobs: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeGroup {
+    pub id: u64,
+    pub path: String,
+}
+
+/// The instance: groups, projects, and a clock that only moves forward (every change is later).
 #[derive(Debug, Default)]
 pub struct Instance {
+    pub groups: Vec<FakeGroup>,
     pub projects: Vec<FakeProject>,
     /// Project paths the token may not read (403).
     pub forbidden: Vec<String>,
@@ -183,6 +229,66 @@ impl Instance {
     pub fn delete(&mut self, path: &str, mr: bool, iid: u64) {
         self.items(path, mr).remove(&iid);
     }
+
+    /// A group (or subgroup: a path with a `/`); its projects are those whose path is below it.
+    pub fn add_group(&mut self, id: u64, path: &str) {
+        self.groups.push(FakeGroup {
+            id,
+            path: path.to_string(),
+        });
+    }
+
+    /// The project moves to another namespace (GitLab's transfer): it leaves its group.
+    pub fn transfer(&mut self, path: &str, new_path: &str) {
+        self.project_mut(path).path = new_path.to_string();
+    }
+
+    /// A wiki page created or edited.
+    pub fn write_page(&mut self, path: &str, slug: &str, content: &str) {
+        self.project_mut(path).wiki.insert(
+            slug.to_string(),
+            FakeWikiPage {
+                title: slug.rsplit('/').next().unwrap_or(slug).to_string(),
+                format: "markdown".to_string(),
+                content: content.to_string(),
+            },
+        );
+    }
+
+    pub fn delete_page(&mut self, path: &str, slug: &str) {
+        self.project_mut(path).wiki.remove(slug);
+    }
+
+    /// A commit on `branch` (created if new; the first one becomes the default branch) that
+    /// writes (`Some`) or removes (`None`) files; returns the commit id.
+    pub fn push(&mut self, path: &str, branch: &str, changes: &[(&str, Option<&[u8]>)]) -> String {
+        use sha2::{Digest, Sha256};
+        let at = self.tick();
+        let repo = &mut self.project_mut(path).repo;
+        let mut tree = repo
+            .branches
+            .get(branch)
+            .map(|c| repo.commits[c].clone())
+            .unwrap_or_default();
+        for (file, content) in changes {
+            match content {
+                Some(bytes) => {
+                    let blob = hex::encode(Sha256::digest(bytes));
+                    repo.blobs.insert(blob.clone(), bytes.to_vec());
+                    tree.insert(file.to_string(), blob);
+                }
+                None => {
+                    tree.remove(*file);
+                }
+            }
+        }
+        let commit = hex::encode(Sha256::digest(format!("{at} {branch} {tree:?}")));
+        repo.commits.insert(commit.clone(), tree);
+        repo.branches.insert(branch.to_string(), commit.clone());
+        repo.default_branch
+            .get_or_insert_with(|| branch.to_string());
+        commit
+    }
 }
 
 #[derive(Default)]
@@ -215,6 +321,17 @@ impl GitlabServer {
             .route("/api/v4/projects/{id}/{kind}", get(listing))
             .route("/api/v4/projects/{id}/{kind}/{iid}", get(one))
             .route("/api/v4/projects/{id}/{kind}/{iid}/notes", get(notes))
+            .route("/api/v4/groups/{id}/projects", get(group_projects))
+            .route("/api/v4/projects/{id}/wikis", get(wikis))
+            .route(
+                "/api/v4/projects/{id}/repository/commits/{git_ref}",
+                get(commit),
+            )
+            .route("/api/v4/projects/{id}/repository/tree", get(tree))
+            .route(
+                "/api/v4/projects/{id}/repository/blobs/{sha}/raw",
+                get(blob),
+            )
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -295,12 +412,19 @@ async fn project(State(s): State<Server>, Path(id): Path<String>, headers: Heade
         return error(StatusCode::FORBIDDEN, "403 Forbidden");
     }
     match find(&shared.instance, &id) {
-        Some(p) => with_limits(
-            Json(json!({"id": p.id, "path_with_namespace": p.path, "web_url": format!("{}/{}", shared.base, p.path)}))
-                .into_response(),
-        ),
+        Some(p) => with_limits(Json(project_json(&shared.base, p)).into_response()),
         None => error(StatusCode::NOT_FOUND, "404 Project Not Found"),
     }
+}
+
+fn project_json(base: &str, p: &FakeProject) -> Value {
+    json!({
+        "id": p.id,
+        "path_with_namespace": p.path,
+        "web_url": format!("{base}/{}", p.path),
+        "default_branch": p.repo.default_branch,
+        "archived": p.archived,
+    })
 }
 
 fn issue_json(base: &str, project: &FakeProject, kind: &str, i: &FakeIssue) -> Value {
@@ -535,4 +659,258 @@ async fn notes(
         &query,
         values,
     )
+}
+
+async fn group_projects(
+    State(s): State<Server>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = query_of(&uri);
+    if let Err(r) = admit(
+        &s,
+        &headers,
+        "group_projects",
+        format!("groups/{id}/projects"),
+    ) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(group) = shared
+        .instance
+        .groups
+        .iter()
+        .find(|g| g.id.to_string() == id || g.path == id)
+    else {
+        return error(StatusCode::NOT_FOUND, "404 Group Not Found");
+    };
+    let subgroups = query.get("include_subgroups").map(String::as_str) == Some("true");
+    let archived = query.get("archived").map(|a| a == "true");
+    let mut projects: Vec<&FakeProject> = shared
+        .instance
+        .projects
+        .iter()
+        .filter(|p| {
+            let Some(rest) = p.path.strip_prefix(&format!("{}/", group.path)) else {
+                return false;
+            };
+            subgroups || !rest.contains('/')
+        })
+        .filter(|p| archived.is_none_or(|a| p.archived == a))
+        .collect();
+    // Created in id order here, so `created_at` and `id` order alike.
+    projects.sort_by_key(|p| p.id);
+    if query.get("sort").map(String::as_str) != Some("asc") {
+        projects.reverse();
+    }
+    let values = projects
+        .into_iter()
+        .map(|p| project_json(&shared.base, p))
+        .collect();
+    paged(
+        &shared.base,
+        &format!("groups/{id}/projects"),
+        &query,
+        values,
+    )
+}
+
+async fn wikis(
+    State(s): State<Server>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = query_of(&uri);
+    if let Err(r) = admit(&s, &headers, "wikis", format!("projects/{id}/wikis")) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    let with_content = matches!(
+        query.get("with_content").map(String::as_str),
+        Some("1" | "true")
+    );
+    let pages: Vec<Value> = p
+        .wiki
+        .iter()
+        .map(|(slug, page)| {
+            let mut v = json!({
+                "slug": slug,
+                "title": page.title,
+                "format": page.format,
+                "encoding": "UTF-8",
+            });
+            if with_content {
+                v["content"] = json!(page.content);
+            }
+            v
+        })
+        .collect();
+    with_limits(Json(Value::Array(pages)).into_response())
+}
+
+/// The commit a branch name or commit id names in `p`.
+fn resolve(p: &FakeProject, git_ref: &str) -> Option<String> {
+    let repo = &p.repo;
+    repo.branches.get(git_ref).cloned().or_else(|| {
+        repo.commits
+            .contains_key(git_ref)
+            .then(|| git_ref.to_string())
+    })
+}
+
+async fn commit(
+    State(s): State<Server>,
+    Path((id, git_ref)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(
+        &s,
+        &headers,
+        "commit",
+        format!("projects/{id}/repository/commits/{git_ref}"),
+    ) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    match resolve(p, &git_ref) {
+        Some(sha) => with_limits(
+            Json(json!({"id": sha, "short_id": &sha[..8], "title": "a commit"})).into_response(),
+        ),
+        None => error(StatusCode::NOT_FOUND, "404 Commit Not Found"),
+    }
+}
+
+async fn tree(
+    State(s): State<Server>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query = query_of(&uri);
+    if let Err(r) = admit(
+        &s,
+        &headers,
+        "tree",
+        format!("projects/{id}/repository/tree"),
+    ) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    let git_ref = query
+        .get("ref")
+        .cloned()
+        .or_else(|| p.repo.default_branch.clone())
+        .unwrap_or_default();
+    let Some(sha) = resolve(p, &git_ref) else {
+        return error(StatusCode::NOT_FOUND, "404 Tree Not Found");
+    };
+    let recursive = query.get("recursive").map(String::as_str) == Some("true");
+    // Every entry: the files, and each directory above one.
+    let mut entries: BTreeMap<String, Value> = BTreeMap::new();
+    for (path, blob) in &p.repo.commits[&sha] {
+        let parts: Vec<&str> = path.split('/').collect();
+        for depth in 1..parts.len() {
+            let dir = parts[..depth].join("/");
+            entries.entry(dir.clone()).or_insert_with(|| {
+                json!({"id": format!("tree-{dir}"), "name": parts[depth - 1], "type": "tree", "path": dir, "mode": "040000"})
+            });
+        }
+        entries.insert(
+            path.clone(),
+            json!({"id": blob, "name": parts[parts.len() - 1], "type": "blob", "path": path, "mode": "100644"}),
+        );
+    }
+    let items: Vec<(String, Value)> = entries
+        .into_iter()
+        .filter(|(path, _)| recursive || !path.contains('/'))
+        .collect();
+    if query.get("pagination").map(String::as_str) != Some("keyset") {
+        let values = items.into_iter().map(|(_, v)| v).collect();
+        return paged(
+            &shared.base,
+            &format!("projects/{id}/repository/tree"),
+            &query,
+            values,
+        );
+    }
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    // The token is opaque to clients: here, the hex of the last path a page held.
+    let after = query
+        .get("page_token")
+        .and_then(|t| hex::decode(t).ok())
+        .map(|b| String::from_utf8(b).unwrap());
+    let rest: Vec<(String, Value)> = items
+        .into_iter()
+        .filter(|(path, _)| after.as_ref().is_none_or(|a| path > a))
+        .collect();
+    let more = rest.len() > per_page;
+    let page: Vec<(String, Value)> = rest.into_iter().take(per_page).collect();
+    let next_token = page.last().map(|(path, _)| hex::encode(path));
+    let mut r =
+        with_limits(Json(Value::Array(page.into_iter().map(|(_, v)| v).collect())).into_response());
+    if more {
+        let mut q: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| *k != "page_token")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        q.push(("page_token".into(), next_token.unwrap()));
+        let qs: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q)
+            .finish();
+        let link = format!(
+            "<{}/api/v4/projects/{id}/repository/tree?{qs}>; rel=\"next\"",
+            shared.base
+        );
+        r.headers_mut()
+            .insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    r
+}
+
+async fn blob(
+    State(s): State<Server>,
+    Path((id, sha)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = admit(
+        &s,
+        &headers,
+        "blob",
+        format!("projects/{id}/repository/blobs/{sha}/raw"),
+    ) {
+        return r;
+    }
+    let shared = s.lock().unwrap();
+    let Some(p) = find(&shared.instance, &id) else {
+        return error(StatusCode::NOT_FOUND, "404 Project Not Found");
+    };
+    match p.repo.blobs.get(&sha) {
+        Some(bytes) => with_limits(
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8",
+                )],
+                bytes.clone(),
+            )
+                .into_response(),
+        ),
+        None => error(StatusCode::NOT_FOUND, "404 Blob Not Found"),
+    }
 }
