@@ -32,12 +32,13 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, LINK, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{error_chain, excerpt};
+use crate::redact::MASK;
 use crate::retry::parse_retry_after;
 use crate::secret::Secret;
 use crate::telemetry;
@@ -55,14 +56,41 @@ pub enum Auth {
     Bearer(Secret),
     /// The secret alone in a header of its own (`x-chroma-token`, `PRIVATE-TOKEN`).
     Header(HeaderName, Secret),
+    /// The secret as a query parameter of every request (Backlog's `apiKey=...`). A URL is
+    /// printed where a header never is (a reqwest error names the URL it failed on, a server
+    /// echoes it in a `Link` or an error body), so the client adds the parameter only when it
+    /// sends, strips it from every `Link` it is answered with, and masks it in every failure
+    /// it reports ([`HttpClient`]).
+    Query(String, Secret),
+}
+
+/// How an [`HttpClient`] sends its [`Auth`], checked once when it is built.
+#[derive(Clone)]
+enum Credential {
+    Header(HeaderName, HeaderValue),
+    Query(String, Secret),
 }
 
 impl Auth {
+    fn credential(&self) -> Result<Credential, BuildError> {
+        match self {
+            Self::Query(name, secret) => Ok(Credential::Query(name.clone(), secret.clone())),
+            _ => self
+                .header()
+                .map(|(name, value)| Credential::Header(name, value)),
+        }
+    }
+
     /// The header to send; marked sensitive, so HTTP internals never print it.
     fn header(&self) -> Result<(HeaderName, HeaderValue), BuildError> {
         let (name, value) = match self {
             Self::Bearer(secret) => (AUTHORIZATION, format!("Bearer {}", secret.expose())),
             Self::Header(name, secret) => (name.clone(), secret.expose().to_string()),
+            Self::Query(name, _) => {
+                return Err(BuildError(format!(
+                    "the secret for query parameter {name} travels in the URL, not a header"
+                )))
+            }
         };
         let mut value = HeaderValue::from_str(&value).map_err(|_| {
             BuildError(format!(
@@ -105,18 +133,27 @@ pub struct BuildError(String);
 
 /// A reqwest client (rustls, kass's user agent, the configured timeouts) that authenticates
 /// every request and counts every try. Cheap to clone: clones share the connection pool.
+///
+/// With [`Auth::Query`], the one place the key meets a URL is here: [`Self::request`] strips
+/// any copy of the parameter from the URL and adds the key; [`Self::send`] strips it from the
+/// answer's `Link` headers (a next-page link the server built from the request) and masks it
+/// in the failure's message (reqwest's errors print the URL, servers echo it in bodies).
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     name: String,
-    auth: Option<(HeaderName, HeaderValue)>,
+    auth: Option<Credential>,
 }
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = self.auth.as_ref().map(|c| match c {
+            Credential::Header(name, _) => format!("header {name}"),
+            Credential::Query(name, _) => format!("query {name}"),
+        });
         f.debug_struct("HttpClient")
             .field("name", &self.name)
-            .field("auth", &self.auth.as_ref().map(|(name, _)| name))
+            .field("auth", &auth)
             .finish()
     }
 }
@@ -130,7 +167,7 @@ impl HttpClient {
             .user_agent(USER_AGENT)
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let auth = config.auth.as_ref().map(Auth::header).transpose()?;
+        let auth = config.auth.as_ref().map(Auth::credential).transpose()?;
         Ok(Self {
             client,
             name: config.name,
@@ -140,41 +177,173 @@ impl HttpClient {
 
     /// A request to `url`, authenticated; add a body, query or headers, then [`Self::send`].
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
-        let request = self.client.request(method, url);
         match &self.auth {
-            Some((name, value)) => request.header(name, value.clone()),
-            None => request,
+            Some(Credential::Header(name, value)) => {
+                self.client.request(method, url).header(name, value.clone())
+            }
+            Some(Credential::Query(name, secret)) => {
+                let url = without_query_param(url, name);
+                let pair = form_urlencoded::Serializer::new(String::new())
+                    .append_pair(name, secret.expose())
+                    .finish();
+                let joiner = if url.contains('?') { '&' } else { '?' };
+                self.client.request(method, format!("{url}{joiner}{pair}"))
+            }
+            None => self.client.request(method, url),
         }
     }
 
     /// Sends one try and reads the whole answer: a 2xx as an [`Answer`], anything else as
     /// the [`HttpFailure`] it means.
     pub async fn send(&self, request: RequestBuilder) -> Result<Answer, HttpFailure> {
+        self.send_keeping_headers(request).await.0
+    }
+
+    /// [`Self::send`], with the headers of the answer whatever its status (empty when there
+    /// was none): a 429's `RateLimit-*` headers say when the budget comes back.
+    pub async fn send_keeping_headers(
+        &self,
+        request: RequestBuilder,
+    ) -> (Result<Answer, HttpFailure>, HeaderMap) {
         let started = Instant::now();
-        let result = exchange(request).await;
+        let (mut result, mut headers) = exchange(request).await;
         let status = match &result {
             Ok(answer) => answer.status.as_u16().to_string(),
             Err(failure) => failure.label(),
         };
         telemetry::http_request(&self.name, &status, started.elapsed().as_secs_f64());
-        result
+        if let Some(Credential::Query(name, secret)) = &self.auth {
+            strip_from_links(&mut headers, name);
+            match &mut result {
+                Ok(answer) => strip_from_links(&mut answer.headers, name),
+                Err(failure) => failure.mask(secret.expose()),
+            }
+        }
+        (result, headers)
+    }
+
+    /// `text` (a URL, a message) with this client's query-string key masked, for a caller
+    /// that shows a URL of its own making (a link it refused to follow).
+    pub fn shown(&self, text: &str) -> String {
+        match &self.auth {
+            Some(Credential::Query(_, secret)) => mask_value(text, secret.expose()),
+            _ => text.to_string(),
+        }
     }
 }
 
-async fn exchange(request: RequestBuilder) -> Result<Answer, HttpFailure> {
-    let response = request.send().await.map_err(HttpFailure::network)?;
+async fn exchange(request: RequestBuilder) -> (Result<Answer, HttpFailure>, HeaderMap) {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => return (Err(HttpFailure::network(e)), HeaderMap::new()),
+    };
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(HttpFailure::network)?;
-    if status.is_success() {
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(e) => return (Err(HttpFailure::network(e)), headers),
+    };
+    let result = if status.is_success() {
         Ok(Answer {
             status,
-            headers,
+            headers: headers.clone(),
             body: body.to_vec(),
         })
     } else {
         Err(HttpFailure::from_answer(status, &headers, &body))
+    };
+    (result, headers)
+}
+
+/// `url` without any `name=...` pair in its query (a link the server built from a request
+/// that carried the key); borrowed when there is none.
+pub fn without_query_param<'a>(url: &'a str, name: &str) -> std::borrow::Cow<'a, str> {
+    let Some((base, rest)) = url.split_once('?') else {
+        return url.into();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (rest, None),
+    };
+    let is_key = |pair: &&str| {
+        let key = pair.split('=').next().unwrap_or("");
+        form_urlencoded::parse(key.as_bytes())
+            .next()
+            .is_some_and(|(k, _)| k == name)
+            || key == name
+    };
+    if !query.split('&').any(|pair| is_key(&pair)) {
+        return url.into();
     }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !is_key(pair))
+        .collect();
+    let mut out = base.to_string();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out.into()
+}
+
+/// Every `Link` value with the `name` parameter taken out of its targets.
+fn strip_from_links(headers: &mut HeaderMap, name: &str) {
+    let links: Vec<HeaderValue> = headers.get_all(LINK).iter().cloned().collect();
+    if links.is_empty() {
+        return;
+    }
+    headers.remove(LINK);
+    for link in links {
+        let Ok(text) = link.to_str() else { continue };
+        let cleaned = strip_link_targets(text, name);
+        if let Ok(value) = HeaderValue::from_str(&cleaned) {
+            headers.append(LINK, value);
+        }
+    }
+}
+
+/// The `<url>` targets of one `Link` value with the parameter removed.
+fn strip_link_targets(text: &str, name: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>').map(|i| open + i) else {
+            break;
+        };
+        out.push_str(&rest[..=open]);
+        out.push_str(&without_query_param(&rest[open + 1..close], name));
+        out.push('>');
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn mask_json(json: &mut Value, value: &str) {
+    match json {
+        Value::String(text) => *text = mask_value(text, value),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_json(v, value)),
+        Value::Object(map) => map.values_mut().for_each(|v| mask_json(v, value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// `text` with `value` masked as it is and as a URL's query carries it (form-encoded).
+fn mask_value(text: &str, value: &str) -> String {
+    if value.is_empty() {
+        return text.to_string();
+    }
+    let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+    let mut out = text.replace(value, MASK);
+    if encoded != value {
+        out = out.replace(&encoded, MASK);
+    }
+    out
 }
 
 /// A 2xx answer, read whole.
@@ -270,6 +439,22 @@ impl HttpFailure {
         match self {
             Self::Status { status, .. } => Some(status.as_u16()),
             _ => None,
+        }
+    }
+
+    /// Masks `value` (a query-string key) in the message, whatever its length: the global
+    /// redactor leaves values under [`crate::redact::MIN_SECRET_CHARS`] alone.
+    fn mask(&mut self, value: &str) {
+        match self {
+            Self::Timeout { message } | Self::Network { message } => {
+                *message = mask_value(message, value)
+            }
+            Self::Status { message, json, .. } => {
+                *message = mask_value(message, value);
+                if let Some(json) = json {
+                    mask_json(json, value);
+                }
+            }
         }
     }
 
@@ -547,5 +732,48 @@ mod tests {
         })
         .unwrap();
         assert!(!format!("{client:?}").contains("tok-http-unit"));
+    }
+
+    #[test]
+    fn a_query_key_is_stripped_from_urls_and_links_and_masked_in_messages() {
+        assert_eq!(
+            without_query_param("http://x/api/m?apiKey=k1&page=2#top", "apiKey"),
+            "http://x/api/m?page=2#top"
+        );
+        assert_eq!(
+            without_query_param("http://x/api/m?page=2&apiKey=k1", "apiKey"),
+            "http://x/api/m?page=2"
+        );
+        assert_eq!(
+            without_query_param("http://x/m?apiKey=k1", "apiKey"),
+            "http://x/m"
+        );
+        assert!(matches!(
+            without_query_param("http://x/m?apikeys=1", "apiKey"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let link = r#"<http://x/m?apiKey=Qz7%2Bk&page=3>; rel="next", <http://x/m?page=1&apiKey=Qz7%2Bk>; rel="first""#;
+        assert_eq!(
+            strip_link_targets(link, "apiKey"),
+            r#"<http://x/m?page=3>; rel="next", <http://x/m?page=1>; rel="first""#
+        );
+        assert_eq!(
+            mask_value(
+                "for url (http://x/m?apiKey=Qz7%2Bk): key Qz7+k refused",
+                "Qz7+k"
+            ),
+            "for url (http://x/m?apiKey=***): key *** refused"
+        );
+        let client = HttpClient::new(HttpConfig {
+            auth: Some(Auth::Query("apiKey".into(), Secret::new("Qz7+k"))),
+            ..HttpConfig::new("unit", Duration::from_secs(1))
+        })
+        .unwrap();
+        let request = client
+            .request(Method::GET, "http://x/m?apiKey=old&page=2")
+            .build()
+            .unwrap();
+        assert_eq!(request.url().as_str(), "http://x/m?page=2&apiKey=Qz7%2Bk");
+        assert!(!format!("{client:?}").contains("Qz7"));
     }
 }

@@ -5,19 +5,25 @@
 //! What one call does:
 //!
 //! 1. waits for the method's budget and any pause a 429 set ([`MethodLimiters::acquire`]);
-//!    after a pause, only one request of the method goes until it is answered; the wait is
-//!    added to `kass_source_rate_limit_wait_seconds_total{source, method}`;
+//!    after a pause, only one request of the method goes until it is answered; then, when the
+//!    source has one, for the budget the server's last answers stated ([`ServerBudget`]); the
+//!    waits are added to `kass_source_rate_limit_wait_seconds_total{source, method}`;
 //! 2. sends the request with the source's [`Auth`] and counts it in
-//!    `kass_source_requests_total{source, method, status}`;
+//!    `kass_source_requests_total{source, method, status}`; hands the answer's rate-limit
+//!    headers to the server budget;
 //! 3. asks the source's [`AnswerCheck`] whether a 2xx is what it seems: Slack answers errors,
 //!    `ratelimited` included, with HTTP 200 and `{"ok": false, "error": "..."}`;
-//! 4. on a 429 (or a 2xx the check calls rate limited), pauses the method for the Retry-After
-//!    for every task of the source, and tries again; on a 5xx or no answer, backs off and tries
-//!    again; anything else is final, as is the last try the policy allows.
+//! 4. on a 429 (or a 2xx the check calls rate limited), pauses the method (and the server
+//!    budget's scope) for every task of the source, and tries again; the pause is the
+//!    Retry-After, else the reset of a budget the answer says is spent, else the policy's
+//!    back-off (gitlab.com sometimes answers 429 with neither); on a 5xx or no answer, backs
+//!    off and tries again; anything else is final, as is the last try the policy allows.
 //!
 //! Errors are [`ApiError`]s naming the source and the method. They never hold the token: it
 //! lives in a [`kass_pipeline::secret::Secret`], the request is never printed, and server
-//! messages are redacted by the exchange.
+//! messages are redacted by the exchange. A key sent in the query string ([`Auth::Query`])
+//! is added by the exchange at send time only, stripped from the `Link`s it is answered with
+//! (so a next-page link never carries it) and masked in every failure.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +36,7 @@ use serde::de::DeserializeOwned;
 
 use super::paging::Incomplete;
 use super::rate_limit::MethodLimiters;
+use super::server_budget::{ServerBudget, Ticket};
 
 /// What a 2xx answer means to the source, for APIs that answer errors with a success status.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +65,9 @@ pub struct ApiConfig {
     pub timeout: Duration,
     pub retry: RetryPolicy,
     pub limiters: Arc<MethodLimiters>,
+    /// The budget the server's answers state (GitLab's `RateLimit-*` headers); `None`: the
+    /// fixed tiers of `limiters` alone pace the source (Slack).
+    pub budget: Option<Arc<ServerBudget>>,
     /// `None`: every 2xx is the data asked for.
     pub check: Option<AnswerCheck>,
 }
@@ -72,6 +82,7 @@ impl ApiConfig {
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             limiters: Arc::new(MethodLimiters::unlimited()),
+            budget: None,
             check: None,
         }
     }
@@ -148,7 +159,8 @@ impl ApiError {
 /// One failed try, before the retry loop decides.
 #[derive(Debug)]
 enum TryFailure {
-    Http(HttpFailure),
+    /// With the wait until the reset when the answer said the budget is spent.
+    Http(HttpFailure, Option<Duration>),
     RateLimited(Option<Duration>),
     Refused(String),
 }
@@ -156,7 +168,10 @@ enum TryFailure {
 impl TryFailure {
     fn retry(&self) -> Option<Option<Duration>> {
         match self {
-            Self::Http(failure) => failure.retry(),
+            Self::Http(failure, reset) if failure.status() == Some(429) => {
+                failure.retry().map(|after| after.or(*reset))
+            }
+            Self::Http(failure, _) => failure.retry(),
             Self::RateLimited(after) => Some(*after),
             Self::Refused(_) => None,
         }
@@ -165,7 +180,7 @@ impl TryFailure {
     /// The pause a rate limit asked for.
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Http(failure) => failure.retry_after(),
+            Self::Http(failure, reset) => failure.retry_after().or(*reset),
             Self::RateLimited(after) => *after,
             Self::Refused(_) => None,
         }
@@ -173,7 +188,7 @@ impl TryFailure {
 
     fn is_rate_limit(&self) -> bool {
         match self {
-            Self::Http(failure) => failure.status() == Some(429),
+            Self::Http(failure, _) => failure.status() == Some(429),
             Self::RateLimited(_) => true,
             Self::Refused(_) => false,
         }
@@ -183,7 +198,7 @@ impl TryFailure {
 impl std::fmt::Display for TryFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Http(failure) => failure.fmt(f),
+            Self::Http(failure, _) => failure.fmt(f),
             Self::RateLimited(_) => f.write_str("rate limited"),
             Self::Refused(error) => write!(f, "refused: {error}"),
         }
@@ -198,6 +213,7 @@ pub struct ApiClient {
     http: HttpClient,
     retry: RetryPolicy,
     limiters: Arc<MethodLimiters>,
+    budget: Option<Arc<ServerBudget>>,
     check: Option<AnswerCheck>,
 }
 
@@ -227,6 +243,7 @@ impl ApiClient {
             http,
             retry: config.retry,
             limiters: config.limiters,
+            budget: config.budget,
             check: config.check,
         })
     }
@@ -296,7 +313,7 @@ impl ApiClient {
             return Err(ApiError::ForeignLink {
                 source_name: self.source.clone(),
                 method: method.to_string(),
-                link: kass_pipeline::error::excerpt(link, 200),
+                link: kass_pipeline::error::excerpt(&self.http.shown(link), 200),
                 base_url: self.base_url.clone(),
             });
         }
@@ -317,6 +334,9 @@ impl ApiClient {
                 |failure, attempt, delay| {
                     if failure.is_rate_limit() {
                         self.limiters.pause(method, delay);
+                        if let Some(budget) = &self.budget {
+                            budget.pause(method, url, delay);
+                        }
                         telemetry::source_rate_limit_wait(
                             &self.source,
                             method,
@@ -338,14 +358,14 @@ impl ApiClient {
             let source_name = self.source.clone();
             let method = method.to_string();
             match failure {
-                TryFailure::Http(failure) if failure.status() == Some(429) => {
+                TryFailure::Http(failure, _) if failure.status() == Some(429) => {
                     ApiError::RateLimited {
                         source_name,
                         method,
                         attempts,
                     }
                 }
-                TryFailure::Http(failure) => ApiError::Http {
+                TryFailure::Http(failure, _) => ApiError::Http {
                     source_name,
                     method,
                     attempts,
@@ -372,26 +392,39 @@ impl ApiClient {
         query: &[(&str, &str)],
     ) -> Result<Answer, TryFailure> {
         let permit = self.limiters.acquire(method).await;
-        let waited = permit.waited();
+        let ticket = match &self.budget {
+            Some(budget) => Some(budget.acquire(method, url).await),
+            None => None,
+        };
+        let waited = permit.waited() + ticket.as_ref().map_or(Duration::ZERO, Ticket::waited);
         if !waited.is_zero() {
             telemetry::source_rate_limit_wait(&self.source, method, waited.as_secs_f64());
         }
         let request = self.http.request(Method::GET, &with_query(url, query));
-        let outcome = match self.http.send(request).await {
+        let (sent, headers) = self.http.send_keeping_headers(request).await;
+        let mut outcome = match sent {
             Ok(answer) => match self.check.as_ref().map_or(Verdict::Ok, |c| c(&answer)) {
                 Verdict::Ok => Ok(answer),
                 Verdict::RateLimited(after) => Err(TryFailure::RateLimited(after)),
                 Verdict::Refused(error) => Err(TryFailure::Refused(error)),
             },
-            Err(failure) => Err(TryFailure::Http(failure)),
+            Err(failure) => Err(TryFailure::Http(failure, None)),
         };
+        let no_answer = matches!(&outcome, Err(TryFailure::Http(f, _)) if f.status().is_none());
+        if let Some(ticket) = ticket.filter(|_| !no_answer) {
+            let limited = matches!(&outcome, Err(f) if f.is_rate_limit());
+            let reset = ticket.answered(&headers, limited);
+            if let Err(TryFailure::Http(_, spent)) = &mut outcome {
+                *spent = reset;
+            }
+        }
         match &outcome {
             Err(failure) if failure.is_rate_limit() => permit.rate_limited(failure.retry_after()),
             _ => permit.answered(),
         }
         let status = match &outcome {
             Ok(answer) => answer.status.as_u16().to_string(),
-            Err(TryFailure::Http(failure)) => failure.label(),
+            Err(TryFailure::Http(failure, _)) => failure.label(),
             Err(TryFailure::RateLimited(_)) => "ratelimited".to_string(),
             Err(TryFailure::Refused(error)) => error.clone(),
         };

@@ -7,6 +7,9 @@
 //! - [`rate_limit`]: one request budget per method, sized from requests per minute and scaled
 //!   by configuration; a 429 pauses its method for every task of the source, and one request
 //!   probes the method before the others follow.
+//! - [`server_budget`]: the budget the server's own answers state (`RateLimit-Remaining`
+//!   until `RateLimit-Reset`), per user, route or bucket as the API counts; spends it evenly
+//!   until the reset, on top of the fixed tiers.
 //! - [`scope_driver`]: the per-scope lifecycle of an incremental source (state, order, skips,
 //!   document versions, tombstones and the deletion guard, metrics); a source supplies how
 //!   to read one scope.
@@ -20,7 +23,9 @@ pub mod paging;
 pub mod rate_limit;
 pub mod scope_driver;
 pub mod scope_status;
+pub mod server_budget;
 pub mod settings;
 
 pub use client::{AnswerCheck, ApiClient, ApiConfig, ApiError, Verdict};
 pub use rate_limit::{MethodLimiters, Permit, RateLimitConfig, Tier};
+pub use server_budget::{BudgetScope, ServerBudget};

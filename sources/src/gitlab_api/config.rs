@@ -12,7 +12,10 @@ use serde::Deserialize;
 use super::include::Include;
 use super::web::GitlabWeb;
 use super::GitlabApi;
-use crate::api::{settings, ApiClient, ApiConfig, MethodLimiters, RateLimitConfig, Tier};
+use crate::api::{
+    settings, ApiClient, ApiConfig, BudgetScope, MethodLimiters, RateLimitConfig, ServerBudget,
+    Tier,
+};
 use crate::deletion_guard::DeletionGuard;
 use crate::{BuildSource, SourceDeps};
 
@@ -84,7 +87,9 @@ pub struct GitlabApiConfig {
     /// A listing reaching this many pages is incomplete (and deletes nothing).
     #[serde(default = "default_max_pages")]
     pub max_pages: usize,
-    /// Requests per minute (gitlab.com: 2,000 per user for authenticated API traffic).
+    /// Requests per minute (gitlab.com: 2,000 per user for authenticated API traffic). The
+    /// `RateLimit-*` headers of GitLab's answers pace the source too, per user across all
+    /// routes as GitLab counts; the slower of the two wins.
     #[serde(default = "default_requests_per_minute")]
     pub requests_per_minute: f64,
     #[serde(default)]
@@ -162,6 +167,8 @@ impl BuildSource for GitlabApiConfig {
         };
         let limiters = MethodLimiters::new(tier, &self.rate_limit)
             .map_err(|e| bad(format!("rate_limit: {e}")))?;
+        let budget = ServerBudget::new(BudgetScope::User, &self.rate_limit)
+            .map_err(|e| bad(format!("rate_limit: {e}")))?;
         let auth = match self.auth {
             TokenKind::PrivateToken => {
                 Auth::Header(HeaderName::from_static("private-token"), token)
@@ -173,6 +180,7 @@ impl BuildSource for GitlabApiConfig {
             auth: Some(auth),
             retry: self.retry.clone(),
             limiters: Arc::new(limiters),
+            budget: Some(Arc::new(budget)),
             ..ApiConfig::new(self.name.clone(), api)
         })
         .map_err(|e| bad(e.to_string()))?;
