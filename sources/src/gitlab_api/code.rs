@@ -162,9 +162,9 @@ fn file_record(
     // `path` is what the code strategy reads the language from and puts in every chunk.
     metadata.insert("path".into(), file.into());
     metadata.insert("ref".into(), code.git_ref.as_str().into());
-    // The commit the file was read at: a later commit that leaves the file as it is does
-    // not send it again.
-    metadata.insert("commit".into(), code.commit.as_str().into());
+    // No commit: a later commit leaving the file as it is does not send it again, so the
+    // commit it was read at would differ between an incremental and a fresh run. The blob id
+    // names the content exactly.
     metadata.insert("blob".into(), entry.id.as_str().into());
     if let Some(language) = language {
         metadata.insert("language".into(), MetaValue::from(language));
