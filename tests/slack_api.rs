@@ -915,9 +915,11 @@ async fn status_shows_each_source_the_dead_letters_and_the_collection() {
     let fetched: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(source["last_fetch"].clone()).unwrap();
     assert!(fetched >= before, "{status}");
-    assert_eq!(source["sync"]["channels"], 2, "{status}");
-    assert_eq!(source["sync"]["in_backfill"], 0);
-    assert!(source["sync"]["documents"].as_u64().unwrap() >= 4);
+    assert_eq!(source["scopes"]["kind"], "channels", "{status}");
+    assert_eq!(source["scopes"]["scopes"], 2, "{status}");
+    assert_eq!(source["scopes"]["in_backlog"], 0);
+    assert!(source["scopes"]["documents"].as_u64().unwrap() >= 4);
+    assert!(source["scopes"]["watched_threads"].is_u64(), "{status}");
     assert_eq!(status["dead_letters"]["total"], 1, "{status}");
     assert_eq!(status["dead_letters"]["groups"][0]["item_kind"], "chunk");
     let stored = chroma_ids(&chroma.url(), "status", "slack").await.len() as u64;
@@ -931,6 +933,6 @@ async fn status_shows_each_source_the_dead_letters_and_the_collection() {
     // The screen says the same for a person.
     let (screen, _) = kass_ok(&["status"], &config).await;
     assert!(screen.contains("slack_api"), "{screen}");
-    assert!(screen.contains("2 channels, 0 in backfill"), "{screen}");
+    assert!(screen.contains("2 channels, 0 in backlog"), "{screen}");
     assert!(screen.contains("dead letters 1"), "{screen}");
 }

@@ -50,13 +50,37 @@ pub struct SourceDeps {
 /// ```
 ///
 /// [`build_with`]: BuildSource::build_with
-pub trait BuildSource: Sized {
+pub trait BuildSource: Sized + std::fmt::Debug {
     /// The running source.
     type Source: Source<Output = RawRecord>;
 
     /// The `source` label: first segment of batch keys, metric label, part of chunk ids; also
     /// names the source's cursor.
     fn name(&self) -> &str;
+
+    /// Whether the source keeps per-scope state that every run needs (an API source: without
+    /// it each run would read the whole workspace again and could never see a deletion), so
+    /// even `kass run` loads and saves its cursor.
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// What of the source's settings its documents depend on: a cursor saved under other
+    /// settings is not resumed from. `None`: all of them (a file source). An API source
+    /// names only itself: selecting other channels must not forget the state that lets it
+    /// delete what it no longer reads.
+    fn cursor_settings(&self) -> Option<String> {
+        None
+    }
+
+    /// The standing of the source's scopes, from its saved cursor (`kass status`); `None`
+    /// for a source without scopes.
+    fn scope_status(
+        &self,
+        _cursor: &cursor::CursorState,
+    ) -> Option<api::scope_status::ScopeStatus> {
+        None
+    }
 
     /// Checks the config (paths, globs, date ranges) and builds the source; a bad config is a
     /// [`FatalError::Config`] naming the source.

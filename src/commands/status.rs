@@ -17,8 +17,6 @@ use kass_pipeline::dead_letter;
 use kass_pipeline::store::{build_store, ObjectStore};
 use kass_sources::api::scope_status::ScopeStatus;
 use kass_sources::cursor::CursorState;
-use kass_sources::gitlab_api;
-use kass_sources::slack_api::SyncStatus;
 
 use super::query::collection_counts;
 use crate::ConfigArg;
@@ -41,20 +39,9 @@ struct SourceStatus {
     last_fetch: Option<DateTime<Utc>>,
     /// Inputs a file-based source has recorded as read.
     inputs_read: usize,
-    /// An API source's channels, backfill and position.
+    /// An API source's scopes (channels, projects), backlog, position and documents.
     #[serde(skip_serializing_if = "Option::is_none")]
-    sync: Option<SyncStatus>,
-    /// Another API source's scopes (projects, ...) and what it holds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scopes: Option<Scopes>,
-}
-
-/// The scopes of an API source on the shared driver, with what they are called.
-#[derive(Debug, Serialize)]
-struct Scopes {
-    kind: &'static str,
-    #[serde(flatten)]
-    status: ScopeStatus,
+    scopes: Option<ScopeStatus>,
 }
 
 /// Dead letters of one stage, failure kind and item kind.
@@ -138,25 +125,12 @@ pub async fn status(args: StatusArgs) -> Result<()> {
 async fn source_status(store: &dyn ObjectStore, source: &SourceConfig) -> Result<SourceStatus> {
     let cursor = CursorState::read(store, source.name()).await?;
     let kind = source.kind();
-    let sync = match (source, &cursor) {
-        (SourceConfig::SlackApi(_), Some(cursor)) => Some(SyncStatus::of(cursor)),
-        (SourceConfig::SlackApi(_), None) => Some(SyncStatus::default()),
-        _ => None,
-    };
-    let empty = CursorState::default();
-    let scopes = match source {
-        SourceConfig::Gitlab(_) => Some(Scopes {
-            kind: "projects",
-            status: gitlab_api::status(cursor.as_ref().unwrap_or(&empty)),
-        }),
-        _ => None,
-    };
+    let scopes = source.scope_status(cursor.as_ref());
     Ok(SourceStatus {
         name: source.name().to_string(),
         kind,
         last_fetch: cursor.as_ref().and_then(|c| c.saved_at),
         inputs_read: cursor.as_ref().map_or(0, |c| c.inputs.len()),
-        sync,
         scopes,
     })
 }
@@ -178,32 +152,26 @@ fn describe(s: &SourceStatus) -> String {
         t.and_then(|t| DateTime::from_timestamp(t, 0))
             .map_or("-".to_string(), |d| d.format("%Y-%m-%d %H:%M").to_string())
     };
-    let position = match (&s.sync, &s.scopes) {
-        (_, Some(Scopes { kind, status })) => {
-            let unreadable = match status.unreadable {
-                0 => String::new(),
-                n => format!(", {n} unreadable saved states"),
-            };
-            format!(
-                "{} {kind}, {} never read completely, read up to {}, {} documents{unreadable}",
+    let position = match &s.scopes {
+        Some(status) => {
+            let mut text = format!(
+                "{} {}, {} in backlog, read up to {}, {} documents",
                 status.scopes,
+                status.kind,
                 status.in_backlog,
                 at(status.read_until),
                 status.documents
-            )
+            );
+            if status.unreadable > 0 {
+                text.push_str(&format!(", {} unreadable saved states", status.unreadable));
+            }
+            for (what, value) in &status.details {
+                let value = value.as_str().map_or(value.to_string(), str::to_string);
+                text.push_str(&format!(", {} {value}", what.replace('_', " ")));
+            }
+            text
         }
-        (Some(sync), None) => {
-            format!(
-                "{} channels, {} in backfill (reached {}), read up to {}, {} documents, {} threads watched",
-                sync.channels,
-                sync.in_backfill,
-                at(sync.backfill_reached),
-                at(sync.read_until),
-                sync.documents,
-                sync.watched_threads
-            )
-        }
-        (None, None) => format!("{} inputs read", s.inputs_read),
+        None => format!("{} inputs read", s.inputs_read),
     };
     format!("{when}; {position}")
 }

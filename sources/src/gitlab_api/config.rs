@@ -10,8 +10,10 @@ use reqwest::header::HeaderName;
 use serde::Deserialize;
 
 use super::include::Include;
+use super::state::ProjectState;
 use super::web::GitlabWeb;
 use super::GitlabApi;
+use crate::api::scope_status::ScopeStatus;
 use crate::api::{
     settings, ApiClient, ApiConfig, BudgetScope, MethodLimiters, RateLimitConfig, ServerBudget,
     Tier,
@@ -140,6 +142,21 @@ impl BuildSource for GitlabApiConfig {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
+    fn cursor_settings(&self) -> Option<String> {
+        Some(format!("gitlab:{}", self.name))
+    }
+
+    fn scope_status(
+        &self,
+        cursor: &crate::cursor::CursorState,
+    ) -> Option<crate::api::scope_status::ScopeStatus> {
+        Some(ScopeStatus::of::<ProjectState>("projects", cursor))
     }
 
     fn build_with(self, deps: SourceDeps) -> Result<GitlabApi, FatalError> {

@@ -267,8 +267,3 @@ impl GitlabApi {
         }
     }
 }
-
-/// Where a `gitlab` source stands, from its saved cursor (for `kass status`).
-pub fn status(cursor: &crate::cursor::CursorState) -> crate::api::scope_status::ScopeStatus {
-    crate::api::scope_status::ScopeStatus::of::<ProjectState>(cursor)
-}

@@ -135,6 +135,21 @@ impl BuildSource for SlackApiConfig {
         &self.name
     }
 
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
+    fn cursor_settings(&self) -> Option<String> {
+        Some(format!("slack_api:{}", self.name))
+    }
+
+    fn scope_status(
+        &self,
+        cursor: &crate::cursor::CursorState,
+    ) -> Option<crate::api::scope_status::ScopeStatus> {
+        Some(super::status(cursor))
+    }
+
     /// Reads the token, compiles the channel globs and sizes the rate limiters from the tier.
     fn build_with(self, deps: SourceDeps) -> Result<SlackApi, FatalError> {
         let bad = |reason: String| {

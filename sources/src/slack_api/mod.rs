@@ -39,6 +39,7 @@ use kass_pipeline::model::ChatDirectory;
 use kass_pipeline::{FatalError, Outlet, RawRecord, Source, StageContext};
 
 use crate::api::scope_driver::{Refreshed, Scope, ScopeDriver, ScopeSender, ScopedSource, Stop};
+use crate::api::scope_status::ScopeStatus;
 use crate::api::ApiError;
 use crate::cursor::Cursor;
 use crate::deletion_guard::DeletionGuard;
@@ -188,45 +189,24 @@ fn names_digest(directory: &ChatDirectory) -> String {
     hex::encode(&Sha256::digest(json)[..8])
 }
 
-/// Where a `slack_api` source stands, from its saved cursor (for `kass status`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct SyncStatus {
-    /// Channels with a state.
-    pub channels: usize,
-    /// Channels whose backfill is not complete.
-    pub in_backfill: usize,
-    /// Documents the source holds.
-    pub documents: usize,
-    /// Threads watched for late replies.
-    pub watched_threads: usize,
-    /// The newest instant history was read up to (Unix seconds).
-    pub read_until: Option<i64>,
-    /// The oldest point a running backfill has reached (Unix seconds).
-    pub backfill_reached: Option<i64>,
-}
-
-impl SyncStatus {
-    pub fn of(cursor: &crate::cursor::CursorState) -> Self {
-        let mut status = Self::default();
-        for value in cursor.scopes.values() {
-            let Ok(state) = serde_json::from_value::<ChannelState>(value.clone()) else {
-                continue;
-            };
-            status.channels += 1;
-            status.documents += state.documents.len();
-            status.watched_threads += state.threads.len();
-            status.read_until = status.read_until.max(state.read_until);
-            if let Some(before) = state.backfill_before {
-                status.in_backfill += 1;
-                status.backfill_reached = Some(
-                    status
-                        .backfill_reached
-                        .map_or(before, |b: i64| b.min(before)),
-                );
-            }
+/// Where a `slack_api` source stands, from its saved cursor (for `kass status`): the driver's
+/// counts, the threads watched for late replies and the oldest point a running backfill
+/// reached.
+pub(crate) fn status(cursor: &crate::cursor::CursorState) -> ScopeStatus {
+    let (mut threads, mut reached) = (0, None::<i64>);
+    let mut status = ScopeStatus::of_each("channels", cursor, |state: &ChannelState| {
+        threads += state.threads.len();
+        if let Some(before) = state.backfill_before {
+            reached = Some(reached.map_or(before, |r| r.min(before)));
         }
+    });
+    status.details.insert("watched_threads", threads.into());
+    if let Some(at) = reached.and_then(|t| chrono::DateTime::from_timestamp(t, 0)) {
         status
+            .details
+            .insert("backfill_reached", at.to_rfc3339().into());
     }
+    status
 }
 
 impl SlackApi {
