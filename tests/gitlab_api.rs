@@ -18,11 +18,12 @@ mod split_world;
 
 use std::time::Duration;
 
-use fake_provider::{Api, FakeOptions};
+use fake_provider::{Api, FakeOptions, FakeProvider};
 use gitlab_rest_api::{GitlabServer, Instance};
 use kass_pipeline::store::ObjectStore;
+use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{kass, run_ok, ChromaServer};
+use support::{batch_chunk_ids, kass, run_ok, ChromaServer};
 
 const TOKEN: &str = "glpat-kass-binary-test-token-9876543210";
 const TOKEN_ENV: &str = "KASS_GITLAB_BINARY_TEST_TOKEN";
@@ -217,7 +218,7 @@ async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
     }
     w.listen_until_idle().await;
     let url = w.chroma.as_ref().unwrap().url();
-    let embedded = gitlab_chunk_ids(&url).await;
+    let embedded = chroma_ids(&url, "split").await;
     assert_eq!(embedded, w.chunk_ids(&first).await);
     let held = support::chroma_get(
         &url,
@@ -286,15 +287,251 @@ fn stop(mut child: std::process::Child) -> String {
     logs
 }
 
-/// Every chunk id of the `gitlab` source in the split world's collection.
-async fn gitlab_chunk_ids(url: &str) -> std::collections::BTreeSet<String> {
+// ------------------------------------------------------------------------------------------
+// Incremental equals full, in Chroma
+// ------------------------------------------------------------------------------------------
+
+const KEY_ENV: &str = "KASS_GITLAB_BINARY_TEST_KEY";
+
+/// One change to the project; `pick` chooses among what exists, modulo its count.
+#[derive(Debug, Clone)]
+enum Change {
+    Open,
+    Comment(usize),
+    EditNote(usize),
+    DeleteNote(usize),
+    Close(usize),
+    DeleteIssue(usize),
+    WritePage(usize),
+    DeletePage(usize),
+    /// A commit writing file `.0` (of 3) or, with `.1`, removing it.
+    Commit(usize, bool),
+}
+
+fn change() -> impl Strategy<Value = Change> {
+    let pick = 0..8usize;
+    prop_oneof![
+        Just(Change::Open),
+        pick.clone().prop_map(Change::Comment),
+        pick.clone().prop_map(Change::EditNote),
+        pick.clone().prop_map(Change::DeleteNote),
+        pick.clone().prop_map(Change::Close),
+        pick.clone().prop_map(Change::DeleteIssue),
+        (0..3usize).prop_map(Change::WritePage),
+        (0..3usize).prop_map(Change::DeletePage),
+        (0..3usize, any::<bool>()).prop_map(|(f, gone)| Change::Commit(f, gone)),
+    ]
+}
+
+const APP: &str = "group/app";
+const FILES: [&str; 3] = ["src/lib.rs", "README.md", "docs/deploy.md"];
+const PAGES: [&str; 3] = ["home", "runbooks/deploy", "faq"];
+
+/// The project of `project()` with a wiki and a repository.
+fn whole_project() -> Instance {
+    let mut gl = project();
+    gl.write_page(
+        APP,
+        "home",
+        "Welcome. Deploys are described in the runbook.",
+    );
+    gl.write_page(
+        APP,
+        "runbooks/deploy",
+        "# Deploy\n\nTag the release, then run the pipeline.",
+    );
+    gl.push(
+        APP,
+        "main",
+        &[
+            (
+                "src/lib.rs",
+                Some(b"/// Adds.\npub fn add(a: u32, b: u32) -> u32 {\n    a + b\n}\n".as_slice()),
+            ),
+            (
+                "README.md",
+                Some(b"# App\n\nThe app adds numbers.\n".as_slice()),
+            ),
+            (
+                "logo.png",
+                Some(b"\x89PNG\r\n\x1a\n\0\0\0binary".as_slice()),
+            ),
+        ],
+    );
+    gl
+}
+
+fn apply(gl: &mut Instance, change: &Change, serial: usize) {
+    let issues: Vec<u64> = gl.project_mut(APP).issues.keys().copied().collect();
+    let pick = |n: usize| issues.get(n % issues.len().max(1)).copied();
+    match change {
+        Change::Open => {
+            gl.open(
+                APP,
+                false,
+                &format!("Issue {serial}"),
+                &format!("Opened at step {serial}."),
+            );
+        }
+        Change::Comment(n) => {
+            if let Some(iid) = pick(*n) {
+                gl.comment(APP, false, iid, "dee", &format!("comment{serial} on it"));
+            }
+        }
+        Change::EditNote(n) | Change::DeleteNote(n) => {
+            let Some(iid) = pick(*n) else { return };
+            let Some(note) = gl.project_mut(APP).issues[&iid].notes.first().map(|n| n.id) else {
+                return;
+            };
+            if matches!(change, Change::EditNote(_)) {
+                gl.edit_note(APP, false, iid, note, &format!("edited{serial} comment"));
+            } else {
+                gl.delete_note(APP, false, iid, note);
+            }
+        }
+        Change::Close(n) => {
+            if let Some(iid) = pick(*n) {
+                gl.close(APP, false, iid);
+            }
+        }
+        Change::DeleteIssue(n) => {
+            if let Some(iid) = pick(*n) {
+                gl.delete(APP, false, iid);
+            }
+        }
+        Change::WritePage(n) => {
+            gl.write_page(APP, PAGES[*n], &format!("Page {n}, version {serial}."));
+        }
+        Change::DeletePage(n) => gl.delete_page(APP, PAGES[*n]),
+        Change::Commit(n, gone) => {
+            let text = format!("# {}\n\nVersion {serial} of this file.\n", FILES[*n]);
+            let content = (!gone).then_some(text.as_bytes());
+            gl.push(APP, "main", &[(FILES[*n], content)]);
+        }
+    }
+}
+
+fn property_config(
+    dir: &std::path::Path,
+    store: &str,
+    server: &GitlabServer,
+    chroma: &ChromaServer,
+    provider: &FakeProvider,
+    collection: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{store}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[store]\ntype = \"local\"\npath = \"{}\"\n\n[[sources]]\ntype = \"gitlab\"\nname = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nprojects = [\"{APP}\"]\ninclude = [\"issues\", \"merge_requests\", \"wiki\", \"code\"]\nmax_deletion_share = 1.0\n[sources.rate_limit]\nrate_scale = 1000.0\n\n[embed.provider]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"counted\"\ndimensions = 8\napi_key_env = \"{KEY_ENV}\"\n{}",
+            dir.join(store).display(),
+            server.base_url(),
+            provider.base_url(),
+            chroma.config(collection),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `kass ARGS --config CONFIG` off the runtime's threads, which must succeed without the
+/// token in its output.
+async fn kass_ok(args: &[&str], config: &std::path::Path) {
+    let mut cmd = kass();
+    cmd.env(TOKEN_ENV, TOKEN)
+        .env(KEY_ENV, "test-key-123")
+        .args(args)
+        .arg("--config")
+        .arg(config);
+    let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains(TOKEN), "the token leaked: {text}");
+}
+
+/// After every incremental `kass run` over a generated sequence of changes to issues, notes,
+/// wiki pages and files, what Chroma holds of the source is exactly what a from-scratch
+/// `kass fetch` of the project as it is now would write, chunk id for chunk id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let chroma = ChromaServer::start(&dir.path().join("chroma"));
+    let provider = FakeProvider::start(FakeOptions::new(Api::OpenAi)).await;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2,
+        max_shrink_iters: 0,
+        ..ProptestConfig::default()
+    });
+    let handle = tokio::runtime::Handle::current();
+    let case = std::sync::atomic::AtomicU32::new(0);
+    let result = runner.run(&prop::collection::vec(change(), 4..7), |changes| {
+        let case = case.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let work = tempfile::tempdir().unwrap();
+                let server = GitlabServer::start(whole_project(), TOKEN).await;
+                let collection = format!("gitlab-incremental-{case}");
+                let live = property_config(
+                    work.path(),
+                    "live",
+                    &server,
+                    &chroma,
+                    &provider,
+                    &collection,
+                );
+                let mut steps = vec![None];
+                steps.extend(changes.into_iter().map(Some));
+                for (serial, change) in steps.into_iter().enumerate() {
+                    if let Some(change) = &change {
+                        server.with(|gl| apply(gl, change, serial));
+                    }
+                    kass_ok(&["run"], &live).await;
+                    let fresh_store = format!("fresh-{serial}");
+                    let fresh = property_config(
+                        work.path(),
+                        &fresh_store,
+                        &server,
+                        &chroma,
+                        &provider,
+                        "unused",
+                    );
+                    kass_ok(&["fetch"], &fresh).await;
+                    let expected: std::collections::BTreeSet<String> =
+                        batch_chunk_ids(&work.path().join(&fresh_store))
+                            .into_iter()
+                            .collect();
+                    let held = chroma_ids(&chroma.url(), &collection).await;
+                    prop_assert_eq!(
+                        &held,
+                        &expected,
+                        "after step {} ({:?}): Chroma holds other chunks than a fresh fetch",
+                        serial,
+                        change
+                    );
+                }
+                Ok(())
+            })
+        })
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
+/// Every chunk id of the `gitlab` source in a collection.
+async fn chroma_ids(url: &str, collection: &str) -> std::collections::BTreeSet<String> {
     let records = support::chroma_get(
         url,
-        "split",
+        collection,
         json!({"where": {"source": "gitlab"}, "include": []}),
     )
     .await
-    .expect("the collection");
+    .unwrap_or_else(|| panic!("Chroma at {url} has no collection {collection}"));
     records["ids"]
         .as_array()
         .unwrap_or_else(|| panic!("{records}"))
