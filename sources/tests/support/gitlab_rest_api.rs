@@ -35,7 +35,12 @@
 //! - notes listed with `sort`/`order_by`, system notes (`"system": true`) among them; merge
 //!   request diff notes carry a `position` with `new_path` and `new_line`;
 //! - `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on every answer
-//!   (gitlab.com rate limits), and 429 with `Retry-After` when a storm is switched on.
+//!   (gitlab.com rate limits), and 429 with `Retry-After` when a storm is switched on;
+//! - with [`GitlabServer::rate_window`], a real per-token window ([`rate_window`]): every
+//!   answer's `RateLimit-Limit/-Remaining/-Reset/-ResetTime` state the true count (gitlab.com
+//!   documents them "for all API requests"), and beyond the limit a 429 with `Retry-After`,
+//!   with the same headers or, switched, without them (gitlab.com sometimes sends none,
+//!   gitlab-org/gitlab#365728). Without a window the headers are fixed figures.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -293,6 +298,8 @@ impl Instance {
 
 #[derive(Default)]
 struct Shared {
+    /// The per-token window, when a test sets one ([`GitlabServer::rate_window`]).
+    window: Option<rate_window::RateWindow>,
     instance: Instance,
     token: String,
     base: String,
@@ -368,12 +375,42 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "message": message }))).into_response()
 }
 
-/// Auth, the request log, the rate-limit headers and a storm, for every route (the refusal
+#[path = "rate_window.rs"]
+pub mod rate_window;
+
+impl GitlabServer {
+    /// From now on, each token may make `limit` requests per `period_secs` window; every
+    /// answer states the count. `bare_429`: refusals carry Retry-After alone.
+    pub fn rate_window(&self, limit: u64, period_secs: u64, bare_429: bool) {
+        let mut window = rate_window::RateWindow::new(limit, period_secs);
+        window.bare_429 = bare_429;
+        self.shared.lock().unwrap().window = Some(window);
+    }
+
+    /// Answers let through and refused (429) by the window so far.
+    pub fn window_counts(&self) -> (u64, u64) {
+        let s = self.shared.lock().unwrap();
+        s.window
+            .as_ref()
+            .map_or((0, 0), |w| (w.admitted, w.refused))
+    }
+}
+
+thread_local! {
+    /// The count [`admit`] made of the request this thread is answering, for
+    /// [`with_limits`] to state: a handler runs from one to the other without an `.await`,
+    /// so on one thread, and its signature stays `Response -> Response` for every route.
+    static COUNTED: std::cell::Cell<Option<rate_window::Count>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Auth, the request log, the rate-limit window and a storm, for every route (the refusal
 /// is the answer to send, big as answers are).
 #[allow(clippy::result_large_err)]
 fn admit(shared: &Server, headers: &HeaderMap, route: &str, path: String) -> Result<(), Response> {
     let mut s = shared.lock().unwrap();
     s.log.push((route.to_string(), path));
+    COUNTED.set(None);
     if s.storm > 0 {
         s.storm -= 1;
         let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Retry later");
@@ -382,17 +419,45 @@ fn admit(shared: &Server, headers: &HeaderMap, route: &str, path: String) -> Res
         return Err(r);
     }
     let token = headers.get("private-token").and_then(|v| v.to_str().ok());
+    if let Some(window) = s.window.as_mut() {
+        // Rack::Attack counts per user before anything else is checked.
+        let count = window.count(token.unwrap_or("anonymous"));
+        COUNTED.set(Some(count));
+        if !count.allowed {
+            let r = error(StatusCode::TOO_MANY_REQUESTS, "Retry later");
+            let mut r = if window.bare_429 {
+                COUNTED.set(None);
+                r
+            } else {
+                with_limits(r)
+            };
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from(count.retry_after));
+            return Err(r);
+        }
+    }
     if token != Some(s.token.as_str()) {
         return Err(error(StatusCode::UNAUTHORIZED, "401 Unauthorized"));
     }
     Ok(())
 }
 
+/// The rate-limit headers: the window's true count of this request when a test set one,
+/// else fixed figures.
 fn with_limits(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert("ratelimit-limit", HeaderValue::from_static("2000"));
-    h.insert("ratelimit-remaining", HeaderValue::from_static("1999"));
-    h.insert("ratelimit-reset", HeaderValue::from_static("1700000060"));
+    let Some(count) = COUNTED.get() else {
+        h.insert("ratelimit-limit", HeaderValue::from_static("2000"));
+        h.insert("ratelimit-remaining", HeaderValue::from_static("1999"));
+        h.insert("ratelimit-reset", HeaderValue::from_static("1700000060"));
+        return r;
+    };
+    for (name, value) in count.headers("ratelimit-") {
+        h.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(&value).unwrap(),
+        );
+    }
     r
 }
 
