@@ -5,7 +5,8 @@ use serde::Deserialize;
 use kass_pipeline::{FatalError, RawRecord, Source};
 
 use kass_sources::{
-    files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource, SourceDeps,
+    backlog, files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource,
+    SourceDeps,
 };
 
 /// One `[[sources]]` entry; `type` picks the source.
@@ -24,6 +25,8 @@ pub enum SourceConfig {
     Gitlab(gitlab_api::GitlabApiConfig),
     /// A GitLab project export (offline): the same documents and chunk ids as `gitlab`.
     GitlabExport(gitlab_export::GitlabExportConfig),
+    /// A Backlog space's issues with their comments, wiki pages and documents (API v2).
+    Backlog(backlog::BacklogConfig),
 }
 
 impl SourceConfig {
@@ -36,6 +39,7 @@ impl SourceConfig {
             SourceConfig::SlackApi(c) => c.name(),
             SourceConfig::Gitlab(c) => c.name(),
             SourceConfig::GitlabExport(c) => c.name(),
+            SourceConfig::Backlog(c) => c.name(),
         }
     }
 
@@ -48,6 +52,7 @@ impl SourceConfig {
             SourceConfig::SlackApi(_) => "slack_api",
             SourceConfig::Gitlab(_) => "gitlab",
             SourceConfig::GitlabExport(_) => "gitlab_export",
+            SourceConfig::Backlog(_) => "backlog",
         }
     }
 
@@ -55,7 +60,10 @@ impl SourceConfig {
     /// it each run would read the whole workspace again and could never see a deletion), so
     /// even `kass run` loads and saves its cursor.
     pub fn keeps_state(&self) -> bool {
-        matches!(self, SourceConfig::SlackApi(_) | SourceConfig::Gitlab(_))
+        matches!(
+            self,
+            SourceConfig::SlackApi(_) | SourceConfig::Gitlab(_) | SourceConfig::Backlog(_)
+        )
     }
 
     /// What of the source's settings its documents depend on: a cursor saved under other
@@ -65,6 +73,7 @@ impl SourceConfig {
         match self {
             SourceConfig::SlackApi(c) => format!("slack_api:{}", c.name()),
             SourceConfig::Gitlab(c) => format!("gitlab:{}", c.name()),
+            SourceConfig::Backlog(c) => format!("backlog:{}", c.name()),
             other => format!("{other:?}"),
         }
     }
@@ -86,6 +95,7 @@ impl SourceConfig {
             SourceConfig::SlackApi(c) => boxed(c, deps),
             SourceConfig::Gitlab(c) => boxed(c, deps),
             SourceConfig::GitlabExport(c) => boxed(c, deps),
+            SourceConfig::Backlog(c) => boxed(c, deps),
         }
     }
 }

@@ -17,8 +17,8 @@ use kass_pipeline::dead_letter;
 use kass_pipeline::store::{build_store, ObjectStore};
 use kass_sources::api::scope_status::ScopeStatus;
 use kass_sources::cursor::CursorState;
-use kass_sources::gitlab_api;
 use kass_sources::slack_api::SyncStatus;
+use kass_sources::{backlog, gitlab_api};
 
 use super::query::collection_counts;
 use crate::ConfigArg;
@@ -148,6 +148,10 @@ async fn source_status(store: &dyn ObjectStore, source: &SourceConfig) -> Result
         SourceConfig::Gitlab(_) => Some(Scopes {
             kind: "projects",
             status: gitlab_api::status(cursor.as_ref().unwrap_or(&empty)),
+        }),
+        SourceConfig::Backlog(_) => Some(Scopes {
+            kind: "projects",
+            status: backlog::status(cursor.as_ref().unwrap_or(&empty)),
         }),
         _ => None,
     };
