@@ -83,29 +83,30 @@ pub(super) async fn refresh(
             part.gone.push(tombstone(&id, "deleted"));
         }
     }
-    if reconcile {
-        // Held but not in the whole listing: asked for alone; only Backlog's 404 deletes.
-        let gone: BTreeSet<&str> = part.gone.iter().map(|t| t.document_id.as_str()).collect();
-        let missing: Vec<(String, u64)> = read
-            .previous
-            .documents
-            .iter()
-            .filter(|d| !gone.contains(d.as_str()))
-            .filter_map(|d| {
-                let number: u64 = id_of(read.key, KIND, d)?.parse().ok()?;
-                (!listed.contains(&number)).then(|| (d.clone(), number))
-            })
-            .collect();
-        for (id, number) in missing {
-            read.go_on()?;
-            if read
-                .web
-                .issue(&format!("{}-{number}", read.key))
-                .await?
-                .is_none()
-            {
-                part.gone.push(tombstone(&id, "deleted"));
-            }
+    // Deletions the guard withheld last run are past the feed's cursor now: each is asked for
+    // alone again, as is (with `reconcile`) every issue held that the whole listing lacks.
+    // Only Backlog's 404 deletes.
+    let gone: BTreeSet<&str> = part.gone.iter().map(|t| t.document_id.as_str()).collect();
+    let to_verify: Vec<(String, u64)> = read
+        .previous
+        .documents
+        .iter()
+        .filter(|d| !gone.contains(d.as_str()))
+        .filter(|d| reconcile || read.previous.withheld.contains(*d))
+        .filter_map(|d| {
+            let number: u64 = id_of(read.key, KIND, d)?.parse().ok()?;
+            (!listed.contains(&number)).then(|| (d.clone(), number))
+        })
+        .collect();
+    for (id, number) in to_verify {
+        read.go_on()?;
+        if read
+            .web
+            .issue(&format!("{}-{number}", read.key))
+            .await?
+            .is_none()
+        {
+            part.gone.push(tombstone(&id, "deleted"));
         }
     }
     Ok(part)
