@@ -122,9 +122,16 @@ impl Space {
         self.next_id
     }
 
-    /// Moves the clock on (a day passing between runs).
+    /// Moves the clock by `seconds` (back, for history made long ago).
     pub fn advance(&mut self, seconds: i64) {
         self.clock += seconds / 60;
+    }
+
+    /// Moves the clock to the real time now, if it is behind (changes made after history
+    /// written in the past happen now).
+    pub fn catch_up(&mut self) {
+        let now = (chrono::Utc::now().timestamp() - start()) / 60;
+        self.clock = self.clock.max(now);
     }
 
     fn log(&mut self, project: &str, kind: u32, content: Value) {
