@@ -12,7 +12,8 @@ use kass_pipeline::{FatalError, RawRecord, Source};
 use kass_sources::api::scope_status::ScopeStatus;
 use kass_sources::cursor::CursorState;
 use kass_sources::{
-    files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource, SourceDeps,
+    backlog, files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource,
+    SourceDeps,
 };
 
 /// Declares [`SourceConfig`] from the list of sources: one variant per source, tagged by its
@@ -89,6 +90,8 @@ source_list! {
     "gitlab" => Gitlab(gitlab_api::GitlabApiConfig),
     /// A GitLab project export (offline): the same documents and chunk ids as `gitlab`.
     "gitlab_export" => GitlabExport(gitlab_export::GitlabExportConfig),
+    /// A Backlog space's issues with their comments, wiki pages and documents (API v2).
+    "backlog" => Backlog(backlog::BacklogConfig),
 }
 
 impl SourceConfig {

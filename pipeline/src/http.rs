@@ -501,7 +501,7 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The message of an error body, cut to [`MAX_MESSAGE_CHARS`] and redacted: the text in the
 /// JSON shapes APIs document, else the body's text, else the status's reason.
 ///
-/// Shapes: OpenAI `{"error": {"message"}}`; Chroma `{"error": kind, "message"}`, Cohere,
+/// Shapes: Backlog `{"errors": [{"message", "code"}]}`; OpenAI `{"error": {"message"}}`; Chroma `{"error": kind, "message"}`, Cohere,
 /// GitLab and Discord `{"message"}`; TEI, Hugging Face and Slack `{"error": "..."}`; FastAPI
 /// (Voyage) `{"detail": "..."}` or a list of `{"msg"}`.
 pub fn error_message(status: StatusCode, json: Option<&Value>, body: &[u8]) -> String {
@@ -519,6 +519,12 @@ pub fn error_message(status: StatusCode, json: Option<&Value>, body: &[u8]) -> S
 
 fn json_message(body: &Value) -> Option<String> {
     let text = |v: &Value| v.as_str().map(str::to_string);
+    if let Some(errors) = body.get("errors").and_then(Value::as_array) {
+        let messages: Vec<String> = errors.iter().filter_map(backlog_error).collect();
+        if !messages.is_empty() {
+            return Some(messages.join("; "));
+        }
+    }
     let error = body.get("error");
     if let Some(message) = error.and_then(|e| e.get("message")).and_then(text) {
         return Some(message);
@@ -538,6 +544,15 @@ fn json_message(body: &Value) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("; ")
         })
+    })
+}
+
+/// One of Backlog's `{"errors": [{"message", "code", "moreInfo"}]}`: `message (code N)`.
+fn backlog_error(error: &Value) -> Option<String> {
+    let message = error.get("message")?.as_str()?;
+    Some(match error.get("code").and_then(Value::as_i64) {
+        Some(code) => format!("{message} (code {code})"),
+        None => message.to_string(),
     })
 }
 
@@ -673,6 +688,10 @@ mod tests {
             "channel_not_found"
         );
         assert_eq!(message(r#"{"detail":"rate limit"}"#), "rate limit");
+        assert_eq!(
+            message(r#"{"errors":[{"message":"No project.","code":6,"moreInfo":""}]}"#),
+            "No project. (code 6)"
+        );
         assert_eq!(
             message(r#"{"detail":[{"msg":"field required"},{"msg":"too long"}]}"#),
             "field required; too long"

@@ -6,6 +6,7 @@
 //! cursor of the last fetch, comes in [`SourceDeps`], so no source carries its own plumbing for it.
 
 pub mod api;
+pub mod backlog;
 pub mod cursor;
 pub mod deletion_guard;
 pub mod files;
@@ -14,6 +15,7 @@ pub mod gitlab_api;
 pub mod gitlab_export;
 pub mod jsonl;
 pub mod kept_versions;
+pub mod markup;
 pub mod s3_events;
 mod slack;
 pub mod slack_api;
