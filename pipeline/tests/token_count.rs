@@ -14,13 +14,18 @@ mod test_data;
 use kass_pipeline::tokenizer::{default_tokenizer_path, TokenCounter};
 use proptest::prelude::*;
 
-fn counter() -> TokenCounter {
-    let path = default_tokenizer_path();
-    TokenCounter::from_file(&path).unwrap_or_else(|e| {
-        panic!(
-            "needs the model's tokenizer at {}: {e} (scripts/fetch-model.sh)",
-            path.display()
-        )
+/// The counter, loaded once: parsing the tokenizer's file for each of 2,000 generated cases
+/// took minutes.
+fn counter() -> &'static TokenCounter {
+    static COUNTER: std::sync::OnceLock<TokenCounter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| {
+        let path = default_tokenizer_path();
+        TokenCounter::from_file(&path).unwrap_or_else(|e| {
+            panic!(
+                "needs the model's tokenizer at {}: {e} (scripts/fetch-model.sh)",
+                path.display()
+            )
+        })
     })
 }
 
