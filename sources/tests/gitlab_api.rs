@@ -944,3 +944,33 @@ async fn a_run_stopped_mid_group_resumes_with_the_leftover_projects_first_and_se
     );
     assert_eq!(held.len(), 8 * 4);
 }
+
+/// Project issues are read by keyset pages (an opaque cursor in `Link`, no page numbers or
+/// totals) to the end; an instance that answers 405 to keyset pagination is read by offset
+/// pages instead, with the same documents.
+#[tokio::test]
+async fn issues_are_read_by_keyset_pages_and_by_offset_where_keyset_is_refused() {
+    let project = || {
+        let mut gl = Instance::default();
+        gl.add_project(7, APP);
+        for n in 0..250 {
+            gl.open(APP, false, &format!("Issue {n}"), "Details.");
+        }
+        gl
+    };
+    for keyset in [true, false] {
+        let server = GitlabServer::start(project(), TOKEN).await;
+        if !keyset {
+            server.without_issue_keyset();
+        }
+        let fetched = Synced::new(config(&server, &[APP])).run().await;
+        assert_eq!(fetched.documents.len(), 250, "keyset {keyset}");
+        let listings = server
+            .log()
+            .iter()
+            .filter(|(route, _)| route == "issues")
+            .count();
+        // Three pages of 100; refused, the keyset request comes first.
+        assert_eq!(listings, if keyset { 3 } else { 4 }, "keyset {keyset}");
+    }
+}

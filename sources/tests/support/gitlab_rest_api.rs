@@ -24,6 +24,8 @@
 //!   repository tree; REST API: keyset-based pagination);
 //! - `GET /projects/:id/repository/blobs/:sha/raw`: the blob's bytes as they are, 404
 //!   `{"message": "404 Blob Not Found"}` (Repositories API: raw blob content);
+//! - project issues with `pagination=keyset` paged by an opaque `cursor` in `Link: rel="next"`
+//!   alone (no page numbers, no totals); merge requests, which do not offer it, by offset;
 //! - issue and merge request listings ordered by `order_by` (`created_at` default,
 //!   `updated_at`) and `sort` (`desc` default), filtered by `updated_after`, offset-paged by
 //!   `page`/`per_page` (default 20, at most 100) with `x-page`, `x-per-page`, `x-next-page`
@@ -307,6 +309,8 @@ struct Shared {
     log: Vec<(String, String)>,
     /// 429 with `Retry-After: 1` for this many answers.
     storm: usize,
+    /// An instance older than keyset pages for project issues: 405 to `pagination=keyset`.
+    no_issue_keyset: bool,
 }
 
 type Server = Arc<Mutex<Shared>>;
@@ -368,6 +372,12 @@ impl GitlabServer {
     /// The next `n` answers are 429 with `Retry-After: 1`.
     pub fn storm(&self, n: usize) {
         self.shared.lock().unwrap().storm = n;
+    }
+
+    /// Answers `pagination=keyset` on project issues with 405, as GitLab does where keyset
+    /// pagination is "not yet available for this type of request".
+    pub fn without_issue_keyset(&self) {
+        self.shared.lock().unwrap().no_issue_keyset = true;
     }
 }
 
@@ -623,6 +633,16 @@ async fn listing(
     if query.get("sort").map(String::as_str) != Some("asc") {
         items.reverse();
     }
+    if !mr && query.get("pagination").map(String::as_str) == Some("keyset") {
+        if shared.no_issue_keyset {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                Json(json!({"error": "Keyset pagination is not yet available for this type of request"})),
+            )
+                .into_response();
+        }
+        return keyset_issues(&shared.base, p, &id, &query, items, by_updated);
+    }
     let values = items
         .into_iter()
         .map(|i| issue_json(&shared.base, p, &kind, i))
@@ -633,6 +653,70 @@ async fn listing(
         &query,
         values,
     )
+}
+
+/// Project issues with `pagination=keyset` (GitLab 18.x; REST API: keyset-based pagination,
+/// and the issues API's `cursor` parameter): the page after the opaque `cursor`, which encodes
+/// the ordering key of the last record sent; the next page only in `Link: rel="next"`, with no
+/// `x-page`, `x-next-page` or totals. `items` are already ordered.
+fn keyset_issues(
+    base: &str,
+    p: &FakeProject,
+    id: &str,
+    query: &BTreeMap<String, String>,
+    items: Vec<&FakeIssue>,
+    by_updated: bool,
+) -> Response {
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+        .clamp(1, 100);
+    let key = |i: &FakeIssue| {
+        let at = if by_updated {
+            i.updated_at
+        } else {
+            i.created_at
+        };
+        format!("{at}:{}", i.iid)
+    };
+    let start = match query.get("cursor") {
+        None => 0,
+        Some(cursor) => {
+            let Some(after) = hex::decode(cursor)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            else {
+                return error(StatusCode::BAD_REQUEST, "400 Bad request - invalid cursor");
+            };
+            items
+                .iter()
+                .position(|i| key(i) == after)
+                .map_or(items.len(), |n| n + 1)
+        }
+    };
+    let page: Vec<&FakeIssue> = items.iter().skip(start).take(per_page).copied().collect();
+    let more = start + page.len() < items.len();
+    let values = page
+        .iter()
+        .map(|i| issue_json(base, p, "issues", i))
+        .collect();
+    let mut r = with_limits(Json(Value::Array(values)).into_response());
+    if let (true, Some(last)) = (more, page.last()) {
+        let q: Vec<(String, String)> = query
+            .iter()
+            .filter(|(k, _)| *k != "cursor")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([("cursor".to_string(), hex::encode(key(last)))])
+            .collect();
+        let qs: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q)
+            .finish();
+        let link = format!("<{base}/api/v4/projects/{id}/issues?{qs}>; rel=\"next\"");
+        r.headers_mut()
+            .insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    r
 }
 
 async fn one(
