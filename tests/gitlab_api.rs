@@ -7,6 +7,8 @@
 
 mod support;
 
+#[path = "support/api_source.rs"]
+mod api_source;
 #[path = "../stages/tests/support/fake_provider.rs"]
 mod fake_provider;
 #[path = "../sources/tests/support/gitlab_rest_api.rs"]
@@ -16,17 +18,20 @@ mod runtime_api;
 #[path = "support/split_world.rs"]
 mod split_world;
 
-use std::time::Duration;
-
+use api_source::{chroma_ids, fetched_ids, invoke_fetcher, store_secret, write_config, Secret};
 use fake_provider::{Api, FakeOptions, FakeProvider};
 use gitlab_rest_api::{GitlabServer, Instance};
 use kass_pipeline::store::ObjectStore;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use support::{batch_chunk_ids, kass, run_ok, ChromaServer};
+use support::ChromaServer;
 
 const TOKEN: &str = "glpat-kass-binary-test-token-9876543210";
 const TOKEN_ENV: &str = "KASS_GITLAB_BINARY_TEST_TOKEN";
+const SECRET: Secret = Secret {
+    env: TOKEN_ENV,
+    value: TOKEN,
+};
 
 fn project() -> Instance {
     let mut gl = Instance::default();
@@ -60,28 +65,12 @@ fn project() -> Instance {
     gl
 }
 
-fn run(args: &[&str], config: &std::path::Path) -> String {
-    let out = run_ok(
-        kass()
-            .env(TOKEN_ENV, TOKEN)
-            .args(args)
-            .arg("--config")
-            .arg(config),
-    );
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(
-        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
-        "the token leaked: {stdout}\n{stderr}"
-    );
-    stdout
-}
-
-fn top_hit(config: &std::path::Path, query: &str) -> serde_json::Value {
-    let out = run(&["query", query, "-k", "1", "--json"], config);
-    serde_json::from_str(out.lines().next().expect("a hit")).unwrap()
+/// The project's `[[sources]]` table (with `include`, if given).
+fn source(server: &GitlabServer, include: &str) -> String {
+    format!(
+        "[[sources]]\ntype = \"gitlab\"\nname = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nprojects = [\"group/app\"]\n{include}max_deletion_share = 1.0\n[sources.rate_limit]\nrate_scale = 1000.0\n",
+        server.base_url()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,23 +78,20 @@ async fn a_phrase_only_in_a_comment_finds_its_issue_and_deletions_reach_chroma()
     let server = GitlabServer::start(project(), TOKEN).await;
     let dir = tempfile::tempdir().unwrap();
     let chroma = ChromaServer::start(&dir.path().join("chroma"));
-    let config = dir.path().join("kass.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\ntype = \"local\"\npath = \"{}\"\n\n[[sources]]\ntype = \"gitlab\"\nname = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nprojects = [\"group/app\"]\nmax_deletion_share = 1.0\n[sources.rate_limit]\nrate_scale = 1000.0\n{}",
-            dir.path().join("store").display(),
-            server.base_url(),
-            chroma.config("gitlab"),
-        ),
-    )
-    .unwrap();
+    let config = write_config(
+        dir.path(),
+        "kass",
+        &source(&server, ""),
+        None,
+        &chroma,
+        "gitlab",
+    );
     let cfg = config.clone();
     let (hit, status) = tokio::task::spawn_blocking(move || {
-        run(&["run"], &cfg);
+        SECRET.run(&["run"], &cfg);
         (
-            top_hit(&cfg, "the CI machine had no free disk left"),
-            run(&["status", "--json"], &cfg),
+            SECRET.top_hit(&cfg, "the CI machine had no free disk left"),
+            SECRET.run(&["status", "--json"], &cfg),
         )
     })
     .await
@@ -130,8 +116,8 @@ async fn a_phrase_only_in_a_comment_finds_its_issue_and_deletions_reach_chroma()
     });
     let cfg = config.clone();
     let texts = tokio::task::spawn_blocking(move || {
-        run(&["run"], &cfg);
-        run(
+        SECRET.run(&["run"], &cfg);
+        SECRET.run(
             &["query", "disk space deploys Tuesdays", "-k", "10", "--json"],
             &cfg,
         )
@@ -149,60 +135,21 @@ async fn a_phrase_only_in_a_comment_finds_its_issue_and_deletions_reach_chroma()
 /// the issue again without it, resuming from the state the first one saved in S3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
-    use runtime_api::{Outcome, RuntimeApi};
+    use runtime_api::Outcome;
     let server = GitlabServer::start(project(), TOKEN).await;
-    let source = format!(
-        "\n[[sources]]\ntype = \"gitlab\"\nname = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nprojects = [\"group/app\"]\nmax_deletion_share = 1.0\n[sources.rate_limit]\nrate_scale = 1000.0\n",
-        server.base_url()
-    );
-    let w = split_world::World::start(FakeOptions::new(Api::OpenAi), &source).await;
+    let w = split_world::World::start(
+        FakeOptions::new(Api::OpenAi),
+        &format!("\n{}", source(&server, "")),
+    )
+    .await;
     w.setup_triggers("gitlab").await;
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(w.moto.endpoint())
-        .load()
-        .await;
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&shared)
-        .create_secret()
-        .name("kass/gitlab")
-        .secret_string(format!(r#"{{"{TOKEN_ENV}": "{TOKEN}"}}"#))
-        .send()
-        .await
-        .unwrap()
-        .arn
-        .unwrap();
-    let config_text = std::fs::read_to_string(&w.config).unwrap();
-    let schedule: Value =
-        serde_json::from_str(include_str!("../examples/events/schedule.json")).unwrap();
-    let invoke = |api: &RuntimeApi| {
-        w.lambda(
-            env!("CARGO_BIN_EXE_kass-fetcher"),
-            api.env("kass-fetcher"),
-            &config_text,
-        )
-        .env("KASS_SECRETS", &secret_arn)
-        .env(split_world::KEY_ENV, "unused")
-        .env_remove(TOKEN_ENV)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-    };
+    let secret_arn = store_secret(&w, "kass/gitlab", SECRET).await;
 
-    let api = RuntimeApi::start().await;
-    let fetcher = invoke(&api);
-    let outcome = api
-        .outcome(&api.invoke(schedule.clone()), Duration::from_secs(120))
-        .await;
-    let logs = stop(fetcher);
+    let (outcome, logs) = invoke_fetcher(&w, SECRET, &secret_arn).await;
     let Outcome::Response(fetched) = outcome else {
         panic!("fetcher failed: {outcome:?}\n{logs}")
     };
     assert_eq!(fetched["complete"], true, "{fetched}");
-    assert!(!fetched.to_string().contains(TOKEN), "{fetched}");
-    assert!(
-        !logs.contains(TOKEN),
-        "the token leaked into the logs: {logs}"
-    );
     let first = w.batch_keys("gitlab").await;
     assert!(!first.is_empty(), "{fetched}");
     let state = w.store.get("_state/gitlab.json").await.unwrap();
@@ -218,7 +165,7 @@ async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
     }
     w.listen_until_idle().await;
     let url = w.chroma.as_ref().unwrap().url();
-    let embedded = chroma_ids(&url, "split").await;
+    let embedded = chroma_ids(&url, "split", "gitlab").await;
     assert_eq!(embedded, w.chunk_ids(&first).await);
     let held = support::chroma_get(
         &url,
@@ -242,19 +189,10 @@ async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
     // saved state and sends the issue again without it.
     let note = server.with(|gl| gl.project_mut("group/app").issues[&1].notes[0].id);
     server.with(|gl| gl.delete_note("group/app", false, 1, note));
-    let api = RuntimeApi::start().await;
-    let fetcher = invoke(&api);
-    let outcome = api
-        .outcome(&api.invoke(schedule), Duration::from_secs(120))
-        .await;
-    let logs = stop(fetcher);
+    let (outcome, logs) = invoke_fetcher(&w, SECRET, &secret_arn).await;
     assert!(
         matches!(outcome, Outcome::Response(_)),
         "{outcome:?}\n{logs}"
-    );
-    assert!(
-        !logs.contains(TOKEN),
-        "the token leaked into the logs: {logs}"
     );
     let keys = w.batch_keys("gitlab").await;
     let new: Vec<String> = keys.into_iter().filter(|k| !first.contains(k)).collect();
@@ -272,26 +210,9 @@ async fn fetched_by_the_lambda_with_the_token_in_secrets_manager() {
     assert!(texts.contains("Tuesdays"), "{texts}");
 }
 
-/// Ends a Lambda process and returns what it logged.
-fn stop(mut child: std::process::Child) -> String {
-    use std::io::Read;
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    logs
-}
-
 // ------------------------------------------------------------------------------------------
 // Incremental equals full, in Chroma
 // ------------------------------------------------------------------------------------------
-
-const KEY_ENV: &str = "KASS_GITLAB_BINARY_TEST_KEY";
 
 /// One change to the project; `pick` chooses among what exists, modulo its count.
 #[derive(Debug, Clone)]
@@ -419,39 +340,15 @@ fn property_config(
     provider: &FakeProvider,
     collection: &str,
 ) -> std::path::PathBuf {
-    let path = dir.join(format!("{store}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            "[store]\ntype = \"local\"\npath = \"{}\"\n\n[[sources]]\ntype = \"gitlab\"\nname = \"gitlab\"\nbase_url = \"{}\"\ntoken_env = \"{TOKEN_ENV}\"\nprojects = [\"{APP}\"]\ninclude = [\"issues\", \"merge_requests\", \"wiki\", \"code\"]\nmax_deletion_share = 1.0\n[sources.rate_limit]\nrate_scale = 1000.0\n\n[embed.provider]\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"counted\"\ndimensions = 8\napi_key_env = \"{KEY_ENV}\"\n{}",
-            dir.join(store).display(),
-            server.base_url(),
-            provider.base_url(),
-            chroma.config(collection),
-        ),
+    let include = "include = [\"issues\", \"merge_requests\", \"wiki\", \"code\"]\n";
+    write_config(
+        dir,
+        store,
+        &source(server, include),
+        Some(&provider.base_url()),
+        chroma,
+        collection,
     )
-    .unwrap();
-    path
-}
-
-/// `kass ARGS --config CONFIG` off the runtime's threads, which must succeed without the
-/// token in its output.
-async fn kass_ok(args: &[&str], config: &std::path::Path) {
-    let mut cmd = kass();
-    cmd.env(TOKEN_ENV, TOKEN)
-        .env(KEY_ENV, "test-key-123")
-        .args(args)
-        .arg("--config")
-        .arg(config);
-    let out = tokio::task::spawn_blocking(move || run_ok(&mut cmd))
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains(TOKEN), "the token leaked: {text}");
 }
 
 /// After every incremental `kass run` over a generated sequence of changes to issues, notes,
@@ -490,7 +387,7 @@ async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
                     if let Some(change) = &change {
                         server.with(|gl| apply(gl, change, serial));
                     }
-                    kass_ok(&["run"], &live).await;
+                    SECRET.kass_ok(&["run"], &live).await;
                     let fresh_store = format!("fresh-{serial}");
                     let fresh = property_config(
                         work.path(),
@@ -500,12 +397,9 @@ async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
                         &provider,
                         "unused",
                     );
-                    kass_ok(&["fetch"], &fresh).await;
-                    let expected: std::collections::BTreeSet<String> =
-                        batch_chunk_ids(&work.path().join(&fresh_store))
-                            .into_iter()
-                            .collect();
-                    let held = chroma_ids(&chroma.url(), &collection).await;
+                    SECRET.kass_ok(&["fetch"], &fresh).await;
+                    let expected = fetched_ids(&work.path().join(&fresh_store));
+                    let held = chroma_ids(&chroma.url(), &collection, "gitlab").await;
                     prop_assert_eq!(
                         &held,
                         &expected,
@@ -521,21 +415,4 @@ async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
     if let Err(failure) = result {
         panic!("{failure}");
     }
-}
-
-/// Every chunk id of the `gitlab` source in a collection.
-async fn chroma_ids(url: &str, collection: &str) -> std::collections::BTreeSet<String> {
-    let records = support::chroma_get(
-        url,
-        collection,
-        json!({"where": {"source": "gitlab"}, "include": []}),
-    )
-    .await
-    .unwrap_or_else(|| panic!("Chroma at {url} has no collection {collection}"));
-    records["ids"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{records}"))
-        .iter()
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect()
 }

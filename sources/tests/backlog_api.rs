@@ -3,7 +3,8 @@
 //! comments are paged to their end, deletions come from the activity feed, a run stopped
 //! mid-project resumes with nothing lost and nothing sent twice, the guard withholds a mass
 //! deletion, a refused key stops the source naming its variable, a forbidden project is
-//! skipped, the rate-limit window is kept without a 429, and the key shows in no output.
+//! skipped, the rate-limit window is kept without a 429, a 429 is waited out until its reset
+//! with no request in between, and the key shows in no output.
 
 #[path = "support/backlog_api.rs"]
 mod backlog_api;
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use backlog_api::{BacklogServer, Space};
 use kass_pipeline::batch::TombstoneOutbox;
@@ -460,6 +462,57 @@ async fn the_rate_window_is_kept_without_a_429_one_request_at_a_time() {
     assert_eq!(run.documents.len(), 41 + 2);
     let (admitted, refused) = server.window_counts();
     assert_eq!(refused, 0, "{admitted} admitted");
+}
+
+/// Sleeps until 50 ms into the next window of `period` seconds (the server's windows are
+/// aligned to the epoch), so what a test does first falls in one window.
+async fn at_window_start(period: u64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let next = Duration::from_secs((now.as_secs() / period + 1) * period);
+    tokio::time::sleep(next - now + Duration::from_millis(50)).await;
+}
+
+/// Another program with the same key has spent the read window the source knows nothing
+/// of: its first request is refused with 429 (`X-RateLimit-Remaining: 0`, the reset to come,
+/// no Retry-After). The source waits until that reset, sending nothing more to the closed
+/// window (each request there would be counted as another refusal), then finishes the run
+/// with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_waits_for_the_reset_with_no_request_in_between_and_nothing_is_lost() {
+    const PERIOD: u64 = 2;
+    let server = BacklogServer::start(space(), KEY).await;
+    server.rate_window(40, PERIOD);
+    at_window_start(PERIOD).await;
+    server.spend_window("read");
+    let reset = Duration::from_secs(
+        (SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / PERIOD
+            + 1)
+            * PERIOD,
+    );
+    let started = Instant::now();
+    let until_reset = reset.saturating_sub(SystemTime::now().duration_since(UNIX_EPOCH).unwrap());
+    let run = Synced::new(config(&server, &[APP, OPS])).run().await;
+    let (_, refused) = server.window_counts();
+    assert_eq!(
+        refused, 1,
+        "one request found the window closed; none was sent again before its reset"
+    );
+    assert!(
+        started.elapsed() + Duration::from_millis(20) >= until_reset,
+        "the run ended {:?} after it started, before the reset {until_reset:?} away",
+        started.elapsed()
+    );
+    let fresh = Synced::new(config(&server, &[APP, OPS])).run().await;
+    assert_eq!(
+        run.documents.keys().collect::<Vec<_>>(),
+        fresh.documents.keys().collect::<Vec<_>>(),
+        "nothing lost"
+    );
+    assert_eq!(run.documents, fresh.documents);
 }
 
 /// What a tracing subscriber wrote, every level.

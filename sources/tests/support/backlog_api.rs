@@ -379,6 +379,19 @@ impl BacklogServer {
         self.shared.lock().unwrap().window = Some(rate_window::RateWindow::new(limit, period_secs));
     }
 
+    /// Another program using the same key spends what is left of its window of request
+    /// type `kind` (`read`, `search`) now: the source's next request of that type is refused
+    /// with 429, `X-RateLimit-Remaining: 0` and the reset to come, without warning.
+    pub fn spend_window(&self, kind: &str) {
+        let mut s = self.shared.lock().unwrap();
+        let key = format!("{}:{kind}", s.key);
+        let window = s
+            .window
+            .as_mut()
+            .expect("a rate window: call rate_window first");
+        while window.count(&key).remaining > 0 {}
+    }
+
     /// Answers let through and refused (429) by the window so far.
     pub fn window_counts(&self) -> (u64, u64) {
         let s = self.shared.lock().unwrap();
