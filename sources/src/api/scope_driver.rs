@@ -62,6 +62,39 @@ pub trait ScopeState:
     fn in_backlog(&self) -> bool;
 }
 
+/// Implements [`ScopeState`] for a state with the driver's usual fields: `documents`,
+/// `withheld`, `kept`, and `read_until` (unix seconds of the last complete read; the scope
+/// has history to read until it is set). One home for what would otherwise be the same
+/// accessors in every source.
+#[macro_export]
+macro_rules! scope_state_by_fields {
+    ($state:ty) => {
+        impl $crate::api::scope_driver::ScopeState for $state {
+            fn documents(&self) -> &std::collections::BTreeSet<String> {
+                &self.documents
+            }
+            fn documents_mut(&mut self) -> &mut std::collections::BTreeSet<String> {
+                &mut self.documents
+            }
+            fn withheld_mut(&mut self) -> &mut std::collections::BTreeSet<String> {
+                &mut self.withheld
+            }
+            fn kept(&self) -> &$crate::kept_versions::KeptVersions {
+                &self.kept
+            }
+            fn kept_mut(&mut self) -> &mut $crate::kept_versions::KeptVersions {
+                &mut self.kept
+            }
+            fn last_read(&self) -> Option<i64> {
+                self.read_until
+            }
+            fn in_backlog(&self) -> bool {
+                self.read_until.is_none()
+            }
+        }
+    };
+}
+
 /// Why a scope's read stopped before its end.
 #[derive(Debug)]
 pub enum Stop {

@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::scope_driver::ScopeState;
 use crate::kept_versions::KeptVersions;
 
 /// One project's state.
@@ -59,26 +58,4 @@ pub struct Seen {
     pub notes: u64,
 }
 
-impl ScopeState for ProjectState {
-    fn documents(&self) -> &BTreeSet<String> {
-        &self.documents
-    }
-    fn documents_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.documents
-    }
-    fn withheld_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.withheld
-    }
-    fn kept(&self) -> &KeptVersions {
-        &self.kept
-    }
-    fn kept_mut(&mut self) -> &mut KeptVersions {
-        &mut self.kept
-    }
-    fn last_read(&self) -> Option<i64> {
-        self.read_until
-    }
-    fn in_backlog(&self) -> bool {
-        self.read_until.is_none()
-    }
-}
+crate::scope_state_by_fields!(ProjectState);
