@@ -9,6 +9,7 @@ pub mod api;
 pub mod backlog;
 pub mod cursor;
 pub mod deletion_guard;
+pub mod discord;
 pub mod files;
 mod gitlab;
 pub mod gitlab_api;
