@@ -234,11 +234,7 @@ fn apply(g: &mut Guild, channels: &[String; 3], change: &Change) {
                 g.delete_thread(&id);
             }
         }
-        Change::DeleteChannel => {
-            if g.channels.contains_key(&channels[1]) {
-                g.delete_channel(&channels[1]);
-            }
-        }
+        Change::DeleteChannel => g.delete_channel(&channels[1]),
         _ => {}
     }
 }
