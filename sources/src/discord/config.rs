@@ -68,7 +68,11 @@ pub struct DiscordConfig {
     /// per-route buckets come from the `X-RateLimit-*` headers of the answers.
     #[serde(default = "default_global_per_second")]
     pub global_per_second: f64,
-    #[serde(default)]
+    /// `headroom` defaults to 0 here: Discord's buckets are small (5 requests), so any
+    /// share kept back costs a whole request of five (the budget's reserve rounds up), and a
+    /// bot's buckets are its own. The server budget never sends more than an answer says is
+    /// left before its reset, so no reserve is needed against the count itself.
+    #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -94,6 +98,12 @@ fn default_max_pages() -> usize {
 }
 fn default_global_per_second() -> f64 {
     50.0
+}
+fn default_rate_limit() -> RateLimitConfig {
+    RateLimitConfig {
+        headroom: 0.0,
+        ..RateLimitConfig::default()
+    }
 }
 
 impl BuildSource for DiscordConfig {

@@ -209,7 +209,11 @@ struct Shared {
     global: Option<rate_window::RateWindow>,
     /// (route, major parameter) of every request, in order.
     log: Vec<(String, String)>,
+    /// Epoch seconds of each request of `log`.
+    times: Vec<f64>,
     global_refused: u64,
+    /// Messages answered over the server's life.
+    served_messages: u64,
 }
 
 type Server = Arc<Mutex<Shared>>;
@@ -255,7 +259,24 @@ impl DiscordServer {
     }
 
     pub fn clear_log(&self) {
-        self.shared.lock().unwrap().log.clear();
+        let mut s = self.shared.lock().unwrap();
+        s.log.clear();
+        s.times.clear();
+    }
+
+    /// Every request so far with its time (epoch seconds): (route, major parameter, at).
+    pub fn timed_log(&self) -> Vec<(String, String, f64)> {
+        let s = self.shared.lock().unwrap();
+        s.log
+            .iter()
+            .zip(&s.times)
+            .map(|((r, m), t)| (r.clone(), m.clone(), *t))
+            .collect()
+    }
+
+    /// Messages answered so far.
+    pub fn served_messages(&self) -> u64 {
+        self.shared.lock().unwrap().served_messages
     }
 
     /// From now on each bucket and major parameter may take `limit` requests per
@@ -347,6 +368,7 @@ fn admit(
 ) -> Result<Vec<(String, String)>, Response> {
     let mut s = shared.lock().unwrap();
     s.log.push((route.to_string(), major.to_string()));
+    s.times.push(epoch_secs());
     if let Some(global) = s.global.as_mut() {
         let count = global.count("global");
         if !count.allowed {
@@ -535,7 +557,7 @@ async fn messages(
         Ok(h) => h,
         Err(r) => return r,
     };
-    let s = s.lock().unwrap();
+    let mut s = s.lock().unwrap();
     if let Some(r) = channel_refusal(&s.guild, &c) {
         return r;
     }
@@ -578,5 +600,6 @@ async fn messages(
             })
         })
         .collect();
+    s.served_messages += list.len() as u64;
     ok(&stated, Value::Array(list))
 }
