@@ -448,3 +448,98 @@ async fn per_bucket_and_global_limits_are_kept_with_no_429() {
         started.elapsed()
     );
 }
+
+/// The guild as DiscordChatExporter would export it: one JSON file per channel and thread,
+/// the content's markup rendered by the exporter (`@Moderators`), the author's display name
+/// as `nickname`.
+fn export(g: &Guild, dir: &std::path::Path) {
+    let iso = |at: i64| {
+        chrono::DateTime::from_timestamp(at, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+            .to_string()
+    };
+    let messages = |container: &str| -> Vec<serde_json::Value> {
+        g.messages
+            .get(container)
+            .map(|ms| {
+                ms.values()
+                    .map(|m| {
+                        let content = m.content.replace("<@&165511591545143296>", "@Moderators");
+                        serde_json::json!({
+                            "id": m.id.to_string(), "type": "Default", "timestamp": iso(m.at),
+                            "timestampEdited": m.edited.map(iso), "isPinned": false,
+                            "content": content,
+                            "author": {"id": m.author, "name": m.author, "discriminator": "0000",
+                                       "nickname": format!("User {}", m.author), "isBot": m.bot},
+                            "attachments": [], "embeds": [], "stickers": [], "reactions": [],
+                            "mentions": []
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let guild = serde_json::json!({"id": GUILD, "name": "Guild"});
+    for c in g.channels.values().filter(|c| c.kind != 2) {
+        let file = serde_json::json!({
+            "guild": guild,
+            "channel": {"id": c.id, "type": "GuildTextChat", "categoryId": null, "category": null, "name": c.name},
+            "messages": messages(&c.id),
+        });
+        std::fs::write(dir.join(format!("{}.json", c.id)), file.to_string()).unwrap();
+    }
+    for t in g.threads.values() {
+        let file = serde_json::json!({
+            "guild": guild,
+            "channel": {"id": t.id, "type": "GuildPublicThread", "categoryId": t.parent,
+                        "category": g.channels[&t.parent].name, "name": t.name},
+            "messages": messages(&t.id),
+        });
+        std::fs::write(dir.join(format!("{}.json", t.id)), file.to_string()).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_of_the_same_messages_gives_the_same_documents_and_ids() {
+    let (mut g, [general, ..]) = guild();
+    let first = g.messages[&general].keys().next().copied().unwrap();
+    g.edit(&general, first, "an edited message", now() - DAY);
+    let dir = tempfile::tempdir().unwrap();
+    export(&g, dir.path());
+    let server = DiscordServer::start(g, TOKEN).await;
+    let api = Synced::new(config(&server)).run().await;
+    let config: kass_sources::discord_export::DiscordExportConfig =
+        toml::from_str(&format!("path = {:?}", dir.path())).unwrap();
+    let run = common::run_source(config.build().unwrap(), "discord_export").await;
+    let without_origin = |json: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+        v.as_object_mut().unwrap().remove("origin");
+        v.as_object_mut().unwrap().remove("version");
+        v
+    };
+    let exported: BTreeMap<String, serde_json::Value> = run
+        .records
+        .iter()
+        .map(|r| match r {
+            RawRecord::Chat(c) => (
+                c.document_id.clone(),
+                without_origin(&serde_json::to_string(c).unwrap()),
+            ),
+            RawRecord::Document(d) => panic!("a chat record expected, not {}", d.id),
+        })
+        .collect();
+    let from_api: BTreeMap<String, serde_json::Value> = api
+        .documents
+        .iter()
+        .map(|(id, json)| (id.clone(), without_origin(json)))
+        .collect();
+    assert_eq!(
+        exported.keys().collect::<Vec<_>>(),
+        from_api.keys().collect::<Vec<_>>(),
+        "the same document ids"
+    );
+    for (id, doc) in &from_api {
+        assert_eq!(&exported[id], doc, "document {id}");
+    }
+}

@@ -10,18 +10,17 @@ use chrono::{Days, NaiveDate};
 use futures::TryStreamExt;
 use kass_pipeline::batch::Tombstone;
 use kass_pipeline::model::ChatDirectory;
-use kass_pipeline::{
-    DocumentKind, FailureKind, FatalError, ItemError, ItemKind, RawRecord, StageContext,
-};
+use kass_pipeline::{FailureKind, FatalError, ItemError, ItemKind, StageContext};
 use serde_json::Value;
 
+use super::documents::ChannelDocuments;
 use super::message::{lacks_content_intent, Message};
 use super::state::{day_of, day_start, ChannelState};
 use super::web::{snowflake_at, Archived, Channel, DiscordWeb};
 use crate::api::scope_driver::{tombstone, Refreshed, ScopeSender, Stop};
 use crate::api::ApiError;
 use crate::markup::discord::Names;
-use crate::slack::{chat_record, day_document_id, thread_document_id, Conversation};
+use crate::slack::{thread_document_id, Conversation};
 
 /// What a channel's read knows of the run.
 pub(super) struct ChannelRead<'a> {
@@ -333,53 +332,26 @@ impl ChannelRead<'_> {
         if messages.is_empty() {
             return Ok(ThreadRead::Gone);
         }
-        let document_id = thread_document_id(&self.channel.id, &thread.id);
-        let record = self.record(
-            document_id.clone(),
-            DocumentKind::Thread,
-            format!("channels/{}/messages", thread.id),
-            messages,
-            Some(&thread.id),
-        );
+        let origin = format!("channels/{}/messages", thread.id);
+        let (document_id, record) = self.documents().thread(&thread.id, messages, origin);
         self.sender.send(record).await?;
         Ok(ThreadRead::Sent(document_id))
     }
 
     async fn send_day(&self, day: NaiveDate, messages: Vec<Message>) -> Result<String, Stop> {
-        let document_id = day_document_id(&self.channel.id, day);
-        let record = self.record(
-            document_id.clone(),
-            DocumentKind::ChatConversation,
-            format!("channels/{}/messages#{day}", self.channel.id),
-            messages,
-            None,
-        );
+        let origin = format!("channels/{}/messages#{day}", self.channel.id);
+        let (document_id, record) = self.documents().day(day, messages, origin);
         self.sender.send(record).await?;
         Ok(document_id)
     }
 
-    fn record(
-        &self,
-        document_id: String,
-        kind: DocumentKind,
-        origin: String,
-        mut messages: Vec<Message>,
-        thread: Option<&str>,
-    ) -> RawRecord {
-        messages.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.id.cmp(&b.id)));
-        let messages = messages
-            .into_iter()
-            .filter_map(|m| m.into_raw(self.names, thread))
-            .collect();
-        chat_record(
-            self.source,
-            &self.conversation,
-            document_id,
-            kind,
-            origin,
-            messages,
-            self.directory,
-        )
+    fn documents(&self) -> ChannelDocuments<'_> {
+        ChannelDocuments {
+            source: self.source,
+            conversation: self.conversation.clone(),
+            names: self.names,
+            directory: self.directory,
+        }
     }
 
     /// A call given up as soon as shutdown is requested: a rate-limit wait must not outlast

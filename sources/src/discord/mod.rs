@@ -25,7 +25,8 @@
 
 mod channel_read;
 mod config;
-mod message;
+pub(crate) mod documents;
+pub(crate) mod message;
 mod state;
 mod web;
 
