@@ -173,7 +173,7 @@ fn change() -> impl Strategy<Value = Change> {
 
 /// Applies a change to messages inside the lookback window (the promise: edits and
 /// deletions there are seen; older history is immutable by design).
-fn apply(g: &mut Guild, channels: &[String; 3], change: &Change) {
+fn apply(g: &mut Guild, channels: &[String; 3], change: &Change, reconciled: bool) {
     let t = now();
     let window = t - 13 * DAY;
     let recent: Vec<(String, u64)> = g
@@ -227,10 +227,11 @@ fn apply(g: &mut Guild, channels: &[String; 3], change: &Change) {
             }
         }
         Change::DeleteThread { pick } if !threads.is_empty() => {
-            // Threads archived before the window are not listed again (immutable but for
-            // deletion; see docs/sources/discord.md): their deletion is not seen.
+            // Threads archived before the window are listed again only by a run that reads
+            // the archived listings whole (every `reconcile_days`): only then is their
+            // deletion seen.
             let id = threads[pick % threads.len()].clone();
-            if g.threads[&id].archived_at.is_none_or(|at| at >= window) {
+            if reconciled || g.threads[&id].archived_at.is_none_or(|at| at >= window) {
                 g.delete_thread(&id);
             }
         }
@@ -252,18 +253,21 @@ proptest! {
 
     #[test]
     fn incremental_runs_equal_a_fresh_run_after_generated_changes(
-        rounds in proptest::collection::vec(proptest::collection::vec(change(), 1..4), 1..4)
+        rounds in proptest::collection::vec(proptest::collection::vec(change(), 1..4), 1..4),
+        reconciled in any::<bool>(),
     ) {
         runtime().block_on(async {
             let (g, channels) = guild();
             let server = DiscordServer::start(g, TOKEN).await;
-            let synced = Synced::new(config(&server));
+            // Archived threads listed whole every run, or (30 days) never in this test.
+            let every = if reconciled { 0 } else { 30 };
+            let synced = Synced::new(config_with(&server, TOKEN, &format!("reconcile_days = {every}")));
             let first = synced.run().await;
             let mut held: BTreeMap<String, String> = first.documents;
             for round in &rounds {
                 server.with(|g| {
                     for change in round {
-                        apply(g, &channels, change);
+                        apply(g, &channels, change, reconciled);
                     }
                 });
                 let next = synced.run().await;
@@ -275,7 +279,7 @@ proptest! {
             let fresh = Synced::new(config(&server)).run().await;
             let held_ids: BTreeSet<&String> = held.keys().collect();
             let fresh_ids: BTreeSet<&String> = fresh.documents.keys().collect();
-            assert_eq!(held_ids, fresh_ids, "after {rounds:?}");
+            assert_eq!(held_ids, fresh_ids, "after {rounds:?} (reconciled: {reconciled})");
             for (id, doc) in &fresh.documents {
                 assert_eq!(&held[id], doc, "document {id} after {rounds:?}");
             }
@@ -541,5 +545,46 @@ async fn an_export_of_the_same_messages_gives_the_same_documents_and_ids() {
     );
     for (id, doc) in &from_api {
         assert_eq!(&exported[id], doc, "document {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_archived_long_ago_and_deleted_is_seen_gone_when_the_listings_are_read_whole() {
+    let (g, [general, ..]) = guild();
+    let server = DiscordServer::start(g, TOKEN).await;
+    for (every, seen) in [(30, false), (0, true)] {
+        server.with(|g| {
+            if !g.threads.values().any(|t| t.name == "old question") {
+                g.thread(&general, "old question", "anyone?", now() - 60 * DAY);
+            }
+        });
+        // A thread archived 59 days ago (re-created for the second case, with a new id).
+        let old = server.with(|g| {
+            g.threads
+                .values()
+                .find(|t| t.name == "old question")
+                .unwrap()
+                .id
+                .clone()
+        });
+        server.with(|g| g.threads.get_mut(&old).unwrap().archived_at = Some(now() - 59 * DAY));
+        let document = format!("{general}/thread/{old}");
+        let synced = Synced::new(config_with(
+            &server,
+            TOKEN,
+            &format!("reconcile_days = {every}"),
+        ));
+        let first = synced.run().await;
+        assert!(
+            first.documents.contains_key(&document),
+            "{every}: backfilled"
+        );
+        server.with(|g| g.delete_thread(&old));
+        let next = synced.run().await;
+        assert_eq!(
+            next.gone.contains(&document),
+            seen,
+            "reconcile_days = {every}"
+        );
     }
 }

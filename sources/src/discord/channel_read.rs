@@ -36,6 +36,8 @@ pub(super) struct ChannelRead<'a> {
     pub sender: &'a ScopeSender<'a>,
     pub since: Option<NaiveDate>,
     pub lookback_days: u32,
+    /// Every this many days the archived thread listings are read whole (see `refresh`).
+    pub reconcile_days: u32,
     pub now: i64,
 }
 
@@ -46,6 +48,17 @@ enum ThreadRead {
     Gone,
     /// The bot may not read it (403): kept as it was, not deleted.
     Unreadable,
+}
+
+/// A channel's archived threads as this run listed them.
+#[derive(Default)]
+struct ArchivedListing {
+    /// Archived inside the window: read again.
+    recent: Vec<Channel>,
+    /// Listed, archived before the window: still there, not read.
+    older: BTreeSet<String>,
+    /// The private listing was refused (no MANAGE_THREADS).
+    private_refused: bool,
 }
 
 /// What a document id of this channel names.
@@ -106,19 +119,30 @@ impl ChannelRead<'_> {
             }
         }
 
+        // Every `reconcile_days`, the archived listings are read to their end: a thread
+        // archived before the window and deleted since is seen gone there.
+        let reconcile = previous.read_until.is_some()
+            && previous.threads_before.is_empty()
+            && previous
+                .threads_reconciled
+                .is_none_or(|at| self.now - at >= i64::from(self.reconcile_days) * 86_400);
         let mut listed: BTreeMap<String, &Channel> =
             self.active.iter().map(|t| (t.id.clone(), *t)).collect();
-        let archived = self.archived_since(window_start).await?;
-        for thread in &archived {
+        let archived = self.archived_since(window_start, reconcile).await?;
+        for thread in &archived.recent {
             listed.insert(thread.id.clone(), thread);
         }
         let mut watched = BTreeMap::new();
         let mut unreadable = BTreeSet::new();
+        let mut private = BTreeSet::new();
         for thread in listed.values() {
             match self.send_thread(thread).await? {
                 ThreadRead::Sent(document_id) => {
                     emitted.insert(document_id);
                     watched.insert(thread.id.clone(), thread.archived_at());
+                    if thread.is_private() {
+                        private.insert(thread.id.clone());
+                    }
                 }
                 ThreadRead::Unreadable => {
                     unreadable.insert(thread_document_id(&self.channel.id, &thread.id));
@@ -127,13 +151,21 @@ impl ChannelRead<'_> {
             }
         }
 
-        // Covered by this complete read: the window's days, threads the last run watched
+        // Covered by this complete read: the window's days; threads the last run watched
         // that this listing would show again (active then, or archived inside the window),
-        // and threads an earlier run found gone and the guard held back.
+        // threads an earlier run found gone and the guard held back, and, when the archived
+        // listings were read whole, every thread. A private thread is never covered by a run
+        // refused the private listing (no MANAGE_THREADS): its absence proves nothing.
         let covered = |document_id: &String| match self.document_ref(document_id) {
             DocumentRef::Day(day) => day >= window_day,
+            DocumentRef::Thread(id)
+                if archived.private_refused && previous.private.contains(&id) =>
+            {
+                false
+            }
             DocumentRef::Thread(id) => {
-                previous.withheld.contains(document_id)
+                reconcile
+                    || previous.withheld.contains(document_id)
                     || previous
                         .watched
                         .get(&id)
@@ -141,10 +173,16 @@ impl ChannelRead<'_> {
             }
             DocumentRef::Other => false,
         };
+        let listed_older = |document_id: &String| match self.document_ref(document_id) {
+            DocumentRef::Thread(id) => archived.older.contains(&id),
+            _ => false,
+        };
         let gone: Vec<Tombstone> = previous
             .documents
             .iter()
-            .filter(|d| covered(d) && !emitted.contains(*d) && !unreadable.contains(*d))
+            .filter(|d| {
+                covered(d) && !emitted.contains(*d) && !unreadable.contains(*d) && !listed_older(d)
+            })
             .map(|d| tombstone(d, "deleted"))
             .collect();
         let mut state = previous.clone();
@@ -152,10 +190,17 @@ impl ChannelRead<'_> {
         state.withheld.clear();
         for t in &gone {
             state.documents.remove(&t.document_id);
+            if let DocumentRef::Thread(id) = self.document_ref(&t.document_id) {
+                state.private.remove(&id);
+            }
         }
         let count = emitted.len();
         state.documents.extend(emitted);
         state.watched = watched;
+        state.private.extend(private);
+        if reconcile {
+            state.threads_reconciled = Some(self.now);
+        }
         if previous.read_until.is_none() {
             let floor = self.since.map(day_start);
             if floor < Some(window_start) {
@@ -258,6 +303,9 @@ impl ChannelRead<'_> {
                     }
                     if let ThreadRead::Sent(document_id) = self.send_thread(thread).await? {
                         state.documents.insert(document_id);
+                        if thread.is_private() {
+                            state.private.insert(thread.id.clone());
+                        }
                         sent += 1;
                     }
                 }
@@ -269,15 +317,24 @@ impl ChannelRead<'_> {
                 }
             }
             state.threads_before.remove(which.key());
+            // The backfill has just listed every archived thread down to `since`.
+            if state.threads_before.is_empty() {
+                state.threads_reconciled = Some(self.now);
+            }
         }
         Ok(sent)
     }
 
     /// The channel's threads archived at or after `window_start` (unix seconds), public and
     /// private; private ones only where the bot has MANAGE_THREADS (a 403 there is not the
-    /// channel's).
-    async fn archived_since(&self, window_start: i64) -> Result<Vec<Channel>, Stop> {
-        let mut threads = Vec::new();
+    /// channel's). With `whole`, the listings are read to their end and the ids of the older
+    /// threads kept too.
+    async fn archived_since(
+        &self,
+        window_start: i64,
+        whole: bool,
+    ) -> Result<ArchivedListing, Stop> {
+        let mut listing = ArchivedListing::default();
         for which in Archived::BOTH {
             let pages = self.web.archived_threads(&self.channel.id, which, None);
             futures::pin_mut!(pages);
@@ -287,6 +344,7 @@ impl ChannelRead<'_> {
                     Ok(None) => break,
                     Err(Stop::Api(e)) if which == Archived::Private && e.status() == Some(403) => {
                         self.no_private_threads(&e);
+                        listing.private_refused = true;
                         break;
                     }
                     Err(stop) => return Err(stop),
@@ -294,18 +352,21 @@ impl ChannelRead<'_> {
                 let mut reached = false;
                 for thread in page.items {
                     match thread.archived_at() {
-                        Some(at) if at < window_start => reached = true,
-                        _ => threads.push(thread),
+                        Some(at) if at < window_start => {
+                            reached = true;
+                            listing.older.insert(thread.id);
+                        }
+                        _ => listing.recent.push(thread),
                     }
                 }
                 // Newest archived first: past the window, older pages hold nothing new
                 // (archived threads change only by being deleted).
-                if reached {
+                if reached && !whole {
                     break;
                 }
             }
         }
-        Ok(threads)
+        Ok(listing)
     }
 
     fn no_private_threads(&self, error: &ApiError) {

@@ -31,6 +31,7 @@ use crate::{BuildSource, SourceDeps};
 /// channels = []                            # names or ids; [] = every channel the bot reads
 /// since = "2025-01-01"
 /// lookback_days = 14
+/// reconcile_days = 7                       # archived threads listed whole this often
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +58,11 @@ pub struct DiscordConfig {
     /// found by reading the recent past again and comparing.
     #[serde(default = "default_lookback_days")]
     pub lookback_days: u32,
+    /// Every this many days each channel's archived threads are listed whole (about one
+    /// request per 100 threads), so a thread archived before the window and deleted since is
+    /// seen gone; in between, the listing stops at the window.
+    #[serde(default = "default_reconcile_days")]
+    pub reconcile_days: u32,
     /// The largest share (0 to 1) of a channel's, or the source's, documents one run may
     /// delete without `--allow-deletions`.
     #[serde(default = "default_max_deletion_share")]
@@ -89,6 +95,9 @@ fn default_base_url() -> String {
 }
 fn default_lookback_days() -> u32 {
     14
+}
+fn default_reconcile_days() -> u32 {
+    7
 }
 fn default_max_deletion_share() -> f64 {
     0.2

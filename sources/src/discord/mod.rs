@@ -219,6 +219,7 @@ impl Discord {
             sender: send,
             since: self.config.since,
             lookback_days: self.config.lookback_days,
+            reconcile_days: self.config.reconcile_days,
             now: run.now,
         })
     }

@@ -36,6 +36,13 @@ pub struct ChannelState {
     /// seconds of its archiving (`None`: it was active).
     #[serde(default)]
     pub watched: BTreeMap<String, Option<i64>>,
+    /// Unix seconds: when the archived thread listings were last read to their end.
+    #[serde(default)]
+    pub threads_reconciled: Option<i64>,
+    /// Private threads among the documents: a run refused the private listing cannot tell
+    /// whether they are gone.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub private: BTreeSet<String>,
     /// Every document of this channel the source sent and has not tombstoned since.
     #[serde(default)]
     pub documents: BTreeSet<String>,

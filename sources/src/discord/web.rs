@@ -78,6 +78,11 @@ impl Channel {
         matches!(self.kind, 0 | 5 | 15 | 16)
     }
 
+    /// A private thread (type 12).
+    pub fn is_private(&self) -> bool {
+        self.kind == 12
+    }
+
     /// Forum and media channels hold only threads (their posts).
     pub fn holds_only_threads(&self) -> bool {
         matches!(self.kind, 15 | 16)
