@@ -379,18 +379,71 @@ async fn a_bot_without_the_message_content_intent_stops_the_source_naming_it() {
     assert!(error.contains("MESSAGE_CONTENT"), "{error}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_token_stops_the_source_naming_its_variable_and_never_the_token() {
-    let (g, _) = guild();
+/// What a tracing subscriber wrote, every level.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One thread: the source's tasks log to this test's subscriber.
+#[tokio::test]
+async fn a_refused_token_stops_the_source_naming_its_variable_and_the_token_shows_in_no_output() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let captured = Captured::default();
+    let (plain, json) = (captured.clone(), captured.clone());
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(move || plain.clone()))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(move || json.clone()),
+        )
+        .with(tracing_subscriber::filter::LevelFilter::TRACE);
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (mut g, [general, ..]) = guild();
+    g.channels.get_mut(&general).unwrap().forbidden = true;
     let server = DiscordServer::start(g, TOKEN).await;
-    let config = config_with(&server, "Mzk4NjIyNDgz.wrong.token-value", "");
-    let var = config.token_env.clone();
-    let error = Synced::new(config).run_stopping(None).await.unwrap_err();
-    let shown = format!("{error} {error:?}");
-    assert!(shown.contains(&var), "{shown}");
-    assert!(shown.contains("401"), "{shown}");
-    assert!(!shown.contains("wrong.token"), "the token leaked: {shown}");
-    assert!(!shown.contains(TOKEN));
+    let mut shown = Vec::<String>::new();
+    let good = config(&server);
+    let run = Synced::new(good.clone()).run().await;
+    shown.extend(run.documents.values().cloned());
+    shown.push(format!("{good:?}"));
+
+    let wrong = "Mzk4NjIyNDgz.wrong.token-value";
+    let bad = config_with(&server, wrong, "");
+    let error = Synced::new(bad.clone())
+        .run_stopping(None)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains(&bad.token_env), "{text}");
+    assert!(text.contains("401"), "{text}");
+    shown.push(text);
+    shown.push(format!("{error:?}"));
+    shown.push(format!("{bad:?}"));
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains(&general),
+        "the skipped channel is logged: {logs}"
+    );
+    shown.push(logs);
+    for output in &shown {
+        assert!(!output.contains(TOKEN), "the token shows: {output}");
+        assert!(
+            !output.contains("wrong.token"),
+            "the wrong token shows: {output}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

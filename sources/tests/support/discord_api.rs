@@ -5,7 +5,8 @@
 //! behaviour notes what it reproduces:
 //!
 //! - authentication by `Authorization: Bot <token>`; anything else answers 401
-//!   `{"message": "401: Unauthorized", "code": 0}` (the documented error body);
+//!   `{"message": "401: Unauthorized", "code": 0}` (the documented error body), the message
+//!   here also **echoing the header it was given** (a careless proxy: kass masks it anyway);
 //! - `GET /guilds/{id}/channels`: every channel, threads not among them (documented);
 //! - `GET /guilds/{id}/roles`;
 //! - `GET /guilds/{id}/threads/active`: `{"threads", "members"}`, every active thread of the
@@ -411,8 +412,18 @@ fn admit(
         ],
     };
     let expected = format!("Bot {}", s.token);
-    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        let mut r = error(StatusCode::UNAUTHORIZED, "401: Unauthorized", 0);
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if given != expected {
+        // Discord answers "401: Unauthorized"; this one also echoes the header it was given,
+        // as a careless proxy would: kass must mask it anyway.
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            &format!("401: Unauthorized ({given})"),
+            0,
+        );
         put(&mut r, &stated);
         return Err(r);
     }
