@@ -12,8 +12,8 @@ use kass_pipeline::{FatalError, RawRecord, Source};
 use kass_sources::api::scope_status::ScopeStatus;
 use kass_sources::cursor::CursorState;
 use kass_sources::{
-    backlog, files, gitlab_api, gitlab_export, jsonl, slack_api, slack_export, BuildSource,
-    SourceDeps,
+    backlog, discord, discord_export, files, gitlab_api, gitlab_export, jsonl, slack_api,
+    slack_export, BuildSource, SourceDeps,
 };
 
 /// Declares [`SourceConfig`] from the list of sources: one variant per source, tagged by its
@@ -92,6 +92,10 @@ source_list! {
     "gitlab_export" => GitlabExport(gitlab_export::GitlabExportConfig),
     /// A Backlog space's issues with their comments, wiki pages and documents (API v2).
     "backlog" => Backlog(backlog::BacklogConfig),
+    /// A bot's Discord guilds: channels, threads and forum posts (REST API v10).
+    "discord" => Discord(discord::DiscordConfig),
+    /// DiscordChatExporter JSON files (offline): the same documents and ids as `discord`.
+    "discord_export" => DiscordExport(discord_export::DiscordExportConfig),
 }
 
 impl SourceConfig {

@@ -62,6 +62,8 @@ pub enum Auth {
     /// sends, strips it from every `Link` it is answered with, and masks it in every failure
     /// it reports ([`HttpClient`]).
     Query(String, Secret),
+    /// `Authorization: <scheme> <secret>`: Discord's `Bot <token>`.
+    Scheme(&'static str, Secret),
 }
 
 /// How an [`HttpClient`] sends its [`Auth`], checked once when it is built.
@@ -85,6 +87,9 @@ impl Auth {
     fn header(&self) -> Result<(HeaderName, HeaderValue), BuildError> {
         let (name, value) = match self {
             Self::Bearer(secret) => (AUTHORIZATION, format!("Bearer {}", secret.expose())),
+            Self::Scheme(scheme, secret) => {
+                (AUTHORIZATION, format!("{scheme} {}", secret.expose()))
+            }
             Self::Header(name, secret) => (name.clone(), secret.expose().to_string()),
             Self::Query(name, _) => {
                 return Err(BuildError(format!(
@@ -733,6 +738,11 @@ mod tests {
             .unwrap();
         assert_eq!(name, AUTHORIZATION);
         assert_eq!(value, "Bearer tok-http-unit-0001");
+        assert!(value.is_sensitive());
+        let (_, value) = Auth::Scheme("Bot", Secret::new("tok-http-unit-0004"))
+            .header()
+            .unwrap();
+        assert_eq!(value, "Bot tok-http-unit-0004");
         assert!(value.is_sensitive());
         let named = HeaderName::from_static("x-chroma-token");
         let (name, value) = Auth::Header(named.clone(), Secret::new("tok-http-unit-0002"))

@@ -9,6 +9,8 @@ pub mod api;
 pub mod backlog;
 pub mod cursor;
 pub mod deletion_guard;
+pub mod discord;
+pub mod discord_export;
 pub mod files;
 mod gitlab;
 pub mod gitlab_api;

@@ -24,6 +24,13 @@
 //! pause. A server that sends no such headers (a self-managed GitLab without limits, Slack)
 //! leaves the budget unlimited: its 429s are handled by Retry-After, then back-off.
 //!
+//! Discord ([`BudgetScope::Bucketed`]): routes answering the same `X-RateLimit-Bucket` share
+//! one budget per major parameter, so once a route's first answer names its bucket, its
+//! requests are paced with every other route of that bucket; and a global limit (about 50
+//! requests per second for a bot, over every route) is kept by [`ServerBudget::with_global`].
+//! A 429 whose `X-RateLimit-Global: true` (or `X-RateLimit-Scope: global`) says the global
+//! limit was hit pauses every budget of the source, not the route's alone.
+//!
 //! Time: a relative reset (`Reset-After`) is used as it is. An absolute one (epoch seconds,
 //! HTTP date) is measured against the answer's `Date` when the local clock differs from it
 //! by more than [`SKEW_TOLERANCE`] (`Date` has one-second resolution; below that the local
@@ -65,9 +72,14 @@ pub enum BudgetScope {
     /// One budget per route: Backlog counts per user per request type, when the source names
     /// its routes by that type.
     Route,
-    /// The source names each request's budget from its route and URL: Discord counts per
-    /// route and major parameter (channel, guild or webhook id).
+    /// The source names each request's budget from its route and URL (Backlog: its request
+    /// type).
     Custom(ScopeName),
+    /// Discord: per bucket and major parameter. The source names a request's major parameter
+    /// (channel or guild id) from its route and URL; the bucket is learnt from the answers
+    /// (`X-RateLimit-Bucket`), so routes answering the same bucket share one budget per major
+    /// parameter. Until a route's bucket is known, the route is its own bucket.
+    Bucketed(ScopeName),
 }
 
 impl fmt::Debug for BudgetScope {
@@ -76,6 +88,7 @@ impl fmt::Debug for BudgetScope {
             Self::User => "User",
             Self::Route => "Route",
             Self::Custom(_) => "Custom",
+            Self::Bucketed(_) => "Bucketed",
         })
     }
 }
@@ -161,7 +174,67 @@ fn distance(a: SystemTime, b: SystemTime) -> Duration {
 pub struct ServerBudget {
     scope: BudgetScope,
     headroom: f64,
+    shared: Arc<Shared>,
+}
+
+/// What every request of the source shares: the budgets by key, the buckets routes were
+/// found in, the global limit.
+#[derive(Debug, Default)]
+struct Shared {
     scopes: Mutex<HashMap<String, Arc<ScopeBudget>>>,
+    /// Route -> the bucket its answers named ([`BudgetScope::Bucketed`]).
+    buckets: Mutex<HashMap<String, String>>,
+    global: Option<Global>,
+}
+
+/// A limit over every request of the source (Discord's global limit), and the pause a global
+/// 429 sets.
+#[derive(Debug)]
+struct Global {
+    limiter: governor::DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn budget(&self, key: String) -> Arc<ScopeBudget> {
+        let mut scopes = self.scopes.lock().expect("not poisoned");
+        scopes.entry(key).or_default().clone()
+    }
+
+    fn bucket_of(&self, route: &str) -> Option<String> {
+        self.buckets
+            .lock()
+            .expect("not poisoned")
+            .get(route)
+            .cloned()
+    }
+
+    /// Holds every budget of the source until `until` (a 429 of the global limit).
+    fn pause_all(&self, until: Instant) {
+        if let Some(global) = &self.global {
+            let mut paused = global.paused_until.lock().expect("not poisoned");
+            if paused.is_none_or(|p| p < until) {
+                *paused = Some(until);
+            }
+        }
+        for scope in self.scopes.lock().expect("not poisoned").values() {
+            let mut state = scope.state();
+            state.recovering = true;
+            if state.paused_until.is_none_or(|p| p < until) {
+                state.paused_until = Some(until);
+            }
+        }
+    }
+}
+
+/// Where a request of a [`BudgetScope::Bucketed`] source is counted: its route and major
+/// parameter, so an answer naming the route's bucket moves it there.
+#[derive(Debug, Clone)]
+struct BucketKey {
+    route: String,
+    major: String,
+    /// The bucket the route was known in when the request went; `None`: not yet.
+    bucket: Option<String>,
 }
 
 /// One scope's budget and the tasks waiting on it.
@@ -290,24 +363,61 @@ impl ServerBudget {
         Ok(Self {
             scope,
             headroom: config.headroom,
-            scopes: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared::default()),
         })
     }
 
-    fn scope(&self, route: &str, url: &str) -> Arc<ScopeBudget> {
-        let key = match &self.scope {
-            BudgetScope::User => String::new(),
-            BudgetScope::Route => route.to_string(),
-            BudgetScope::Custom(name) => name(route, url),
+    /// Adds a limit of `per_second` requests over every route (Discord's global limit), the
+    /// config's headroom kept in reserve.
+    pub fn with_global(mut self, per_second: f64) -> Self {
+        let quota =
+            kass_pipeline::rate_limit::quota(per_second, 1, self.headroom, Duration::from_secs(1));
+        self.shared = Arc::new(Shared {
+            global: Some(Global {
+                limiter: governor::RateLimiter::direct(quota),
+                paused_until: Mutex::new(None),
+            }),
+            ..Shared::default()
+        });
+        self
+    }
+
+    fn scope(&self, route: &str, url: &str) -> (Arc<ScopeBudget>, Option<BucketKey>) {
+        let (key, bucketed) = match &self.scope {
+            BudgetScope::User => (String::new(), None),
+            BudgetScope::Route => (route.to_string(), None),
+            BudgetScope::Custom(name) => (name(route, url), None),
+            BudgetScope::Bucketed(major) => {
+                let at = BucketKey {
+                    route: route.to_string(),
+                    major: major(route, url),
+                    bucket: self.shared.bucket_of(route),
+                };
+                (at.key(), Some(at))
+            }
         };
-        let mut scopes = self.scopes.lock().expect("not poisoned");
-        scopes.entry(key).or_default().clone()
+        (self.shared.budget(key), bucketed)
+    }
+
+    /// Waits for the global limit and its pause, if the source has one.
+    async fn global_turn(&self) {
+        let Some(global) = &self.shared.global else {
+            return;
+        };
+        loop {
+            let paused = *global.paused_until.lock().expect("not poisoned");
+            match paused.filter(|p| *p > Instant::now()) {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => break,
+            }
+        }
+        global.limiter.until_ready().await;
     }
 
     /// Waits until the budget of the request to `url` (as `route`) lets it go: no pause
     /// holds it, no probe is out, and it is its turn in the spacing the last answer set.
     pub async fn acquire(&self, route: &str, url: &str) -> Ticket {
-        let scope = self.scope(route, url);
+        let (scope, bucketed) = self.scope(route, url);
         let started = Instant::now();
         loop {
             let answered = scope.answered.notified();
@@ -317,12 +427,15 @@ impl ServerBudget {
             let admit = scope.state().admit(Instant::now(), self.headroom);
             match admit {
                 Admit::Go { seq, probe } => {
+                    self.global_turn().await;
                     return Ticket {
                         scope: scope.clone(),
                         seq,
                         probe,
                         waited: started.elapsed(),
-                    }
+                        bucketed,
+                        shared: self.shared.clone(),
+                    };
                 }
                 Admit::Until(until) => tokio::time::sleep_until(until).await,
                 Admit::Answer => answered.await,
@@ -333,7 +446,7 @@ impl ServerBudget {
     /// Holds every request of the budget `url` belongs to for `after` (a 429's pause, for a
     /// server that counts per user: every route is refused alike).
     pub fn pause(&self, route: &str, url: &str, after: Duration) {
-        let scope = self.scope(route, url);
+        let (scope, _) = self.scope(route, url);
         let mut state = scope.state();
         let until = Instant::now() + after;
         state.recovering = true;
@@ -352,6 +465,28 @@ pub struct Ticket {
     seq: u64,
     probe: bool,
     waited: Duration,
+    bucketed: Option<BucketKey>,
+    shared: Arc<Shared>,
+}
+
+impl BucketKey {
+    fn key(&self) -> String {
+        let bucket = self.bucket.as_deref().unwrap_or(&self.route);
+        format!("{bucket}|{}", self.major)
+    }
+}
+
+/// Whether a 429's headers say the global limit refused it (Discord: `X-RateLimit-Global`,
+/// `X-RateLimit-Scope: global`).
+fn is_global(headers: &HeaderMap) -> bool {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    get("x-ratelimit-global").as_deref() == Some("true")
+        || get("x-ratelimit-scope").as_deref() == Some("global")
 }
 
 impl Ticket {
@@ -369,8 +504,40 @@ impl Ticket {
             .as_ref()
             .filter(|o| o.remaining == 0)
             .map(|o| o.reset_after);
+        let now = Instant::now();
+        if rate_limited && is_global(headers) {
+            let after = kass_pipeline::http::retry_after(headers).unwrap_or(Duration::from_secs(1));
+            self.shared.pause_all(now + after);
+        }
+        // The answer names the route's bucket for the first time: the route is counted
+        // there from now on, with every other route of the bucket, this answer included.
+        let moved = match (
+            &self.bucketed,
+            observed.as_ref().and_then(|o| o.bucket.clone()),
+        ) {
+            (Some(at), Some(bucket)) if at.bucket.as_deref() != Some(bucket.as_str()) => {
+                self.shared
+                    .buckets
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(at.route.clone(), bucket.clone());
+                let key = BucketKey {
+                    bucket: Some(bucket),
+                    ..at.clone()
+                }
+                .key();
+                Some(self.shared.budget(key))
+            }
+            _ => None,
+        };
+        if let Some(shared) = moved {
+            let mut state = shared.state();
+            let seq = state.sent;
+            state.sent += 1;
+            state.observe(seq, observed.clone(), rate_limited, now);
+        }
         let mut state = self.scope.state();
-        state.observe(self.seq, observed, rate_limited, Instant::now());
+        state.observe(self.seq, observed, rate_limited, now);
         if self.probe && !rate_limited {
             state.recovering = false;
         }
@@ -570,5 +737,94 @@ mod tests {
                 .answered(&HeaderMap::new(), false);
         }
         assert!(quick.elapsed() < Duration::from_millis(20));
+    }
+
+    fn discord_answer(remaining: u64, reset_after: Duration, bucket: &str) -> HeaderMap {
+        let mut h = answer(remaining, 5, reset_after);
+        h.extend(headers(&[("x-ratelimit-bucket", bucket)]));
+        h
+    }
+
+    fn bucketed() -> ServerBudget {
+        let config = RateLimitConfig {
+            headroom: 0.0,
+            ..RateLimitConfig::default()
+        };
+        // The major parameter is the URL itself here.
+        let major = BudgetScope::Bucketed(Arc::new(|_: &str, url: &str| url.to_string()));
+        ServerBudget::new(major, &config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn routes_answering_the_same_bucket_share_its_budget_per_major_parameter() {
+        let budget = bucketed();
+        let reset = Duration::from_millis(400);
+        // Two routes of one channel answering the same bucket: the second spends it.
+        budget
+            .acquire("messages", "c1")
+            .await
+            .answered(&discord_answer(4, reset, "B"), false);
+        budget
+            .acquire("message", "c1")
+            .await
+            .answered(&discord_answer(0, reset, "B"), false);
+        // The first route waits for the bucket's reset, though its own answer left 4.
+        let started = Instant::now();
+        budget
+            .acquire("messages", "c1")
+            .await
+            .answered(&discord_answer(4, reset, "B"), false);
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "the bucket's spent budget held the other route: {:?}",
+            started.elapsed()
+        );
+        // Another channel of the same bucket has its own budget: c1's is spent, c2 goes now.
+        budget
+            .acquire("message", "c1")
+            .await
+            .answered(&discord_answer(0, reset, "B"), false);
+        let other = Instant::now();
+        budget
+            .acquire("message", "c2")
+            .await
+            .answered(&discord_answer(4, reset, "B"), false);
+        assert!(
+            other.elapsed() < Duration::from_millis(50),
+            "{:?}",
+            other.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_global_limit_paces_every_route_and_a_global_429_pauses_them_all() {
+        let budget = bucketed().with_global(20.0);
+        let started = Instant::now();
+        for i in 0..6 {
+            let url = format!("c{i}");
+            budget
+                .acquire("messages", &url)
+                .await
+                .answered(&HeaderMap::new(), false);
+        }
+        // 20 per second over every route: 6 requests take at least 5 intervals of 50 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(240),
+            "{:?}",
+            started.elapsed()
+        );
+        let limited = headers(&[("retry-after", "0.3"), ("x-ratelimit-global", "true")]);
+        let ticket = budget.acquire("messages", "c0").await;
+        ticket.answered(&limited, true);
+        let paused = Instant::now();
+        budget
+            .acquire("threads", "g9")
+            .await
+            .answered(&HeaderMap::new(), false);
+        assert!(
+            paused.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            paused.elapsed()
+        );
     }
 }

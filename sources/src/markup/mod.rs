@@ -6,3 +6,4 @@
 //!   what the chunker's Markdown-aware splitting reads.
 
 pub mod backlog;
+pub mod discord;
