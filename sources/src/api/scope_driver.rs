@@ -64,11 +64,15 @@ pub trait ScopeState:
 
 /// Implements [`ScopeState`] for a state with the driver's usual fields: `documents`,
 /// `withheld`, `kept`, and `read_until` (unix seconds of the last complete read; the scope
-/// has history to read until it is set). One home for what would otherwise be the same
-/// accessors in every source.
+/// has history to read until it is set, or while `in_backlog` says so for a source with a
+/// backfill of its own). One home for what would otherwise be the same accessors in every
+/// source.
 #[macro_export]
 macro_rules! scope_state_by_fields {
     ($state:ty) => {
+        $crate::scope_state_by_fields!($state, in_backlog: |state| state.read_until.is_none());
+    };
+    ($state:ty, in_backlog: |$s:ident| $backlog:expr) => {
         impl $crate::api::scope_driver::ScopeState for $state {
             fn documents(&self) -> &std::collections::BTreeSet<String> {
                 &self.documents
@@ -89,7 +93,8 @@ macro_rules! scope_state_by_fields {
                 self.read_until
             }
             fn in_backlog(&self) -> bool {
-                self.read_until.is_none()
+                let $s = self;
+                $backlog
             }
         }
     };

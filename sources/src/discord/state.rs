@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::api::scope_driver::ScopeState;
 use crate::kept_versions::KeptVersions;
 
 /// One channel's state.
@@ -53,31 +52,9 @@ pub struct ChannelState {
     pub kept: KeptVersions,
 }
 
-impl ScopeState for ChannelState {
-    fn documents(&self) -> &BTreeSet<String> {
-        &self.documents
-    }
-    fn documents_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.documents
-    }
-    fn withheld_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.withheld
-    }
-    fn kept(&self) -> &KeptVersions {
-        &self.kept
-    }
-    fn kept_mut(&mut self) -> &mut KeptVersions {
-        &mut self.kept
-    }
-    fn last_read(&self) -> Option<i64> {
-        self.read_until
-    }
-    fn in_backlog(&self) -> bool {
-        self.read_until.is_none()
-            || self.backfill_before.is_some()
-            || !self.threads_before.is_empty()
-    }
-}
+crate::scope_state_by_fields!(ChannelState, in_backlog: |state| state.read_until.is_none()
+        || state.backfill_before.is_some()
+        || !state.threads_before.is_empty());
 
 /// The UTC day an instant (unix seconds) falls on.
 pub(super) fn day_of(unix_seconds: i64) -> NaiveDate {

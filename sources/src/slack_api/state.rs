@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::api::scope_driver::ScopeState;
 use crate::kept_versions::KeptVersions;
 
 /// One channel's state.
@@ -52,29 +51,7 @@ pub struct ChannelState {
     pub rereading: bool,
 }
 
-impl ScopeState for ChannelState {
-    fn documents(&self) -> &BTreeSet<String> {
-        &self.documents
-    }
-    fn documents_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.documents
-    }
-    fn withheld_mut(&mut self) -> &mut BTreeSet<String> {
-        &mut self.withheld
-    }
-    fn kept(&self) -> &KeptVersions {
-        &self.kept
-    }
-    fn kept_mut(&mut self) -> &mut KeptVersions {
-        &mut self.kept
-    }
-    fn last_read(&self) -> Option<i64> {
-        self.read_until
-    }
-    fn in_backlog(&self) -> bool {
-        self.backfill_before.is_some() || self.read_until.is_none()
-    }
-}
+crate::scope_state_by_fields!(ChannelState, in_backlog: |state| state.backfill_before.is_some() || state.read_until.is_none());
 
 /// A Slack `ts` as a number that orders like time: microseconds since the epoch.
 pub(super) fn ts_micros(ts: &str) -> Option<i64> {
