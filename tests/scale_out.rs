@@ -13,6 +13,9 @@ mod fake_provider;
 #[path = "support/runtime_api.rs"]
 mod runtime_api;
 
+#[path = "../sources/tests/support/slack_web_api.rs"]
+mod slack_web_api;
+
 use std::time::Duration;
 
 use fake_provider::{Api, FakeOptions};
@@ -281,4 +284,355 @@ async fn visible_messages(w: &World) -> u64 {
         .unwrap()[&A::ApproximateNumberOfMessages]
         .parse()
         .unwrap()
+}
+
+const SLACK_TOKEN: &str = "xoxb-3333-kass-scale-out-token";
+const SLACK_TOKEN_ENV: &str = "KASS_SCALE_OUT_SLACK_TOKEN";
+
+/// `[[sources]]` of the slack_api source at `base_url` (fast limits for a local server) and of
+/// the `jsonl` source `wiki` at `wiki`.
+fn changing_sources(base_url: &str, wiki: &std::path::Path) -> String {
+    format!(
+        "\n[[sources]]\ntype = \"slack_api\"\nname = \"slackapi\"\nbase_url = \"{base_url}\"\ntoken_env = \"{SLACK_TOKEN_ENV}\"\nmax_deletion_share = 1.0\n\n[sources.rate_limit]\nrate_scale = 1000.0\n\n[[sources]]\ntype = \"jsonl\"\nname = \"handbook\"\npath = \"{}\"\n",
+        wiki.display()
+    )
+}
+
+/// Unix seconds at noon (UTC) `days` days ago.
+fn noon(days: u64) -> u64 {
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(days);
+    day.and_hms_opt(12, 0, 0).unwrap().and_utc().timestamp() as u64
+}
+
+/// Five channels with a week of messages, two a day each.
+fn busy_workspace() -> slack_web_api::Workspace {
+    use slack_web_api::ts;
+    let mut ws = slack_web_api::Workspace::default();
+    ws.add_user("U1", "ana");
+    ws.add_user("U2", "bo");
+    for c in 0..5 {
+        let name = format!("team-{c}");
+        ws.add_channel(&format!("C{c}"), &name);
+        for day in 1..=7 {
+            ws.post(
+                &name,
+                &ts(noon(day), c),
+                "U1",
+                &format!(
+                    "channel {c} day {day}: the deploy of service {} is blocked",
+                    c * 10 + day as u32
+                ),
+            );
+            ws.post(
+                &name,
+                &ts(noon(day) + 60, c),
+                "U2",
+                &format!(
+                    "channel {c} day {day}: unblocked by rolling back build {}",
+                    c * 100 + day as u32
+                ),
+            );
+        }
+    }
+    ws
+}
+
+/// The handbook: `pages` one-line documents, `edited` of them in their `round`-th edit.
+fn handbook(pages: usize, edited: &[(usize, u32)]) -> String {
+    (0..pages)
+        .map(|i| {
+            let text = match edited.iter().find(|(p, _)| *p == i) {
+                Some((_, round)) => format!(
+                    "Handbook page {i}, revision {round}: page the on-call of team {} first.",
+                    i % 7
+                ),
+                None => format!(
+                    "Handbook page {i}: restart worker {i} after the deploy of service {}.",
+                    i * 7
+                ),
+            };
+            format!(
+                "{}\n",
+                json!({"id": format!("handbook/page-{i}"), "kind": "text", "text": text})
+            )
+        })
+        .collect()
+}
+
+/// A `kass embed --listen` worker presenting its own provider key (the fake provider accepts
+/// any, and logs which), its stderr in `log`.
+fn worker(w: &World, key: &str, log: &std::path::Path) -> std::process::Child {
+    let mut cmd = w.kass();
+    cmd.env(KEY_ENV, key)
+        .env(SLACK_TOKEN_ENV, SLACK_TOKEN)
+        .args([
+            "embed",
+            "--listen",
+            &format!("sqs://{}", split_world::QUEUE),
+            "--wait",
+            "1",
+            "--visibility-timeout",
+            "3",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    cmd.spawn().unwrap()
+}
+
+/// Waits until every message is deleted (done), the workers in `alive` still running.
+async fn drained(w: &World, alive: &mut [(String, std::process::Child)]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while w.queue_depth().await > 0 {
+        for (key, child) in alive.iter_mut() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log = std::fs::read_to_string(w.dir.join(format!("{key}.log"))).unwrap();
+                panic!("worker {key} stopped: {status}\n{log}");
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the queue never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Three workers on one queue through incremental fetches with edits and deletions (Slack
+/// messages edited and deleted, a channel removed, handbook pages rewritten); one worker is
+/// killed with SIGKILL in the middle of a batch (a request of its own at the provider) and
+/// replaced, as ECS replaces a task. Its messages reappear after the visibility timeout and
+/// the others finish them. Afterwards Chroma holds exactly the chunk ids of a from-scratch
+/// fetch of the sources as they are now, and the provider embedded every text once, except
+/// texts the killed worker had sent: those (and only those) are embedded again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_batch_loses_nothing_and_doubles_only_its_own_requests() {
+    let server = slack_web_api::SlackServer::start(
+        busy_workspace(),
+        slack_web_api::ServerOptions::new(SLACK_TOKEN),
+    )
+    .await;
+    let mut slow = FakeOptions::new(Api::OpenAi);
+    slow.latency = Duration::from_millis(100);
+    slow.api_key = None;
+    let handbook_path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let handbook_path = handbook_path.keep().unwrap();
+    std::fs::write(&handbook_path, handbook(120, &[])).unwrap();
+    let w = World::start(
+        slow,
+        &format!(
+            "{}\n[embed]\nbatch_size = 2\n",
+            changing_sources(&server.base_url(), &handbook_path)
+        ),
+    )
+    .await;
+    w.setup_triggers("slackapi,handbook").await;
+    let fetch = || async {
+        let mut cmd = w.kass();
+        cmd.env(SLACK_TOKEN_ENV, SLACK_TOKEN).arg("fetch");
+        tokio::task::spawn_blocking(move || support::run_ok(&mut cmd))
+            .await
+            .unwrap();
+    };
+    fetch().await;
+    assert!(w.queue_depth().await > 30, "too little work to share");
+
+    let mut workers: Vec<(String, std::process::Child)> = (0..3)
+        .map(|i| {
+            let key = format!("worker-{i}");
+            let child = worker(&w, &key, &w.dir.join(format!("{key}.log")));
+            (key, child)
+        })
+        .collect();
+    // SIGKILL worker-0 while a request of its own is at the provider, after it has done some.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let answered = w
+            .provider
+            .log()
+            .iter()
+            .filter(|l| l.key.as_deref() == Some("worker-0"))
+            .count();
+        if answered >= 2 && w.provider.in_flight("worker-0") > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker-0 never embedded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (killed, mut child) = workers.remove(0);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_sent: std::collections::HashSet<String> = w
+        .provider
+        .arrivals()
+        .into_iter()
+        .filter(|a| a.key.as_deref() == Some(killed.as_str()))
+        .flat_map(|a| a.inputs)
+        .collect();
+    workers.push((
+        "worker-3".into(),
+        worker(&w, "worker-3", &w.dir.join("worker-3.log")),
+    ));
+    drained(&w, &mut workers).await;
+
+    // Edits and deletions, each fetched incrementally and drained by the workers.
+    let edits: [&dyn Fn(&mut slack_web_api::Workspace); 2] = [
+        &|ws| {
+            use slack_web_api::ts;
+            ws.edit(
+                "team-0",
+                &ts(noon(2), 0),
+                "channel 0 day 2: the deploy is fine after all",
+                &ts(noon(0), 1),
+            );
+            ws.edit(
+                "team-3",
+                &ts(noon(5) + 60, 3),
+                "channel 3 day 5: rolled forward instead",
+                &ts(noon(0), 2),
+            );
+            ws.delete("team-1", &ts(noon(3), 1));
+            ws.delete("team-4", &ts(noon(6) + 60, 4));
+            ws.post(
+                "team-2",
+                &ts(noon(1) + 120, 2),
+                "U1",
+                "channel 2 day 1: one more thing about the release",
+            );
+        },
+        &|ws| {
+            use slack_web_api::ts;
+            ws.remove_channel("team-2");
+            ws.delete("team-0", &ts(noon(4) + 60, 0));
+            ws.edit(
+                "team-1",
+                &ts(noon(7), 1),
+                "channel 1 day 7: archived runbook link",
+                &ts(noon(0), 3),
+            );
+        },
+    ];
+    for (round, edit) in edits.iter().enumerate() {
+        server.with_workspace(|ws| edit(ws));
+        let round = round as u32 + 1;
+        let edited: Vec<(usize, u32)> = (0..round as usize * 4)
+            .map(|p| (p * 13 % 120, round))
+            .collect();
+        std::fs::write(&handbook_path, handbook(120, &edited)).unwrap();
+        fetch().await;
+        drained(&w, &mut workers).await;
+    }
+    for (_, mut child) in workers {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    // Chroma equals a from-scratch fetch of the sources as they are now.
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = fresh_dir.path().join("fresh.toml");
+    std::fs::write(
+        &fresh,
+        format!(
+            "[store]\ntype = \"local\"\npath = \"{}\"\n{}",
+            fresh_dir.path().join("store").display(),
+            changing_sources(&server.base_url(), &handbook_path)
+        ),
+    )
+    .unwrap();
+    let mut cmd = support::kass();
+    cmd.env(SLACK_TOKEN_ENV, SLACK_TOKEN)
+        .args(["fetch", "--config"])
+        .arg(&fresh);
+    tokio::task::spawn_blocking(move || support::run_ok(&mut cmd))
+        .await
+        .unwrap();
+    let expected: std::collections::BTreeSet<String> =
+        support::batch_chunk_ids(&fresh_dir.path().join("store"))
+            .into_iter()
+            .collect();
+    let url = w.chroma.as_ref().unwrap().url();
+    let stored: std::collections::BTreeSet<String> =
+        support::chroma_get(&url, "split", json!({"include": []}))
+            .await
+            .unwrap()["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect();
+    assert!(expected.len() > 100, "{}", expected.len());
+    assert_eq!(
+        stored.len(),
+        expected.len(),
+        "Chroma holds {} chunks, a fresh fetch makes {}",
+        stored.len(),
+        expected.len()
+    );
+    assert_eq!(stored, expected, "Chroma differs from a fresh fetch");
+    assert_eq!(w.chroma_count().await, expected.len() as u64);
+
+    // Each text embedded once, apart from texts the killed worker had sent: the others
+    // embedded each text at most once, and every text embedded twice was one of the killed
+    // worker's. Its requests in flight at the kill were embedded again by another worker.
+    let mut by_others: std::collections::HashMap<&str, usize> = Default::default();
+    let mut all: std::collections::HashMap<&str, usize> = Default::default();
+    let log = w.provider.log();
+    for entry in log.iter().filter(|l| l.status == 200) {
+        for text in &entry.inputs {
+            *all.entry(text).or_default() += 1;
+            if entry.key.as_deref() != Some(killed.as_str()) {
+                *by_others.entry(text).or_default() += 1;
+            }
+        }
+    }
+    let twice_by_others: Vec<_> = by_others.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice_by_others.is_empty(),
+        "the surviving workers embedded texts twice: {twice_by_others:?}"
+    );
+    let doubled: Vec<&str> = all
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(t, _)| *t)
+        .collect();
+    let not_killed: Vec<_> = doubled
+        .iter()
+        .filter(|t| !killed_sent.contains(**t))
+        .collect();
+    assert!(
+        not_killed.is_empty(),
+        "embedded twice, never sent by the killed worker: {not_killed:?}"
+    );
+    // What the killed worker sent and never had answered (its requests cut by the kill) was
+    // embedded by another worker: its messages came back.
+    let answered_to_killed: std::collections::HashSet<&str> = log
+        .iter()
+        .filter(|l| l.status == 200 && l.key.as_deref() == Some(killed.as_str()))
+        .flat_map(|l| l.inputs.iter().map(String::as_str))
+        .collect();
+    let cut: Vec<&String> = killed_sent
+        .iter()
+        .filter(|t| !answered_to_killed.contains(t.as_str()))
+        .collect();
+    assert!(
+        !cut.is_empty(),
+        "the kill cut no request of the killed worker"
+    );
+    let lost: Vec<_> = cut
+        .iter()
+        .filter(|t| !by_others.contains_key(t.as_str()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "never embedded again after the kill: {lost:?}"
+    );
+    eprintln!(
+        "killed worker sent {} texts, {} cut by the kill; {} embedded twice; {} requests in all",
+        killed_sent.len(),
+        cut.len(),
+        doubled.len(),
+        log.len()
+    );
 }

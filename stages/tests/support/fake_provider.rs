@@ -81,11 +81,23 @@ pub struct Logged {
     pub tokens: usize,
     pub status: u16,
     pub body: Value,
+    /// The bearer key the request carried: with `api_key: None`, each client can present its
+    /// own, so a test tells its workers apart.
+    pub key: Option<String>,
+}
+
+/// A request as it arrived, before it was answered.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at: Instant,
+    pub key: Option<String>,
+    pub inputs: Vec<String>,
 }
 
 struct Inner {
     options: FakeOptions,
     log: Mutex<Vec<Logged>>,
+    arrivals: Mutex<Vec<Arrival>>,
     /// Accepted requests in the current window: (arrival, tokens).
     window: Mutex<VecDeque<(Instant, usize)>>,
 }
@@ -132,6 +144,7 @@ impl FakeProvider {
         let inner = Arc::new(Inner {
             options,
             log: Mutex::new(Vec::new()),
+            arrivals: Mutex::new(Vec::new()),
             window: Mutex::new(VecDeque::new()),
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
@@ -155,6 +168,18 @@ impl FakeProvider {
 
     pub fn log(&self) -> Vec<Logged> {
         self.inner.log.lock().unwrap().clone()
+    }
+
+    /// Every request as it arrived, answered or not yet.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.inner.arrivals.lock().unwrap().clone()
+    }
+
+    /// Requests presenting `key` that arrived and are not answered yet.
+    pub fn in_flight(&self, key: &str) -> usize {
+        let of = |k: &Option<String>| k.as_deref() == Some(key);
+        let arrived = self.arrivals().iter().filter(|a| of(&a.key)).count();
+        arrived - self.log().iter().filter(|l| of(&l.key)).count()
     }
 
     pub fn count(&self, status: u16) -> usize {
@@ -272,6 +297,15 @@ async fn handle(
         .as_ref()
         .map(|i| i.iter().map(|t| server_tokens(t)).sum())
         .unwrap_or(0);
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start_matches("Bearer ").to_string());
+    inner.arrivals.lock().unwrap().push(Arrival {
+        at,
+        key: key.clone(),
+        inputs: inputs.clone().unwrap_or_default(),
+    });
     let response = answer(&inner, at, &headers, &body, inputs.clone(), tokens).await;
     inner.log.lock().unwrap().push(Logged {
         at,
@@ -279,6 +313,7 @@ async fn handle(
         tokens,
         status: response.status().as_u16(),
         body,
+        key,
     });
     response
 }
