@@ -23,6 +23,11 @@ use kass_pipeline::store::ObjectStore;
 use serde_json::{json, Value};
 use split_world::{s3_event, World, BUCKET, KEY_ENV};
 
+/// The tests that start several workers take turns: each measures what its workers achieve
+/// (a share of a provider's limit, a kill mid-batch), and three more processes competing for
+/// two cores would measure the machine instead.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// An SQS event as Lambda's event source mapping delivers it: one record per message, each
 /// body the S3 notification S3 sent to the queue.
 fn sqs_event(messages: &[(&str, String)]) -> Value {
@@ -158,6 +163,7 @@ async fn an_sqs_event_answers_only_the_poison_batch_as_failed() {
 /// is extended): no text is embedded twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_listeners_share_one_provider_budget() {
+    let _alone = ALONE.lock().await;
     const LIMIT: usize = 12;
     const WORKERS: usize = 3;
     let window = Duration::from_millis(1000);
@@ -406,6 +412,7 @@ async fn drained(w: &World, alive: &mut [(String, std::process::Child)]) {
 /// texts the killed worker had sent: those (and only those) are embedded again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_batch_loses_nothing_and_doubles_only_its_own_requests() {
+    let _alone = ALONE.lock().await;
     let server = slack_web_api::SlackServer::start(
         busy_workspace(),
         slack_web_api::ServerOptions::new(SLACK_TOKEN),
