@@ -3,11 +3,12 @@
 //! phrase that occurs only in one message of a thread finds that thread, and one only in a
 //! forum post finds the post; an incremental run after a deleted message and an edited one
 //! leaves neither the deleted nor the old text in Chroma, and the token never appears in any
-//! output; the fetcher Lambda reads the guild through the Runtime API with the token only in
-//! Secrets Manager (moto), the embedder half embeds what it wrote from the S3 events, and the
-//! token is in no log, response, batch or state; after generated sequences of changes
-//! (messages posted, edited, deleted, threads started and deleted), each followed by
-//! `kass run`, Chroma holds exactly the chunks a fresh `kass fetch` writes.
+//! output, not even when a refusing server's 401 quotes it back; the fetcher Lambda reads the
+//! guild through the Runtime API with the token only in Secrets Manager (moto), the embedder
+//! half embeds what it wrote from the S3 events, the token is in no log, response, batch or
+//! state, and a second invocation resumes from the saved state; after generated sequences of
+//! changes (messages posted, edited, deleted, threads and forum posts started and deleted),
+//! each followed by `kass run`, Chroma holds exactly the chunks a fresh `kass fetch` writes.
 
 mod support;
 
@@ -176,6 +177,22 @@ async fn a_phrase_only_in_a_thread_finds_it_and_deletions_and_edits_reach_chroma
     assert!(!texts.contains("Tuesdays"), "{texts}");
     assert!(texts.contains("Thursdays"), "{texts}");
     assert!(texts.contains(&thread_doc), "{texts}");
+
+    // A server refusing the token, its 401 quoting back the Authorization header it was
+    // given: the run stops naming the variable, and the token shows nowhere.
+    let refusing = DiscordServer::start(guild().guild, "another-bot-token-0123456789").await;
+    let config = write_config(
+        dir.path(),
+        "refused",
+        &source(&refusing),
+        None,
+        &chroma,
+        "discord",
+    );
+    let out = tokio::task::spawn_blocking(move || SECRET.run_refused(&["run"], &config))
+        .await
+        .unwrap();
+    assert!(out.contains(SECRET.env), "{out}");
 }
 
 /// The fetcher Lambda on its schedule reads the guild with the token only in Secrets
