@@ -413,7 +413,12 @@ impl ApiClient {
         let no_answer = matches!(&outcome, Err(TryFailure::Http(f, _)) if f.status().is_none());
         if let Some(ticket) = ticket.filter(|_| !no_answer) {
             let limited = matches!(&outcome, Err(f) if f.is_rate_limit());
-            let reset = ticket.answered(&headers, limited);
+            let asked = outcome
+                .as_ref()
+                .err()
+                .filter(|f| f.is_rate_limit())
+                .and_then(TryFailure::retry_after);
+            let reset = ticket.answered_asking(&headers, limited, asked);
             if let Err(TryFailure::Http(_, spent)) = &mut outcome {
                 *spent = reset;
             }
