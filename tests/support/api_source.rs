@@ -1,4 +1,5 @@
-//! What the live API sources' end-to-end tests (`gitlab_api.rs`, `backlog_api.rs`) share:
+//! What the live API sources' end-to-end tests (`gitlab_api.rs`, `backlog_api.rs`,
+//! `discord_api.rs`) share:
 //! running `kass` with the source's secret and checking the secret never shows, the config
 //! they write, what Chroma holds of a source, and the fetcher Lambda invoked through the
 //! Runtime API with the secret only in Secrets Manager. One home, so the sources' tests
@@ -50,6 +51,20 @@ impl Secret {
         );
         self.assert_absent(&format!("{stdout}\n{stderr}"), "kass's output");
         stdout
+    }
+
+    /// Runs `kass ARGS --config CONFIG`, which must fail without the secret in its stdout or
+    /// stderr (a server refusing the secret, its error quoting it back); returns both.
+    pub fn run_refused(&self, args: &[&str], config: &Path) -> String {
+        let out = self.kass(args, config).output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "kass succeeded: {text}");
+        self.assert_absent(&text, "kass's output");
+        text
     }
 
     /// [`Secret::run`] off the runtime's threads.

@@ -15,9 +15,9 @@
 //!    `ratelimited` included, with HTTP 200 and `{"ok": false, "error": "..."}`;
 //! 4. on a 429 (or a 2xx the check calls rate limited), pauses the method (and the server
 //!    budget's scope) for every task of the source, and tries again; the pause is the
-//!    Retry-After, else the reset of a budget the answer says is spent, else the policy's
-//!    back-off (gitlab.com sometimes answers 429 with neither); on a 5xx or no answer, backs
-//!    off and tries again; anything else is final, as is the last try the policy allows.
+//!    429's JSON body's float `retry_after` (Discord's), else the Retry-After, else the reset
+//!    of a budget the answer says is spent, else the policy's back-off (gitlab.com sometimes
+//!    answers 429 with neither); on a 5xx or no answer, backs off and tries again; anything else is final, as is the last try the policy allows.
 //!
 //! Errors are [`ApiError`]s naming the source and the method. They never hold the token: it
 //! lives in a [`kass_pipeline::secret::Secret`], the request is never printed, and server
@@ -169,7 +169,7 @@ impl TryFailure {
     fn retry(&self) -> Option<Option<Duration>> {
         match self {
             Self::Http(failure, reset) if failure.status() == Some(429) => {
-                failure.retry().map(|after| after.or(*reset))
+                failure.retry().map(|_| asked_pause(failure).or(*reset))
             }
             Self::Http(failure, _) => failure.retry(),
             Self::RateLimited(after) => Some(*after),
@@ -180,7 +180,7 @@ impl TryFailure {
     /// The pause a rate limit asked for.
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Http(failure, reset) => failure.retry_after().or(*reset),
+            Self::Http(failure, reset) => asked_pause(failure).or(*reset),
             Self::RateLimited(after) => *after,
             Self::Refused(_) => None,
         }
@@ -413,7 +413,12 @@ impl ApiClient {
         let no_answer = matches!(&outcome, Err(TryFailure::Http(f, _)) if f.status().is_none());
         if let Some(ticket) = ticket.filter(|_| !no_answer) {
             let limited = matches!(&outcome, Err(f) if f.is_rate_limit());
-            let reset = ticket.answered(&headers, limited);
+            let asked = outcome
+                .as_ref()
+                .err()
+                .filter(|f| f.is_rate_limit())
+                .and_then(TryFailure::retry_after);
+            let reset = ticket.answered_asking(&headers, limited, asked);
             if let Err(TryFailure::Http(_, spent)) = &mut outcome {
                 *spent = reset;
             }
@@ -433,6 +438,26 @@ impl ApiClient {
     }
 }
 
+/// The pause a failed answer asks for: a 429's JSON body's `retry_after` in seconds, a float
+/// (Discord's `{"message", "retry_after": 0.5, "global"}`, more precise than its
+/// `Retry-After` header, which is rounded up to whole seconds), else the headers'
+/// ([`HttpFailure::retry_after`]: `retry-after-ms`, `Retry-After`). A body's value that is
+/// not a finite, non-negative number is ignored.
+fn asked_pause(failure: &HttpFailure) -> Option<Duration> {
+    let from_body = match failure {
+        HttpFailure::Status {
+            status,
+            json: Some(body),
+            ..
+        } if status.as_u16() == 429 => body
+            .get("retry_after")
+            .and_then(serde_json::Value::as_f64)
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok()),
+        _ => None,
+    };
+    from_body.or_else(|| failure.retry_after())
+}
+
 /// `url` with `query` appended, form-encoded (after the link's own query, if it has one).
 fn with_query(url: &str, query: &[(&str, &str)]) -> String {
     if query.is_empty() {
@@ -450,6 +475,56 @@ mod tests {
     use kass_pipeline::secret::Secret;
 
     use super::*;
+
+    #[test]
+    fn a_429_body_s_float_retry_after_is_the_pause_before_the_header_s() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        use reqwest::StatusCode;
+        let failure = |retry_after_header: Option<&str>, body: &str| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = retry_after_header {
+                headers.insert("retry-after", HeaderValue::from_str(value).unwrap());
+            }
+            HttpFailure::from_answer(StatusCode::TOO_MANY_REQUESTS, &headers, body.as_bytes())
+        };
+        let discord =
+            r#"{"message": "You are being rate limited.", "retry_after": 0.5, "global": false}"#;
+        // Discord's header says 1 (rounded up): the body's 0.5 is taken.
+        let limited = failure(Some("1"), discord);
+        assert_eq!(asked_pause(&limited), Some(Duration::from_millis(500)));
+        let tried = TryFailure::Http(limited, Some(Duration::from_secs(9)));
+        assert_eq!(tried.retry(), Some(Some(Duration::from_millis(500))));
+        assert_eq!(tried.retry_after(), Some(Duration::from_millis(500)));
+        // No header at all: the body alone.
+        assert_eq!(
+            asked_pause(&failure(None, r#"{"retry_after": 2.25}"#)),
+            Some(Duration::from_millis(2250))
+        );
+        // No body's value, or one that is no pause: the header's.
+        assert_eq!(
+            asked_pause(&failure(Some("3"), r#"{"message": "slow down"}"#)),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            asked_pause(&failure(Some("3"), r#"{"retry_after": -1}"#)),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            asked_pause(&failure(Some("3"), r#"{"retry_after": "soon"}"#)),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(asked_pause(&failure(None, "not json")), None);
+        // Neither: the reset the budget stated.
+        let tried = TryFailure::Http(failure(None, "{}"), Some(Duration::from_secs(4)));
+        assert_eq!(tried.retry(), Some(Some(Duration::from_secs(4))));
+        // Only a 429's body is read: a 503's `retry_after` field is the server's own business.
+        let unavailable = HttpFailure::from_answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HeaderMap::new(),
+            br#"{"retry_after": 0.5}"#,
+        );
+        assert_eq!(asked_pause(&unavailable), None);
+    }
 
     #[test]
     fn query_parameters_are_encoded_after_the_url() {

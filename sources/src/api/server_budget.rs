@@ -499,6 +499,18 @@ impl Ticket {
     /// long until the reset when the answer says nothing is left (a 429's pause when it
     /// sent no Retry-After).
     pub fn answered(self, headers: &HeaderMap, rate_limited: bool) -> Option<Duration> {
+        self.answered_asking(headers, rate_limited, None)
+    }
+
+    /// [`Ticket::answered`], with the pause a 429 asked for in its body (`asked`: Discord's
+    /// float `retry_after`), which a global 429 pauses every budget for instead of the
+    /// headers' `Retry-After` (rounded up to whole seconds).
+    pub fn answered_asking(
+        self,
+        headers: &HeaderMap,
+        rate_limited: bool,
+        asked: Option<Duration>,
+    ) -> Option<Duration> {
         let observed = Observed::from_headers(headers);
         let exhausted = observed
             .as_ref()
@@ -506,7 +518,9 @@ impl Ticket {
             .map(|o| o.reset_after);
         let now = Instant::now();
         if rate_limited && is_global(headers) {
-            let after = kass_pipeline::http::retry_after(headers).unwrap_or(Duration::from_secs(1));
+            let after = asked
+                .or_else(|| kass_pipeline::http::retry_after(headers))
+                .unwrap_or(Duration::from_secs(1));
             self.shared.pause_all(now + after);
         }
         // The answer names the route's bucket for the first time: the route is counted
@@ -793,6 +807,24 @@ mod tests {
             other.elapsed() < Duration::from_millis(50),
             "{:?}",
             other.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_global_429_pauses_for_the_pause_its_body_asked_not_the_rounded_header() {
+        let budget = bucketed().with_global(1000.0);
+        let limited = headers(&[("retry-after", "2"), ("x-ratelimit-global", "true")]);
+        let ticket = budget.acquire("messages", "c0").await;
+        ticket.answered_asking(&limited, true, Some(Duration::from_millis(300)));
+        let paused = Instant::now();
+        budget
+            .acquire("threads", "g9")
+            .await
+            .answered(&HeaderMap::new(), false);
+        let waited = paused.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_millis(1500),
+            "{waited:?}"
         );
     }
 
