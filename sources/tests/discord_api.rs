@@ -641,3 +641,52 @@ async fn a_thread_archived_long_ago_and_deleted_is_seen_gone_when_the_listings_a
         );
     }
 }
+
+/// A renamed channel is read again whole (days and threads past the window, archived ones
+/// included): every document of it is sent again carrying the new name, so no stored chunk
+/// keeps the old one; the run after that reads only the window again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_channel_is_read_again_whole_with_its_new_name() {
+    let (g, [general, _, _]) = guild();
+    let server = DiscordServer::start(g, TOKEN).await;
+    let synced = Synced::new(config(&server));
+    let first = synced.run().await;
+    let held: BTreeSet<String> = first
+        .documents
+        .keys()
+        .filter(|d| d.starts_with(&format!("{general}/")))
+        .cloned()
+        .collect();
+    assert!(held.len() > 15, "{held:?}");
+    server.with(|g| g.rename_channel(&general, "town-square"));
+    let renamed = synced.run().await;
+    let resent: BTreeSet<String> = renamed
+        .documents
+        .keys()
+        .filter(|d| d.starts_with(&format!("{general}/")))
+        .cloned()
+        .collect();
+    assert_eq!(
+        resent, held,
+        "every document of the renamed channel sent again"
+    );
+    for id in &resent {
+        let doc = &renamed.documents[id];
+        assert!(doc.contains("town-square"), "{id}: {doc}");
+        assert!(
+            !doc.contains("\"general\""),
+            "{id} keeps the old name: {doc}"
+        );
+    }
+    assert!(renamed.gone.is_empty(), "{:?}", renamed.gone);
+    let after = synced.run().await;
+    let again = after
+        .documents
+        .keys()
+        .filter(|d| d.starts_with(&format!("{general}/")))
+        .count();
+    assert!(
+        again < held.len(),
+        "the rereading ended: {again} sent again"
+    );
+}

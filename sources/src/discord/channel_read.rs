@@ -185,6 +185,7 @@ impl ChannelRead<'_> {
             })
             .map(|d| tombstone(d, "deleted"))
             .collect();
+        let renamed = !previous.name.is_empty() && previous.name != self.conversation.name;
         let mut state = previous.clone();
         state.name = self.conversation.name.clone();
         state.withheld.clear();
@@ -201,7 +202,11 @@ impl ChannelRead<'_> {
         if reconcile {
             state.threads_reconciled = Some(self.now);
         }
-        if previous.read_until.is_none() {
+        if renamed && previous.read_until.is_some() {
+            tracing::info!(channel_id = %self.channel.id, from = %previous.name, to = %self.conversation.name, "channel renamed: its history is read again so every stored chunk carries the new name (metadata only, nothing embedded again)");
+            state.rereading = true;
+        }
+        if previous.read_until.is_none() || renamed {
             let floor = self.since.map(day_start);
             if floor < Some(window_start) {
                 if !self.channel.holds_only_threads() {
@@ -297,8 +302,9 @@ impl ChannelRead<'_> {
                         continue;
                     }
                     let document_id = thread_document_id(&self.channel.id, &thread.id);
-                    // Sent by a run stopped inside this page: not sent twice.
-                    if state.documents.contains(&document_id) {
+                    // Sent by a run stopped inside this page: not sent twice (but read again
+                    // for a rename, which changes what it says).
+                    if !state.rereading && state.documents.contains(&document_id) {
                         continue;
                     }
                     if let ThreadRead::Sent(document_id) = self.send_thread(thread).await? {
@@ -321,6 +327,9 @@ impl ChannelRead<'_> {
             if state.threads_before.is_empty() {
                 state.threads_reconciled = Some(self.now);
             }
+        }
+        if state.backfill_before.is_none() && state.threads_before.is_empty() {
+            state.rereading = false;
         }
         Ok(sent)
     }

@@ -50,6 +50,11 @@ pub struct ChannelState {
     pub withheld: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "KeptVersions::is_empty")]
     pub kept: KeptVersions,
+    /// The channel was renamed: its whole history is read again (the backfill restarted at
+    /// the window), threads already held included, so every stored chunk takes the new name
+    /// (metadata only: nothing is embedded again). Cleared when that backfill completes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rereading: bool,
 }
 
 crate::scope_state_by_fields!(ChannelState, in_backlog: |state| state.read_until.is_none()

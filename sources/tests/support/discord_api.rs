@@ -176,6 +176,11 @@ impl Guild {
         }
     }
 
+    /// A channel renamed (its id stays).
+    pub fn rename_channel(&mut self, id: &str, name: &str) {
+        self.channels.get_mut(id).expect("the channel").name = name.to_string();
+    }
+
     pub fn delete_thread(&mut self, id: &str) {
         self.threads.remove(id);
         self.messages.remove(id);
