@@ -365,7 +365,9 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
         "429s: {early} in the first half, {late} in the later half of {:?}",
         end.duration_since(first)
     );
-    // Measured (docs/scaling.md): 92 then 17 learning, 108 then 59 with no pacing at all.
+    // Measured (docs/scaling.md): 89-92 then 17-23 learning, 108 then 59 before the fix; but
+    // with the learning switched off one run also gave 97 then 17: this bound alone does not
+    // yet tell learning from no pacing (the lossless part does fail when chunks are lost).
     assert!(
         late * 3 < early,
         "429s did not fall below a third: {early} then {late}"
