@@ -6,10 +6,21 @@
 //!
 //! The rate never goes above the configured share (`requests_per_minute / workers`): that keeps
 //! the documented bound (see [`super::rate_limit`]) whatever the answers. It never goes below
-//! a twentieth of it, so a worker keeps probing. Without a configured request rate there is
-//! nothing to scale, and the pacer lets every request through (429s still pause the endpoint
-//! through Retry-After).
+//! a twentieth of it, so a worker keeps probing.
+//!
+//! Without a configured request rate the pacer lets every request through until the first
+//! back-pressure; then it starts pacing at the requests the provider accepted from this worker
+//! over the last window (x0.9), the limit it just showed, and adapts from there with no
+//! ceiling. If nothing was accepted in the last window (a provider that is down, not full) it
+//! stays unpaced: retries and Retry-After handle that.
+//!
+//! The increase is additive (one more request per window for every window of good answers)
+//! while the rate is at least 100 per window, and 1 % per window below that: with a small
+//! limit shared by several workers, one more request per window per worker would be back over
+//! the limit within a window or two of each decrease, and the workers would live on 429s
+//! (measured: `benches/adaptive_pacing.rs`, docs/scaling.md).
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,11 +45,21 @@ const FLOOR: f64 = 0.05;
 const SLOW: f64 = 2.0;
 /// Weight of a new round trip in the moving mean.
 const EWMA: f64 = 0.2;
+/// Growth per window of good answers below 100 requests per window (at and above: +1).
+const GROWTH: f64 = 0.01;
 
 #[derive(Debug)]
 struct State {
     /// Requests per window allowed now.
     rate: f64,
+    /// Whether requests are paced (always with a ceiling; after the first back-pressure
+    /// without one).
+    paced: bool,
+    /// The lowest rate.
+    floor: f64,
+    /// Good answers in the last window (without a ceiling, until paced): the limit a first
+    /// 429 reveals.
+    ok: VecDeque<Instant>,
     /// When the next request may go.
     next: Instant,
     /// Moving mean of successful round trips, seconds.
@@ -48,7 +69,8 @@ struct State {
     calm_until: Instant,
 }
 
-/// Paces requests at an adaptive rate between `ceiling * FLOOR` and `ceiling` per window.
+/// Paces requests at an adaptive rate between `ceiling * FLOOR` and `ceiling` per window, or
+/// without a ceiling from the first back-pressure on.
 #[derive(Debug)]
 pub struct AdaptivePacer {
     ceiling: Option<f64>,
@@ -57,7 +79,7 @@ pub struct AdaptivePacer {
 }
 
 impl AdaptivePacer {
-    /// `ceiling`: this worker's share of the request budget per `window` (`None`: unlimited).
+    /// `ceiling`: this worker's share of the request budget per `window` (`None`: unknown).
     pub fn new(ceiling: Option<f64>, window: Duration) -> Self {
         let now = Instant::now();
         Self {
@@ -65,6 +87,9 @@ impl AdaptivePacer {
             window,
             state: Mutex::new(State {
                 rate: ceiling.unwrap_or(0.0),
+                paced: ceiling.is_some_and(|c| c > 0.0),
+                floor: ceiling.unwrap_or(0.0) * FLOOR,
+                ok: VecDeque::new(),
                 next: now,
                 rtt: None,
                 calm_until: now,
@@ -74,17 +99,17 @@ impl AdaptivePacer {
 
     /// Requests per window allowed now (`None`: not paced).
     pub fn rate(&self) -> Option<f64> {
-        self.ceiling
-            .map(|_| self.state.lock().expect("not poisoned").rate)
+        let state = self.state.lock().expect("not poisoned");
+        state.paced.then_some(state.rate)
     }
 
     /// Waits for this worker's next slot at the current rate.
     pub async fn acquire(&self) {
-        if self.ceiling.is_none() {
-            return;
-        }
         let slot = {
             let mut state = self.state.lock().expect("not poisoned");
+            if !state.paced {
+                return;
+            }
             let now = Instant::now();
             let slot = state.next.max(now);
             state.next = slot + self.window.div_f64(state.rate);
@@ -95,11 +120,34 @@ impl AdaptivePacer {
 
     /// Adjusts the rate to one answer and its round trip.
     pub fn observe(&self, signal: Signal, rtt: Duration) {
-        let Some(ceiling) = self.ceiling else {
-            return;
-        };
+        let ceiling = self.ceiling.unwrap_or(f64::INFINITY);
         let mut state = self.state.lock().expect("not poisoned");
         let now = Instant::now();
+        if !state.paced {
+            // No ceiling: count good answers until the provider shows its limit.
+            while state
+                .ok
+                .front()
+                .is_some_and(|at| now.duration_since(*at) >= self.window)
+            {
+                state.ok.pop_front();
+            }
+            match signal {
+                Signal::Ok => state.ok.push_back(now),
+                Signal::Overloaded if !state.ok.is_empty() => {
+                    let accepted = state.ok.len() as f64;
+                    state.ok.clear();
+                    state.paced = true;
+                    state.rate = accepted * DECREASE;
+                    state.floor = state.rate * FLOOR;
+                    state.next = now;
+                    let interval = self.window.div_f64(state.rate);
+                    state.calm_until = now + interval.max(rtt);
+                }
+                _ => {}
+            }
+            return;
+        }
         let rtt = rtt.as_secs_f64();
         let slow = match (signal, state.rtt) {
             (Signal::Ok, Some(mean)) => rtt > mean * SLOW && rtt - mean > 0.1,
@@ -107,14 +155,15 @@ impl AdaptivePacer {
         };
         if signal == Signal::Overloaded || slow {
             if now >= state.calm_until {
-                state.rate = (state.rate * DECREASE).max(ceiling * FLOOR);
+                state.rate = (state.rate * DECREASE).max(state.floor);
                 // Until the requests sent at the old rate have been answered.
                 let interval = self.window.div_f64(state.rate);
                 state.calm_until = now + interval.max(Duration::from_secs_f64(rtt));
             }
         } else if signal == Signal::Ok {
-            // One more request per window for every window's worth of good answers.
-            state.rate = (state.rate + 1.0 / state.rate.max(1.0)).min(ceiling);
+            // One more request (1 % below 100) per window for every window of good answers.
+            let step = (state.rate * GROWTH).min(1.0);
+            state.rate = (state.rate + step / state.rate.max(1e-9)).min(ceiling);
         }
         if signal == Signal::Ok {
             state.rtt = Some(match state.rtt {
@@ -140,12 +189,64 @@ mod tests {
         tokio::time::sleep(ms(20)).await;
         pacer.observe(Signal::Overloaded, ms(1));
         assert!((pacer.rate().unwrap() - 8.1).abs() < 1e-9);
-        for _ in 0..30 {
+        // 1 % per window of good answers below 100 per window: 0.01 per answer.
+        for _ in 0..100 {
+            pacer.observe(Signal::Ok, ms(1));
+        }
+        assert!(
+            (pacer.rate().unwrap() - 9.1).abs() < 1e-6,
+            "{:?}",
+            pacer.rate()
+        );
+        for _ in 0..100 {
             pacer.observe(Signal::Ok, ms(1));
         }
         assert_eq!(pacer.rate(), Some(10.0), "back to the ceiling, never above");
         pacer.observe(Signal::Neutral, ms(1));
         assert_eq!(pacer.rate(), Some(10.0));
+    }
+
+    #[tokio::test]
+    async fn large_rates_grow_by_one_request_per_window() {
+        let pacer = AdaptivePacer::new(Some(1000.0), Duration::from_millis(100));
+        pacer.observe(Signal::Overloaded, Duration::from_millis(1));
+        assert!((pacer.rate().unwrap() - 900.0).abs() < 1e-9);
+        for _ in 0..900 {
+            pacer.observe(Signal::Ok, Duration::from_millis(1));
+        }
+        let rate = pacer.rate().unwrap();
+        assert!((rate - 901.0).abs() < 0.01, "{rate}");
+    }
+
+    #[tokio::test]
+    async fn without_a_ceiling_the_first_429_sets_the_rate_to_what_was_accepted() {
+        let ms = Duration::from_millis;
+        let pacer = AdaptivePacer::new(None, Duration::from_millis(600));
+        // A provider that is down (503s, nothing accepted) is not a limit: still unpaced.
+        pacer.observe(Signal::Overloaded, ms(1));
+        assert_eq!(pacer.rate(), None);
+        for _ in 0..20 {
+            pacer.observe(Signal::Ok, ms(1));
+        }
+        assert_eq!(pacer.rate(), None, "unpaced until back-pressure");
+        pacer.observe(Signal::Overloaded, ms(1));
+        assert!(
+            (pacer.rate().unwrap() - 18.0).abs() < 1e-9,
+            "{:?}",
+            pacer.rate()
+        );
+        // No ceiling: good answers raise it past what was accepted.
+        for _ in 0..300 {
+            pacer.observe(Signal::Ok, ms(1));
+        }
+        assert!(pacer.rate().unwrap() > 20.0, "{:?}", pacer.rate());
+        // And it paces: at ~21 per 600 ms, three requests take two intervals (~57 ms).
+        let started = Instant::now();
+        for _ in 0..3 {
+            pacer.acquire().await;
+        }
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(50), "{elapsed:?}");
     }
 
     #[tokio::test]
@@ -170,8 +271,12 @@ mod tests {
         // First at once, then one per 10 ms.
         let elapsed = started.elapsed();
         assert!(elapsed >= Duration::from_millis(38), "{elapsed:?}");
-        assert!(AdaptivePacer::new(None, Duration::from_secs(1))
-            .rate()
-            .is_none());
+        let unknown = AdaptivePacer::new(None, Duration::from_secs(1));
+        assert!(unknown.rate().is_none());
+        let started = Instant::now();
+        for _ in 0..5 {
+            unknown.acquire().await;
+        }
+        assert!(started.elapsed() < Duration::from_millis(30), "unpaced");
     }
 }
