@@ -124,6 +124,31 @@ fn apply(ws: &mut Workspace, change: &Change, serial: u32) {
         .iter()
         .flat_map(|c| c.messages.iter().map(|m| (c.name.clone(), m.ts.clone())))
         .collect();
+    // What the source can see change: a message inside the lookback window, or one in a
+    // thread with a reply inside it (a watched thread). An edit or deletion of an older
+    // message in a quiet thread or day is not visible to an incremental read of the Web API
+    // (Slack has no edit feed; docs/sources/slack_api.md, "What it does not see"), so the
+    // property does not ask for it.
+    let window_start = (chrono::Utc::now().timestamp() - 13 * 86_400) as f64;
+    let secs = |ts: &str| ts.parse::<f64>().unwrap_or(0.0);
+    let visible: Vec<(String, String)> = ws
+        .channels
+        .iter()
+        .flat_map(|c| {
+            c.messages
+                .iter()
+                .filter(|m| {
+                    let root = m.thread_ts.clone().unwrap_or_else(|| m.ts.clone());
+                    secs(&m.ts) >= window_start
+                        || c.messages.iter().any(|r| {
+                            r.ts != root
+                                && r.thread_ts.as_deref() == Some(root.as_str())
+                                && secs(&r.ts) >= window_start
+                        })
+                })
+                .map(|m| (c.name.clone(), m.ts.clone()))
+        })
+        .collect();
     let text = format!("message {serial}");
     match change {
         Change::Post { channel, days_ago } if !live.is_empty() => {
@@ -141,13 +166,13 @@ fn apply(ws: &mut Workspace, change: &Change, serial: u32) {
             let at = ts(chrono::Utc::now().timestamp() as u64 - 600, serial);
             ws.reply(channel, &parent, &at, "U2", &text);
         }
-        Change::Edit { message } if !messages.is_empty() => {
-            let (channel, at) = &messages[message % messages.len()];
+        Change::Edit { message } if !visible.is_empty() => {
+            let (channel, at) = &visible[message % visible.len()];
             let edited = ts(chrono::Utc::now().timestamp() as u64, serial);
             ws.edit(channel, at, &format!("edited {serial}"), &edited);
         }
-        Change::Delete { message } if !messages.is_empty() => {
-            let (channel, at) = &messages[message % messages.len()];
+        Change::Delete { message } if !visible.is_empty() => {
+            let (channel, at) = &visible[message % visible.len()];
             ws.delete(channel, at);
         }
         Change::AddChannel => {
