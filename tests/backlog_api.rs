@@ -23,7 +23,9 @@ mod split_world;
 
 use std::collections::BTreeSet;
 
-use api_source::{chroma_ids, fetched_ids, invoke_fetcher, store_secret, write_config, Secret};
+use api_source::{
+    chroma_follows_the_source, chroma_ids, invoke_fetcher, store_secret, write_config, Secret,
+};
 use backlog_api::{BacklogServer, Space};
 use fake_provider::{Api, FakeOptions, FakeProvider};
 use kass_pipeline::store::ObjectStore;
@@ -367,42 +369,19 @@ async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
                 let work = tempfile::tempdir().unwrap();
                 let server = BacklogServer::start(whole_space(), KEY).await;
                 let collection = format!("backlog-incremental-{case}");
-                let live = property_config(
-                    work.path(),
-                    "live",
-                    &server,
+                chroma_follows_the_source(
+                    SECRET,
                     &chroma,
-                    &provider,
+                    "backlog",
                     &collection,
-                );
-                let mut steps = vec![None];
-                steps.extend(changes.into_iter().map(Some));
-                for (serial, change) in steps.into_iter().enumerate() {
-                    if let Some(change) = &change {
-                        server.with(|b| apply(b, change, serial));
-                    }
-                    SECRET.kass_ok(&["run"], &live).await;
-                    let fresh_store = format!("fresh-{serial}");
-                    let fresh = property_config(
-                        work.path(),
-                        &fresh_store,
-                        &server,
-                        &chroma,
-                        &provider,
-                        "unused",
-                    );
-                    SECRET.kass_ok(&["fetch"], &fresh).await;
-                    let expected = fetched_ids(&work.path().join(&fresh_store));
-                    let held = chroma_ids(&chroma.url(), &collection, "backlog").await;
-                    prop_assert_eq!(
-                        &held,
-                        &expected,
-                        "after step {} ({:?}): Chroma holds other chunks than a fresh fetch",
-                        serial,
-                        change
-                    );
-                }
-                Ok(())
+                    work.path(),
+                    changes,
+                    |change, serial| server.with(|b| apply(b, change, serial)),
+                    |store, collection| {
+                        property_config(work.path(), store, &server, &chroma, &provider, collection)
+                    },
+                )
+                .await
             })
         })
     });

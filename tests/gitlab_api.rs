@@ -18,7 +18,9 @@ mod runtime_api;
 #[path = "support/split_world.rs"]
 mod split_world;
 
-use api_source::{chroma_ids, fetched_ids, invoke_fetcher, store_secret, write_config, Secret};
+use api_source::{
+    chroma_follows_the_source, chroma_ids, invoke_fetcher, store_secret, write_config, Secret,
+};
 use fake_provider::{Api, FakeOptions, FakeProvider};
 use gitlab_rest_api::{GitlabServer, Instance};
 use kass_pipeline::store::ObjectStore;
@@ -373,42 +375,19 @@ async fn incremental_runs_leave_chroma_equal_to_a_fresh_fetch() {
                 let work = tempfile::tempdir().unwrap();
                 let server = GitlabServer::start(whole_project(), TOKEN).await;
                 let collection = format!("gitlab-incremental-{case}");
-                let live = property_config(
-                    work.path(),
-                    "live",
-                    &server,
+                chroma_follows_the_source(
+                    SECRET,
                     &chroma,
-                    &provider,
+                    "gitlab",
                     &collection,
-                );
-                let mut steps = vec![None];
-                steps.extend(changes.into_iter().map(Some));
-                for (serial, change) in steps.into_iter().enumerate() {
-                    if let Some(change) = &change {
-                        server.with(|gl| apply(gl, change, serial));
-                    }
-                    SECRET.kass_ok(&["run"], &live).await;
-                    let fresh_store = format!("fresh-{serial}");
-                    let fresh = property_config(
-                        work.path(),
-                        &fresh_store,
-                        &server,
-                        &chroma,
-                        &provider,
-                        "unused",
-                    );
-                    SECRET.kass_ok(&["fetch"], &fresh).await;
-                    let expected = fetched_ids(&work.path().join(&fresh_store));
-                    let held = chroma_ids(&chroma.url(), &collection, "gitlab").await;
-                    prop_assert_eq!(
-                        &held,
-                        &expected,
-                        "after step {} ({:?}): Chroma holds other chunks than a fresh fetch",
-                        serial,
-                        change
-                    );
-                }
-                Ok(())
+                    work.path(),
+                    changes,
+                    |change, serial| server.with(|gl| apply(gl, change, serial)),
+                    |store, collection| {
+                        property_config(work.path(), store, &server, &chroma, &provider, collection)
+                    },
+                )
+                .await
             })
         })
     });

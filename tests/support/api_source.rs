@@ -21,6 +21,46 @@ use crate::support::{self, kass, run_ok, ChromaServer};
 /// [`write_config`]; [`Secret::kass`] sets it.
 pub const PROVIDER_KEY_ENV: &str = "KASS_API_SOURCE_TEST_PROVIDER_KEY";
 
+/// The acceptance property every API source is held to, one step sequence of it: after every
+/// incremental `kass run` over `changes` (each applied by `apply` before its run, with its
+/// step number), Chroma holds of `source` exactly the chunk ids a fresh `kass fetch` of the
+/// source as it is then writes. `config(store, collection)` writes a kass.toml over the store
+/// of that name under `dir` and returns its path.
+#[allow(clippy::too_many_arguments)]
+pub async fn chroma_follows_the_source<C: std::fmt::Debug>(
+    secret: Secret,
+    chroma: &ChromaServer,
+    source: &str,
+    collection: &str,
+    dir: &Path,
+    changes: Vec<C>,
+    mut apply: impl FnMut(&C, usize),
+    config: impl Fn(&str, &str) -> PathBuf,
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    let live = config("live", collection);
+    let mut steps = vec![None];
+    steps.extend(changes.into_iter().map(Some));
+    for (serial, change) in steps.into_iter().enumerate() {
+        if let Some(change) = &change {
+            apply(change, serial);
+        }
+        secret.kass_ok(&["run"], &live).await;
+        let fresh_store = format!("fresh-{serial}");
+        let fresh = config(&fresh_store, "unused");
+        secret.kass_ok(&["fetch"], &fresh).await;
+        let expected = fetched_ids(&dir.join(&fresh_store));
+        let held = chroma_ids(&chroma.url(), collection, source).await;
+        proptest::prop_assert_eq!(
+            &held,
+            &expected,
+            "after step {} ({:?}): Chroma holds other chunks than a fresh fetch",
+            serial,
+            change
+        );
+    }
+    Ok(())
+}
+
 /// The source's secret (a token or API key) and the variable it travels in: set for every
 /// `kass` the test runs, and looked for in everything they print.
 #[derive(Debug, Clone, Copy)]
