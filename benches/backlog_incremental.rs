@@ -14,19 +14,14 @@
 #[path = "../sources/tests/support/backlog_api.rs"]
 mod backlog_api;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
+#[path = "support/source_run.rs"]
+mod source_run;
 
 use backlog_api::{BacklogServer, Space};
-use kass_pipeline::dead_letter::spawn_writer;
-use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::LocalStore;
-use kass_pipeline::{channel, Source, StageContext};
 use kass_sources::backlog::BacklogConfig;
-use kass_sources::cursor::Cursor;
-use kass_sources::{BuildSource, SourceDeps};
 use serde_json::json;
+use source_run::{per_route, run};
 
 const TOKEN: &str = "bench-backlog-api-key-0000";
 const TOKEN_ENV: &str = "KASS_BENCH_BACKLOG_API_KEY";
@@ -56,39 +51,6 @@ fn project(issues: u64) -> Space {
     b
 }
 
-/// One run of the source with its cursor in `store`: the documents it sent and the time.
-async fn run(store: &LocalStore, config: &BacklogConfig) -> (usize, f64) {
-    let cursor = Arc::new(Cursor::load(store, "backlog", "bench").await.unwrap());
-    let source = config
-        .clone()
-        .build_with(SourceDeps {
-            cursor: Some(cursor.clone()),
-            tombstones: None,
-            allow_deletions: false,
-        })
-        .unwrap();
-    let (queue, _writer) = spawn_writer(Arc::new(LocalStore::new(store.root()).unwrap()));
-    let ctx = StageContext::new("backlog", Shutdown::default(), queue);
-    let (outlet, inlet) = channel::bounded("backlog", "bench", 64);
-    let started = Instant::now();
-    let task = tokio::spawn(Box::new(source).run(outlet, ctx));
-    let mut documents = 0;
-    while inlet.recv().await.is_some() {
-        documents += 1;
-    }
-    task.await.unwrap().unwrap();
-    cursor.save(store, "backlog").await.unwrap();
-    (documents, started.elapsed().as_secs_f64())
-}
-
-fn per_route(server: &BacklogServer) -> BTreeMap<String, usize> {
-    let mut routes = BTreeMap::new();
-    for (route, _) in server.log() {
-        *routes.entry(route).or_default() += 1;
-    }
-    routes
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -113,8 +75,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
 
-    let (full_documents, full_seconds) = run(&store, &config).await;
-    let full = per_route(&server);
+    let (full_documents, full_seconds) = run(&store, "backlog", &config).await;
+    let full = per_route(server.log());
 
     // The changes, spread over the project: a third new comments, a third edited comments,
     // a third deleted comments (the last two leave `updated` as it was).
@@ -140,8 +102,8 @@ async fn main() {
         }
     });
     server.clear_log();
-    let (incremental_documents, incremental_seconds) = run(&store, &config).await;
-    let incremental = per_route(&server);
+    let (incremental_documents, incremental_seconds) = run(&store, "backlog", &config).await;
+    let incremental = per_route(server.log());
     let requests: usize = incremental.values().sum();
     println!(
         "{}",

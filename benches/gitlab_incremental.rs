@@ -14,19 +14,14 @@
 #[path = "../sources/tests/support/gitlab_rest_api.rs"]
 mod gitlab_rest_api;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Instant;
+#[path = "support/source_run.rs"]
+mod source_run;
 
 use gitlab_rest_api::{GitlabServer, Instance};
-use kass_pipeline::dead_letter::spawn_writer;
-use kass_pipeline::shutdown::Shutdown;
 use kass_pipeline::store::LocalStore;
-use kass_pipeline::{channel, Source, StageContext};
-use kass_sources::cursor::Cursor;
 use kass_sources::gitlab_api::GitlabApiConfig;
-use kass_sources::{BuildSource, SourceDeps};
 use serde_json::json;
+use source_run::{per_route, run};
 
 const TOKEN: &str = "glpat-bench-0000-gitlab-incremental";
 const TOKEN_ENV: &str = "KASS_BENCH_GITLAB_TOKEN";
@@ -55,39 +50,6 @@ fn project(issues: u64) -> Instance {
     gl
 }
 
-/// One run of the source with its cursor in `store`: the documents it sent and the time.
-async fn run(store: &LocalStore, config: &GitlabApiConfig) -> (usize, f64) {
-    let cursor = Arc::new(Cursor::load(store, "gitlab", "bench").await.unwrap());
-    let source = config
-        .clone()
-        .build_with(SourceDeps {
-            cursor: Some(cursor.clone()),
-            tombstones: None,
-            allow_deletions: false,
-        })
-        .unwrap();
-    let (queue, _writer) = spawn_writer(Arc::new(LocalStore::new(store.root()).unwrap()));
-    let ctx = StageContext::new("gitlab", Shutdown::default(), queue);
-    let (outlet, inlet) = channel::bounded("gitlab", "bench", 64);
-    let started = Instant::now();
-    let task = tokio::spawn(Box::new(source).run(outlet, ctx));
-    let mut documents = 0;
-    while inlet.recv().await.is_some() {
-        documents += 1;
-    }
-    task.await.unwrap().unwrap();
-    cursor.save(store, "gitlab").await.unwrap();
-    (documents, started.elapsed().as_secs_f64())
-}
-
-fn per_route(server: &GitlabServer) -> BTreeMap<String, usize> {
-    let mut routes = BTreeMap::new();
-    for (route, _) in server.log() {
-        *routes.entry(route).or_default() += 1;
-    }
-    routes
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -112,8 +74,8 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path()).unwrap();
 
-    let (full_documents, full_seconds) = run(&store, &config).await;
-    let full = per_route(&server);
+    let (full_documents, full_seconds) = run(&store, "gitlab", &config).await;
+    let full = per_route(server.log());
 
     // The changes, spread over the project: a third new notes, a third edited notes, a
     // third deleted notes (which leave `updated_at` as it was).
@@ -138,8 +100,8 @@ async fn main() {
         }
     });
     server.clear_log();
-    let (incremental_documents, incremental_seconds) = run(&store, &config).await;
-    let incremental = per_route(&server);
+    let (incremental_documents, incremental_seconds) = run(&store, "gitlab", &config).await;
+    let incremental = per_route(server.log());
     let requests: usize = incremental.values().sum();
     println!(
         "{}",
