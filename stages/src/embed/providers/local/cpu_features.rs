@@ -1,7 +1,7 @@
 //! Which SIMD code the local model runs on this CPU, decided in one place: every kernel of the
 //! forward pass asks [`CpuPath`] instead of testing CPU features itself.
 //!
-//! The x86-64 paths form a ladder, each a superset of the one below it:
+//! Each architecture has a ladder of paths, each a superset of the one below it. x86-64:
 //!
 //! | path | needs | int8 products | element-wise code |
 //! |---|---|---|---|
@@ -10,14 +10,21 @@
 //! | `avx2` | AVX2 and FMA | 256-bit `vpmaddwd` on 16-bit operands | 8 wide, fused |
 //! | `portable` | nothing | a scalar loop, several times slower than f32 | the target's baseline |
 //!
-//! On the `avx512` path attention also runs in bf16 when the CPU has AVX-512 BF16. A CPU with
-//! AVX-512 but without VNNI (Skylake-X) gets the `avx2` path. On aarch64 every path is
-//! `portable` (NEON is the baseline there, so element-wise code is vectorised anyway; the int8
-//! products have no NEON kernel yet).
+//! aarch64 (arm64: Graviton, Ampere, Apple silicon under Linux):
 //!
-//! `KASS_CPU_PATH=portable|avx2|avx-vnni|avx512` asks for a lower path than the CPU's best, so
-//! every path can be run and tested on one machine. It only lowers: a path this CPU lacks
-//! falls back to the best one below it that the CPU has, with a warning.
+//! | path | needs | int8 products | element-wise code |
+//! |---|---|---|---|
+//! | `neon-dot` | NEON and the dot-product extension (Armv8.2 `dotprod`: Graviton 2 and later, Neoverse, Apple M1 and later) | `sdot`, 16 multiply-adds per instruction | 4 wide, fused |
+//! | `neon` | NEON (every arm64 CPU: Graviton 1, Cortex-A72) | `smlal` on 16-bit operands, 4 per instruction | 4 wide, fused |
+//! | `portable` | nothing | a scalar loop | 4 wide, fused (NEON and FMA are arm64's baseline) |
+//!
+//! On the `avx512` path attention also runs in bf16 when the CPU has AVX-512 BF16. A CPU with
+//! AVX-512 but without VNNI (Skylake-X) gets the `avx2` path.
+//!
+//! `KASS_CPU_PATH=portable|neon|neon-dot|avx2|avx-vnni|avx512` asks for a lower path than the
+//! CPU's best, so every path can be run and tested on one machine. It only lowers: a path this
+//! CPU lacks (another architecture's included) falls back to the best one below it that the CPU
+//! has, with a warning.
 //!
 //! Every path gives the same int8 products to the bit (they are integer sums, converted and
 //! scaled by the same operations); f32 results differ between paths in the last bits only
@@ -29,11 +36,18 @@ use std::sync::OnceLock;
 /// The variable that lowers the path; see the module's documentation.
 pub const CPU_PATH_VARIABLE: &str = "KASS_CPU_PATH";
 
-/// A rung of the ladder, lowest first (the order is the derived `Ord`).
+/// A rung of a ladder, lowest first (the order is the derived `Ord`). The arm64 rungs sit
+/// below the x86-64 ones: a CPU has the rungs of one architecture only, so the order between
+/// the two ladders only decides where a request for the other architecture's path lands (this
+/// CPU's best).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum CpuPath {
     /// Plain Rust for the target's baseline: runs anywhere.
     Portable,
+    /// aarch64 NEON (the architecture's baseline).
+    Neon,
+    /// aarch64 NEON with the dot-product instructions (`sdot`).
+    NeonDot,
     /// x86-64 AVX2 and FMA.
     Avx2,
     /// x86-64 AVX2, FMA and AVX-VNNI (the 256-bit VEX encoding: Alder Lake and later).
@@ -43,18 +57,38 @@ pub enum CpuPath {
 }
 
 impl CpuPath {
-    /// Every path, lowest first.
-    pub const ALL: [CpuPath; 4] = [
+    /// Every path of every architecture, lowest first.
+    pub const ALL: [CpuPath; 6] = [
         CpuPath::Portable,
+        CpuPath::Neon,
+        CpuPath::NeonDot,
         CpuPath::Avx2,
         CpuPath::AvxVnni,
         CpuPath::Avx512,
     ];
 
+    /// The ladder of the architecture kass was built for, lowest first: the paths a CPU of it
+    /// may have. Tests walk it, announcing a rung this CPU lacks.
+    pub fn ladder() -> &'static [CpuPath] {
+        #[cfg(target_arch = "x86_64")]
+        return &[
+            CpuPath::Portable,
+            CpuPath::Avx2,
+            CpuPath::AvxVnni,
+            CpuPath::Avx512,
+        ];
+        #[cfg(target_arch = "aarch64")]
+        return &[CpuPath::Portable, CpuPath::Neon, CpuPath::NeonDot];
+        #[allow(unreachable_code)]
+        &[CpuPath::Portable]
+    }
+
     /// The name `KASS_CPU_PATH` takes.
     pub fn name(self) -> &'static str {
         match self {
             CpuPath::Portable => "portable",
+            CpuPath::Neon => "neon",
+            CpuPath::NeonDot => "neon-dot",
             CpuPath::Avx2 => "avx2",
             CpuPath::AvxVnni => "avx-vnni",
             CpuPath::Avx512 => "avx512",
@@ -65,13 +99,16 @@ impl CpuPath {
     pub fn needs(self) -> &'static str {
         match self {
             CpuPath::Portable => "nothing",
+            CpuPath::Neon => "aarch64 NEON",
+            CpuPath::NeonDot => "aarch64 NEON and the dot-product extension (dotprod)",
             CpuPath::Avx2 => "x86-64 AVX2 and FMA",
             CpuPath::AvxVnni => "x86-64 AVX2, FMA and AVX-VNNI",
             CpuPath::Avx512 => "x86-64 AVX-512 F, BW, DQ, VL and VNNI",
         }
     }
 
-    /// Reads a `KASS_CPU_PATH` value (`avxvnni` and `avx-vnni` alike; case ignored).
+    /// Reads a `KASS_CPU_PATH` value (`avxvnni` and `avx-vnni`, `neondot` and `neon-dot`
+    /// alike; case ignored).
     pub fn parse(value: &str) -> Option<CpuPath> {
         let value = value.trim().to_ascii_lowercase();
         CpuPath::ALL
@@ -100,7 +137,13 @@ impl CpuPath {
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            CpuPath::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            CpuPath::NeonDot => {
+                CpuPath::Neon.supported() && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[allow(unreachable_patterns)]
             _ => false,
         }
     }
@@ -137,7 +180,8 @@ impl CpuPath {
         };
         let Some(wanted) = CpuPath::parse(value) else {
             tracing::warn!(
-                "{CPU_PATH_VARIABLE}={value:?} is not one of portable, avx2, avx-vnni, avx512; \
+                "{CPU_PATH_VARIABLE}={value:?} is not one of portable, neon, neon-dot, avx2, \
+                 avx-vnni, avx512; \
                  the local model runs this CPU's best path, {}",
                 CpuPath::best()
             );
@@ -164,8 +208,10 @@ impl CpuPath {
     pub fn int8_is_fast(self) -> bool {
         // The avx2 int8 kernel measured level with f32 (0.9x, on a loaded AVX-512 machine
         // forced to the avx2 path): until it is measured faster on an AVX2-only CPU, `auto`
-        // keeps f32 there, never a precision slower than f32.
-        matches!(self, CpuPath::AvxVnni | CpuPath::Avx512)
+        // keeps f32 there, never a precision slower than f32. `neon`'s `smlal` does 4
+        // multiply-adds per instruction, as f32's `fmla` does: no faster. `neon-dot`'s `sdot`
+        // does 16 (as `vpdpbusd` on 128 bits, where avx-vnni measured faster than f32).
+        matches!(self, CpuPath::AvxVnni | CpuPath::Avx512 | CpuPath::NeonDot)
     }
 
     /// Whether attention runs in bf16 (`vdpbf16ps`) for the int8 precision, heads `d` wide.
@@ -197,6 +243,7 @@ mod tests {
             assert_eq!(CpuPath::parse(path.name()), Some(path));
         }
         assert_eq!(CpuPath::parse(" AVXVNNI "), Some(CpuPath::AvxVnni));
+        assert_eq!(CpuPath::parse("neondot"), Some(CpuPath::NeonDot));
         assert_eq!(CpuPath::parse("sse4"), None);
     }
 
@@ -218,13 +265,25 @@ mod tests {
         }
     }
 
-    /// The ladder: each x86 path needs everything the one below it needs.
+    /// The ladder: each path needs everything the one below it needs, and the CPU's best is
+    /// on the ladder of the architecture kass was built for.
     #[test]
     fn a_supported_path_implies_the_paths_it_builds_on() {
         if CpuPath::AvxVnni.supported() || CpuPath::Avx512.supported() {
             assert!(CpuPath::Avx2.supported());
         }
+        if CpuPath::NeonDot.supported() {
+            assert!(CpuPath::Neon.supported());
+        }
         assert!(CpuPath::Portable.supported());
+        assert!(CpuPath::ladder().contains(&CpuPath::best()));
+        for path in CpuPath::ALL {
+            if path.supported() {
+                assert!(CpuPath::ladder().contains(&path), "{path} off this ladder");
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        assert!(CpuPath::Neon.supported(), "NEON is arm64's baseline");
         #[cfg(target_arch = "x86_64")]
         {
             if avx512_bf16() {

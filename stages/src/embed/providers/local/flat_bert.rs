@@ -2,7 +2,7 @@
 //! dense layers see one `[tokens, hidden]` matrix (f32 through `gemm`, or [`Int8Matrix`] for
 //! the `int8` precision), attention runs per input over its own length, and the element-wise
 //! steps (layer norms, softmax, GELU, pooling) are f32 vectorised for AVX-512 or AVX2 on the
-//! CPUs that have them ([`CpuPath`]).
+//! CPUs that have them ([`CpuPath`]), and for NEON on every arm64 CPU.
 //!
 //! Why not candle's BertModel, which kass ran before: it pads a micro-batch to its longest
 //! input and runs every layer over the padding, its element-wise steps ran in scalar or 4-wide
@@ -255,6 +255,10 @@ impl FlatBert {
             CpuPath::Avx512 => unsafe { self.layers_avx512(x, tokens, &lengths) },
             #[cfg(target_arch = "x86_64")]
             CpuPath::Avx2 | CpuPath::AvxVnni => unsafe { self.layers_avx2(x, tokens, &lengths) },
+            // NEON and FMA are arm64's baseline: `mul_add` is one `fmadd` on every path.
+            #[cfg(target_arch = "aarch64")]
+            _ => self.layers::<true>(x, tokens, &lengths),
+            #[cfg(not(target_arch = "aarch64"))]
             _ => self.layers::<false>(x, tokens, &lengths),
         };
         Ok(pool(&x, &lengths, h))

@@ -23,6 +23,11 @@
 //!   (`vpsignb`, both operands within ±127) needs activations symmetric around zero; splitting
 //!   into two `vpmaddubsw` costs more instructions than `vpmaddwd` saves. `vpmaddwd` multiplies
 //!   i16 by i16 and adds pairs in i32: exact for any product of a u8 and an i8.
+//! - `neon-dot` (arm64 with `dotprod`): `sdot`, i8 by i8 in groups of 4 summed into i32, 16
+//!   per instruction. Activations are u8, so each is fed as `a - 128` (an i8) and the sum gets
+//!   `128 · Σw` of its channel back, in integers: exact, the same sum as every other path.
+//! - `neon` (every arm64 CPU): `smlal` on activations and weights widened to i16, 4 per
+//!   instruction, as the `avx2` kernel does it with `vpmaddwd`.
 //! - `portable`: a scalar loop, several times slower than f32 (`precision = "auto"` picks f32
 //!   there).
 //!
@@ -33,6 +38,8 @@
 use super::cpu_features::CpuPath;
 use super::vector_math::{max, min};
 
+#[cfg(target_arch = "aarch64")]
+use std::arch::aarch64::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
@@ -43,8 +50,12 @@ const ZMM_CHANNELS: usize = 64;
 /// accumulators: AVX2 has 16 registers, and `vpmaddwd` needs a temporary per product).
 #[cfg(target_arch = "x86_64")]
 const YMM_CHANNELS: usize = 16;
+/// Output channels per pass of the NEON kernels: four registers of 4 lanes (with 4 rows, 16
+/// accumulators of NEON's 32 registers).
+#[cfg(target_arch = "aarch64")]
+const NEON_CHANNELS: usize = 16;
 /// Rows handled by one pass of a kernel.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const ROW_BLOCK: usize = 4;
 /// Inputs per activation row are padded to a multiple of this (one `vpdpbusd` lane's bytes).
 const INNER_STEP: usize = 4;
@@ -65,6 +76,13 @@ enum Packed {
     /// Blocks of [`ZMM_CHANNELS`], per 4 inputs: 16 lanes of 4 bytes per register.
     #[cfg(target_arch = "x86_64")]
     Avx512(Vec<i8>),
+    /// Blocks of [`NEON_CHANNELS`], per input: 16 i16, two registers.
+    #[cfg(target_arch = "aarch64")]
+    Neon(Vec<i16>),
+    /// Blocks of [`NEON_CHANNELS`], per 4 inputs: 4 registers of 4 lanes of 4 bytes; and per
+    /// channel (zero past `out`) the sum of its integer weights, for the `a - 128` offset.
+    #[cfg(target_arch = "aarch64")]
+    NeonDot { weights: Vec<i8>, sums: Vec<i32> },
 }
 
 /// A weight matrix `[out, in]` in int8, laid out for the kernel of one [`CpuPath`].
@@ -86,8 +104,8 @@ pub(super) struct QuantizedRows {
     stride: usize,
     scales: Vec<f32>,
     minimums: Vec<f32>,
-    /// `values` widened to i16, for the `avx2` kernel.
-    #[cfg(target_arch = "x86_64")]
+    /// `values` widened to i16, for the `avx2` and `neon` kernels.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     wide: Vec<i16>,
 }
 
@@ -107,6 +125,7 @@ impl Int8Matrix {
         let mut scales = vec![0f32; padded];
         let mut sums = vec![0f32; padded];
         let mut rows = vec![0i8; out * inner];
+        let mut int_sums = vec![0i32; padded];
         for (o, row) in w.chunks_exact(inner).enumerate() {
             let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
@@ -117,6 +136,7 @@ impl Int8Matrix {
             }
             scales[o] = scale;
             sums[o] = sum as f32 * scale;
+            int_sums[o] = sum;
         }
         let weights = match path {
             #[cfg(target_arch = "x86_64")]
@@ -125,6 +145,13 @@ impl Int8Matrix {
             CpuPath::AvxVnni => Packed::AvxVnni(pack(&rows, out, inner, YMM_CHANNELS, 4)),
             #[cfg(target_arch = "x86_64")]
             CpuPath::Avx2 => Packed::Avx2(pack(&rows, out, inner, YMM_CHANNELS, 2)),
+            #[cfg(target_arch = "aarch64")]
+            CpuPath::Neon => Packed::Neon(pack(&rows, out, inner, NEON_CHANNELS, 1)),
+            #[cfg(target_arch = "aarch64")]
+            CpuPath::NeonDot => Packed::NeonDot {
+                weights: pack(&rows, out, inner, NEON_CHANNELS, 4),
+                sums: int_sums,
+            },
             _ => Packed::Rows(rows),
         };
         Self {
@@ -156,6 +183,12 @@ impl Int8Matrix {
             Packed::AvxVnni(w) => unsafe { self.matmul_avx_vnni(w, q, n, y) },
             #[cfg(target_arch = "x86_64")]
             Packed::Avx2(w) => unsafe { self.matmul_avx2(w, q, n, y) },
+            #[cfg(target_arch = "aarch64")]
+            Packed::Neon(w) => unsafe { self.matmul_neon(w, q, n, y) },
+            #[cfg(target_arch = "aarch64")]
+            Packed::NeonDot { weights, sums } => unsafe {
+                self.matmul_neon_dot(weights, sums, q, n, y)
+            },
         }
     }
 
@@ -175,7 +208,7 @@ impl Int8Matrix {
 
     /// The bounds every SIMD kernel reads and writes within, for `channels`-wide blocks of
     /// `group` inputs per lane and `len` packed weights; real asserts, once per product.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn check(&self, q: &QuantizedRows, n: usize, y: &[f32], (channels, len): (usize, usize)) {
         let blocks = self.out.div_ceil(channels);
         assert_eq!(q.stride, self.inner.next_multiple_of(INNER_STEP));
@@ -358,10 +391,204 @@ impl Int8Matrix {
     }
 }
 
+/// `sdot acc.4s, w.16b, x.4b[lane]`: each of `acc`'s 4 lanes gains the sum of its 4 bytes of
+/// `w` times bytes `4·lane..4·lane + 4` of `x` (signed). Inline assembly: the intrinsic
+/// (`vdotq_laneq_s32`) is not stable Rust yet. Only inside functions compiled with `dotprod`.
+#[cfg(target_arch = "aarch64")]
+macro_rules! sdot_lane {
+    ($acc:expr, $w:expr, $x:expr, $lane:literal) => {{
+        let mut acc: int32x4_t = $acc;
+        std::arch::asm!(
+            "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{lane}]",
+            acc = inout(vreg) acc,
+            w = in(vreg) $w,
+            x = in(vreg) $x,
+            lane = const $lane,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+        acc
+    }};
+}
+
+#[cfg(target_arch = "aarch64")]
+impl Int8Matrix {
+    /// # Safety
+    /// The CPU must have NEON (the `neon` path: every aarch64 CPU). Shapes are asserted.
+    #[target_feature(enable = "neon")]
+    unsafe fn matmul_neon(&self, w: &[i16], q: &mut QuantizedRows, n: usize, y: &mut [f32]) {
+        self.check(q, n, y, (NEON_CHANNELS, w.len()));
+        q.wide.clear();
+        q.wide
+            .extend(q.values[..n * q.stride].iter().map(|&v| v as i16));
+        let block_len = q.stride * NEON_CHANNELS;
+        for block in 0..self.out.div_ceil(NEON_CHANNELS) {
+            let w = w.as_ptr().add(block * block_len);
+            let mut r = 0;
+            while r < n {
+                let rows = (n - r).min(ROW_BLOCK);
+                let x: [*const i16; ROW_BLOCK] =
+                    std::array::from_fn(|i| q.wide.as_ptr().add((r + i.min(rows - 1)) * q.stride));
+                let mut acc = [[vdupq_n_s32(0); 4]; ROW_BLOCK];
+                // Four inputs per step: one 64-bit register of activations per row, each
+                // input's 16 weights in two registers.
+                for s in 0..q.stride / 4 {
+                    let a: [int16x4_t; ROW_BLOCK] =
+                        std::array::from_fn(|i| vld1_s16(x[i].add(s * 4)));
+                    macro_rules! input {
+                        ($lane:literal) => {{
+                            let ws = w.add((s * 4 + $lane) * NEON_CHANNELS);
+                            let (w0, w1) = (vld1q_s16(ws), vld1q_s16(ws.add(8)));
+                            for i in 0..ROW_BLOCK {
+                                let acc = &mut acc[i];
+                                acc[0] = vmlal_lane_s16::<$lane>(acc[0], vget_low_s16(w0), a[i]);
+                                acc[1] = vmlal_high_lane_s16::<$lane>(acc[1], w0, a[i]);
+                                acc[2] = vmlal_lane_s16::<$lane>(acc[2], vget_low_s16(w1), a[i]);
+                                acc[3] = vmlal_high_lane_s16::<$lane>(acc[3], w1, a[i]);
+                            }
+                        }};
+                    }
+                    input!(0);
+                    input!(1);
+                    input!(2);
+                    input!(3);
+                }
+                self.store_neon(&acc, (r, rows), block * NEON_CHANNELS, q, y, None);
+                r += ROW_BLOCK;
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must have NEON and the dot-product extension (the `neon-dot` path). Shapes are
+    /// asserted.
+    #[target_feature(enable = "neon,dotprod")]
+    unsafe fn matmul_neon_dot(
+        &self,
+        w: &[i8],
+        sums: &[i32],
+        q: &QuantizedRows,
+        n: usize,
+        y: &mut [f32],
+    ) {
+        self.check(q, n, y, (NEON_CHANNELS, w.len()));
+        let blocks = self.out.div_ceil(NEON_CHANNELS);
+        assert!(sums.len() >= blocks * NEON_CHANNELS);
+        let steps = q.stride / 4;
+        let block_bytes = steps * NEON_CHANNELS * 4;
+        // u8 to i8 minus 128: flipping the top bit.
+        let flip = vdupq_n_u8(0x80);
+        for block in 0..blocks {
+            let w = w.as_ptr().add(block * block_bytes);
+            let mut r = 0;
+            while r < n {
+                let rows = (n - r).min(ROW_BLOCK);
+                let x: [*const u8; ROW_BLOCK] = std::array::from_fn(|i| {
+                    q.values.as_ptr().add((r + i.min(rows - 1)) * q.stride)
+                });
+                let mut acc = [[vdupq_n_s32(0); 4]; ROW_BLOCK];
+                // Step `s + lane` of the 16 channels: 64 bytes, 4 registers of 4 channels.
+                macro_rules! step {
+                    ($s:expr, $a:expr, $lane:literal) => {{
+                        let ws = w.add(($s + $lane) * NEON_CHANNELS * 4);
+                        let wz: [int8x16_t; 4] = std::array::from_fn(|z| vld1q_s8(ws.add(z * 16)));
+                        for i in 0..ROW_BLOCK {
+                            for z in 0..4 {
+                                acc[i][z] = sdot_lane!(acc[i][z], wz[z], $a[i], $lane);
+                            }
+                        }
+                    }};
+                }
+                // Four steps per 16-byte load of each row's activations.
+                let mut s = 0;
+                while s + 4 <= steps {
+                    let a: [int8x16_t; ROW_BLOCK] = std::array::from_fn(|i| {
+                        vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x[i].add(s * 4)), flip))
+                    });
+                    step!(s, a, 0);
+                    step!(s, a, 1);
+                    step!(s, a, 2);
+                    step!(s, a, 3);
+                    s += 4;
+                }
+                // The last 1 to 3 steps: the bytes past the row read as 128, which the flip
+                // makes 0 (and no weights are read for those lanes).
+                let left = steps - s;
+                if left > 0 {
+                    let a: [int8x16_t; ROW_BLOCK] = std::array::from_fn(|i| {
+                        let mut bytes = [0x80u8; 16];
+                        bytes[..left * 4]
+                            .copy_from_slice(std::slice::from_raw_parts(x[i].add(s * 4), left * 4));
+                        vreinterpretq_s8_u8(veorq_u8(vld1q_u8(bytes.as_ptr()), flip))
+                    });
+                    step!(s, a, 0);
+                    if left > 1 {
+                        step!(s, a, 1);
+                    }
+                    if left > 2 {
+                        step!(s, a, 2);
+                    }
+                }
+                self.store_neon(&acc, (r, rows), block * NEON_CHANNELS, q, y, Some(sums));
+                r += ROW_BLOCK;
+            }
+        }
+    }
+
+    /// Dequantizes and stores the NEON kernels' sums for `rows` rows from `r`, channels
+    /// `first..first + 16` (those below `out`); with `offsets`, each channel's sum first gains
+    /// `128 ·` its offset (the `neon-dot` kernel's `a - 128`).
+    ///
+    /// # Safety
+    /// The CPU must have NEON; [`Int8Matrix::check`] must have passed for `q` and `y`, and
+    /// `offsets` must hold every channel of the block.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn store_neon(
+        &self,
+        acc: &[[int32x4_t; 4]; ROW_BLOCK],
+        (r, rows): (usize, usize),
+        first: usize,
+        q: &QuantizedRows,
+        y: &mut [f32],
+        offsets: Option<&[i32]>,
+    ) {
+        for (i, acc) in acc.iter().enumerate().take(rows) {
+            let row_scale = vdupq_n_f32(q.scales[r + i]);
+            let row_min = vdupq_n_f32(q.minimums[r + i]);
+            for (z, &acc) in acc.iter().enumerate() {
+                let c = first + z * 4;
+                if c >= self.out {
+                    break;
+                }
+                let acc = match offsets {
+                    Some(o) => vaddq_s32(acc, vshlq_n_s32::<7>(vld1q_s32(o.as_ptr().add(c)))),
+                    None => acc,
+                };
+                let sums = vld1q_f32(self.sums.as_ptr().add(c));
+                let scale = vld1q_f32(self.scales.as_ptr().add(c));
+                // `a + b · c`, fused: the portable loop's `mul_add`.
+                let v = vfmaq_f32(
+                    vmulq_f32(row_min, sums),
+                    vcvtq_f32_s32(acc),
+                    vmulq_f32(scale, row_scale),
+                );
+                let row = &mut y[(r + i) * self.out..(r + i + 1) * self.out];
+                if c + 4 <= self.out {
+                    vst1q_f32(row.as_mut_ptr().add(c), v);
+                } else {
+                    let mut lanes = [0f32; 4];
+                    vst1q_f32(lanes.as_mut_ptr(), v);
+                    row[c..].copy_from_slice(&lanes[..self.out - c]);
+                }
+            }
+        }
+    }
+}
+
 /// `rows` (`[out][inner]`) in blocks of `channels`, each lane holding `group` consecutive
 /// inputs of its channel (`[block][step][lane][group]`); zero past `out` and past `inner` up
 /// to the activations' padded width.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn pack<T: Copy + Default + From<i8>>(
     rows: &[i8],
     out: usize,
@@ -492,8 +719,9 @@ mod tests {
 
     /// The paths this CPU runs, each announced; a path it lacks says so loudly.
     fn paths_here(test: &str) -> Vec<CpuPath> {
-        CpuPath::ALL
-            .into_iter()
+        CpuPath::ladder()
+            .iter()
+            .copied()
             .filter(|path| {
                 let here = path.supported();
                 if !here {

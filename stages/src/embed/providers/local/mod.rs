@@ -72,15 +72,15 @@ struct PoolingConfig {
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// `int8` where this CPU has an int8 kernel faster than f32 (the `avx512`, `avx-vnni` and
-    /// `avx2` [`CpuPath`]s), else `f32`: never slower than f32.
+    /// `neon-dot` [`CpuPath`]s), else `f32`: never slower than f32.
     #[default]
     Auto,
     /// fp32 throughout: vectors equal sentence-transformers' to a cosine of 0.999+.
     F32,
-    /// Dense layers in int8 (weights per channel, activations per token), unpadded: faster
-    /// than f32 on CPUs with AVX2 and several times faster with AVX-512 VNNI, at a small cost
-    /// in vector precision (cosine about 0.998 to f32's). On a CPU with none of them (the
-    /// `portable` path) it is several times slower than f32.
+    /// Dense layers in int8 (weights per channel, activations per token), unpadded: several
+    /// times faster than f32 with AVX-512 VNNI, faster with AVX-VNNI or arm64 `dotprod`, about
+    /// level on the AVX2 and NEON kernels, at a small cost in vector precision (cosine about
+    /// 0.998 to f32's). On the `portable` path it is several times slower than f32.
     Int8,
 }
 
@@ -142,9 +142,10 @@ impl LocalModel {
         let precision = precision.on(path);
         if asked == Precision::Int8 && !path.int8_is_fast() {
             tracing::warn!(
-                "precision = \"int8\" on the {path} CPU path (no AVX-VNNI or AVX-512 VNNI): \
-                 int8 is not faster than f32 here (the portable loop is several times slower, \
-                 the AVX2 kernel about level); precision = \"auto\" would pick f32"
+                "precision = \"int8\" on the {path} CPU path (no AVX-VNNI, AVX-512 VNNI or \
+                 arm64 dotprod): int8 is not faster than f32 here (the portable loop is several \
+                 times slower, the AVX2 and NEON kernels about level); precision = \"auto\" \
+                 would pick f32"
             );
         }
         tracing::info!(
@@ -357,10 +358,10 @@ mod tests {
     #[test]
     fn auto_precision_is_int8_only_where_an_int8_kernel_beats_f32() {
         assert_eq!(Precision::default(), Precision::Auto);
-        for path in [CpuPath::Portable, CpuPath::Avx2] {
+        for path in [CpuPath::Portable, CpuPath::Avx2, CpuPath::Neon] {
             assert_eq!(Precision::Auto.on(path), Precision::F32, "{path}");
         }
-        for path in [CpuPath::AvxVnni, CpuPath::Avx512] {
+        for path in [CpuPath::AvxVnni, CpuPath::Avx512, CpuPath::NeonDot] {
             assert_eq!(Precision::Auto.on(path), Precision::Int8, "{path}");
         }
         for path in CpuPath::ALL {
