@@ -18,14 +18,15 @@
 //! difference is the noise. `--rounds R` repeats everything R times, interleaved (round 1: on, off; round 2: on,
 //! off; ...), so a drift of the machine's load hits both alike.
 //!
-//! Prints one JSON line per run: the provider's requests, 429s and achieved share of the limit
-//! (accepted requests per window / limit) in each quarter of the busy time (from the first
-//! request until no message is left waiting, so the drain's tail with fewer than three busy
-//! workers is not counted), the same for the first and the later half, `settle_s` (seconds
-//! from the first request to the first of three 1 s windows in a row without a 429), and the
-//! chunks lost (unique chunks announced minus Chroma's count); with `--timeline`, each
-//! worker's accepted requests and 429s in every window. Then one `summary` line per mode
-//! and learning: the median and range over the rounds of each of those figures.
+//! Prints one JSON line per run: the provider's requests, 429s (and their share of the
+//! requests) and achieved share of the limit (accepted requests per window / limit) in each
+//! quarter of the busy time (from the first request until no message is left waiting, so the
+//! drain's tail with fewer than three busy workers is not counted), the same for the first and
+//! the later half, `settle_s` (seconds from the first request to the first of three 1 s windows
+//! in a row without a 429), and the chunks lost (unique chunks announced minus Chroma's
+//! count); with `--timeline`, each worker's accepted requests and 429s in every window. Then
+//! one `summary` line per mode and learning: the median and range over the rounds of each of
+//! those figures.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -71,15 +72,17 @@ async fn visible_messages(w: &World) -> u64 {
         .unwrap()
 }
 
-/// Requests, 429s and the accepted share of the limit of the requests that arrived in
-/// `[from, to)`.
+/// Requests, 429s (and their share) and the accepted share of the limit of the requests that
+/// arrived in `[from, to)`.
 fn phase(log: &[Logged], from: Instant, to: Instant, limit: usize) -> Value {
     let within: Vec<&Logged> = log.iter().filter(|l| l.at >= from && l.at < to).collect();
     let accepted = within.iter().filter(|l| l.status == 200).count();
     let windows = to.duration_since(from).as_secs_f64() / WINDOW.as_secs_f64();
+    let refused = within.iter().filter(|l| l.status == 429).count();
     json!({
         "requests": within.len(),
-        "429": within.iter().filter(|l| l.status == 429).count(),
+        "429": refused,
+        "429_share": ((refused as f64 / within.len().max(1) as f64) * 1000.0).round() / 1000.0,
         "share_of_limit": ((accepted as f64 / windows / limit as f64) * 100.0).round() / 100.0,
     })
 }
@@ -268,9 +271,10 @@ fn cpu() -> (String, usize) {
 }
 
 /// The figures the summary gives, as (name, JSON pointer into a run's line).
-const FIGURES: [(&str, &str); 10] = [
+const FIGURES: [(&str, &str); 11] = [
     ("first_half_429", "/first_half/429"),
     ("later_half_429", "/later_half/429"),
+    ("later_half_429_share", "/later_half/429_share"),
     ("last_quarter_429", "/quarters/3/429"),
     ("429_total", "/429_total"),
     ("first_half_share", "/first_half/share_of_limit"),
@@ -281,30 +285,36 @@ const FIGURES: [(&str, &str); 10] = [
     ("chunks_lost", "/chunks_lost"),
 ];
 
-/// Median, lowest, highest and every value of one figure over the rounds (runs without it,
-/// such as a `settle_s` that never came, are counted in `missing`).
+/// Median, lowest, highest and every value of one figure over the rounds. A run without it (a
+/// `settle_s` that never came) counts as higher than any value: the median or the highest is
+/// then `null` ("never"), and `missing` counts such runs.
 fn spread(runs: &[&Value], pointer: &str) -> Value {
-    let mut values: Vec<f64> = runs
+    let each: Vec<Option<f64>> = runs
         .iter()
-        .filter_map(|r| r.pointer(pointer).and_then(Value::as_f64))
+        .map(|r| r.pointer(pointer).and_then(Value::as_f64))
         .collect();
-    let each: Vec<Value> = runs
-        .iter()
-        .map(|r| r.pointer(pointer).cloned().unwrap_or(Value::Null))
-        .collect();
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
+    let mut sorted = each.clone();
+    // None (never) last.
+    sorted.sort_by(|a, b| match (a, b) {
+        (Some(a), Some(b)) => a.total_cmp(b),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    let n = sorted.len();
     let median = match n {
-        0 => Value::Null,
-        _ if n % 2 == 1 => json!(values[n / 2]),
-        _ => json!((values[n / 2 - 1] + values[n / 2]) / 2.0),
+        0 => None,
+        _ if n % 2 == 1 => sorted[n / 2],
+        _ => sorted[n / 2 - 1]
+            .zip(sorted[n / 2])
+            .map(|(a, b)| (a + b) / 2.0),
     };
     json!({
         "median": median,
-        "min": values.first(),
-        "max": values.last(),
+        "min": sorted.first().copied().flatten(),
+        "max": sorted.last().copied().flatten(),
         "rounds": each,
-        "missing": runs.len() - n,
+        "missing": each.iter().filter(|v| v.is_none()).count(),
     })
 }
 
