@@ -277,11 +277,15 @@ async fn three_listeners_share_one_provider_budget() {
     );
 }
 
-/// Three workers whose config does not know the provider's limit (no `requests_per_minute`)
-/// against a strict 12 requests per 1 s window, refused again and again while adaptive pacing
-/// learns the limit: every chunk is stored once and the queue ends empty. (How fast the 429s
-/// fall and the share of the limit achieved are `benches/adaptive_pacing.rs`'s: a rate
-/// measures the machine as much as the code.)
+/// Three workers whose config does not know the provider's limit (`requests_per_minute = 0`:
+/// no rate at all; without the line, OpenAI's default of 100 would pace them from the start and
+/// the learning would never run) against a strict 12 requests per 1 s window. Every chunk is
+/// stored once and the queue ends empty; and the limit is learned: in the later half of the
+/// busy time under an eighth of the requests are answered 429. Measured
+/// (`benches/adaptive_pacing.rs --mode none --learning both`, docs/scaling.md): 0.03-0.04
+/// learning, 0.47-0.48 with `KASS_ADAPTIVE_LEARNING=off` (Retry-After alone); this test with
+/// two to four busy loops beside it (load average 5-8 on 2 cores): 0.03-0.045 learning, 0.42
+/// off. The bound keeps a margin of about 3x on either side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_listeners_learn_a_limit_their_config_does_not_know() {
     let _alone = ALONE.lock().await;
@@ -294,7 +298,7 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
     let config = std::fs::read_to_string(&w.config).unwrap().replacen(
         &format!("api_key_env = \"{KEY_ENV}\"\n"),
         &format!(
-            "api_key_env = \"{KEY_ENV}\"\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 3\n",
+            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = 0\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 3\n",
             window.as_millis()
         ),
         1,
@@ -355,20 +359,21 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
     let first = log.iter().map(|l| l.at).min().unwrap();
     let end = drained_at.expect("the queue drained");
     let mid = first + end.duration_since(first) / 2;
-    let rejected = |from, to| {
-        log.iter()
-            .filter(|l| l.status == 429 && l.at >= from && l.at < to)
-            .count()
+    let within = |from, to| {
+        let sent: Vec<_> = log.iter().filter(|l| l.at >= from && l.at < to).collect();
+        let rejected = sent.iter().filter(|l| l.status == 429).count();
+        (sent.len(), rejected)
     };
-    let (early, late) = (rejected(first, mid), rejected(mid, end));
+    let ((_, early), (late_sent, late)) = (within(first, mid), within(mid, end));
     eprintln!(
-        "429s: {early} in the first half, {late} in the later half of {:?}",
+        "429s: {early} in the first half, {late} of {late_sent} requests in the later half of {:?}",
         end.duration_since(first)
     );
-    // Printed, not asserted: how fast the 429s fall measures the machine as much as the code
-    // (docs/scaling.md: 89-92 then 17-23 learning, 108 then 59 before the fix, and one run
-    // with the learning switched off also gave 97 then 17); `benches/adaptive_pacing.rs`
-    // measures it. What this test holds is that refusals lose nothing.
+    assert!(
+        late * 8 < late_sent,
+        "the limit was not learned: {late} of the later half's {late_sent} requests answered 429 \
+         (learning: 3-4 %; with KASS_ADAPTIVE_LEARNING=off: 47-48 %)"
+    );
 }
 
 async fn visible_messages(w: &World) -> u64 {
