@@ -10,7 +10,7 @@
 #      SentenceTransformersTokenTextSplitter over the same WordPiece tokenizer (256 tokens with
 #      [CLS]/[SEP], as kass counts). Figure: MB/s of message text (every message's `text` bytes
 #      over wall seconds), and peak RSS at 1x and 10x.
-#   2. whole job: `kass run` (files source, local model, f32 and precision = "int8") over
+#   2. whole job: `kass run` (files source, local model, precision f32, int8 and auto) over
 #      scripts/bench-texts.py's long set (one text per file) into a fresh Chroma, against the same
 #      files through LangChain's token splitter + sentence-transformers `encode` (batch 32,
 #      2 threads, normalized) + the `chromadb` client (upserts of 500)
@@ -231,7 +231,7 @@ TOML
             "$st" scripts/python_stack_job.py job --texts "$texts" --url "http://127.0.0.1:$port" \
             --collection "py-$round" --batch-size 32 --threads 2 --upsert-batch 500
         fi
-        for precision in f32 int8; do
+        for precision in f32 int8 auto; do
           d="$work/run-kass-$precision-$round"   # the same store and collection on the re-run
           mkdir -p "$d"
           [ "$pass" = first ] && kass_config "$d" "kass-$precision-$round" "$precision"
@@ -245,6 +245,12 @@ TOML
 fi
 
 # ---- the table -------------------------------------------------------------------------------
+# The CPU the figures come from: which SIMD it has decides kass's path and `auto`'s precision.
+cpu_model="$(grep -m1 -E '^(model name|Model)' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+cpu_flags="$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo | tr ' ' '\n' \
+  | grep -x -E 'avx2|fma|avx_vnni|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|amx_int8|asimd|asimddp|i8mm|sve' \
+  | tr '\n' ' ')"
+echo "CPU: ${cpu_model:-unknown}, $(nproc) cores; SIMD flags: ${cpu_flags:-none of the listed}"
 python3 - "$results" "$work/text-bytes.json" "$work/versions.txt" "$skipped" "$repeats" "$set_name" <<'PY'
 import json, os, statistics, sys
 res_path, tb_path, ver_path, skip_path, repeats, set_name = sys.argv[1:]
@@ -292,7 +298,7 @@ if tb:
                   "-" if not (k1 and k10) else f"{k10 / k1:.2f}", "-" if not (p1 and p10) else f"{p10 / p1:.2f}", "flat = 1"))
 # Row 2: chunks/s end to end, peak RSS.
 pyw = runs("job", "py")
-for prec in ("f32", "int8"):
+for prec in ("f32", "int8", "auto"):
     kr = runs("job", f"kass-{prec}")
     if not kr:
         continue
@@ -300,14 +306,14 @@ for prec in ("f32", "int8"):
     pc = statistics.median(r["chunks"] / r["wall_s"] for r in pyw) if pyw else None
     table.append((f"2. whole job, {set_name} set ({kr[0]['chunks']} kass / {pyw[0]['chunks'] if pyw else '-'} Python chunks), chunks/s, kass {prec}",
                   fmt(kc, "chunks/s", 1), fmt(pc, "chunks/s", 1), ratio(kc, pc, "kass/Python, >1 kass faster")))
-for prec in ("f32", "int8"):
+for prec in ("f32", "int8", "auto"):
     k, p = med("job", f"kass-{prec}", "rss_kb"), med("job", "py", "rss_kb")
     if k is None:
         continue
     table.append((f"2. whole job peak RSS, kass {prec} (Python process only; Chroma server apart)",
                   fmt(k / 1024, "MB", 1), fmt(p and p / 1024, "MB", 1), ratio(k, p, "kass/Python, <1 kass smaller")))
 # Row 3: re-run wall seconds.
-for prec in ("f32", "int8"):
+for prec in ("f32", "int8", "auto"):
     k, p = med("rerun", f"kass-{prec}", "wall_s"), med("rerun", "py", "wall_s")
     if k is None:
         continue
