@@ -424,13 +424,18 @@ async fn unknown_limits_are_learned_from_429_and_retry_after() {
         options.window = Duration::from_secs(1);
         options.retry_after_as_date = as_date;
         let server = FakeProvider::start(options).await;
+        let mut provider = endpoint(
+            &server,
+            Api::OpenAi,
+            "test-key-123",
+            &format!("KASS_TEST_KEY_429_{i}"),
+        );
+        // The server's minute scaled to 1 s, as the client's: the pacer learns the limit from
+        // the requests accepted over its window (a minute by default, where this test took
+        // 100 s at 3.6 requests per learned minute).
+        provider.rate_window_ms = Some(1_000);
         let config = EmbedConfig {
-            provider: endpoint(
-                &server,
-                Api::OpenAi,
-                "test-key-123",
-                &format!("KASS_TEST_KEY_429_{i}"),
-            ),
+            provider,
             batch_size: 2,
             max_in_flight: Some(4),
             retry: fast_retry(10),
