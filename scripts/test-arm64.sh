@@ -76,7 +76,10 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 step "local model tests for $target under qemu-aarch64 (default CPU: every extension)"
 unset QEMU_CPU KASS_CPU_PATH
 cargo test --locked -p kass-stages --target "$target" --lib -- providers::local
-cargo test --locked -p kass-stages --target "$target" --test local_model --test local_model_cpu_paths
+# Every arm64 path against sentence-transformers' reference vectors (f32 and int8). The 29-sentence
+# tests/local_model.rs adds nothing arm64-specific and takes 200 s under qemu: it runs natively
+# (scripts/test.sh) and with the fast paths off (step 3).
+cargo test --locked -p kass-stages --target "$target" --test local_model_cpu_paths
 step "kernel and CPU-path unit tests under qemu-aarch64 -cpu cortex-a72 (no dotprod)"
 QEMU_CPU=cortex-a72 cargo test --locked -p kass-stages --target "$target" --lib -- \
   providers::local::int8_matmul providers::local::cpu_features --nocapture
