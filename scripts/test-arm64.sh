@@ -86,5 +86,7 @@ QEMU_CPU=cortex-a72 cargo test --locked -p kass-stages --target "$target" --lib 
 
 # --- 3. x86-64 with the fast paths off -------------------------------------------------------
 step "local model tests on x86-64 with KASS_CPU_PATH=portable"
-KASS_CPU_PATH=portable cargo test --locked -p kass-stages --test local_model
+# `--workspace`, as scripts/test.sh builds: the same feature set, so nothing is compiled again
+# (`-p kass-stages` alone resolves its dependencies' features apart and rebuilt them).
+KASS_CPU_PATH=portable cargo test --locked --workspace --test local_model
 step "passed"
