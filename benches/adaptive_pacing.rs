@@ -57,21 +57,6 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-async fn visible_messages(w: &World) -> u64 {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    w.sqs
-        .get_queue_attributes()
-        .queue_url(&w.queue_url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&A::ApproximateNumberOfMessages]
-        .parse()
-        .unwrap()
-}
-
 /// Requests, 429s (and their share) and the accepted share of the limit of the requests that
 /// arrived in `[from, to)`.
 fn phase(log: &[Logged], from: Instant, to: Instant, limit: usize) -> Value {
@@ -118,25 +103,11 @@ async fn run(mode: &str, learning: bool, limit: usize, pages: usize, timeline: b
         "default" => String::new(),
         other => panic!("--mode none|high|default|both|all, not {other}"),
     };
-    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
-        &format!("api_key_env = \"{KEY_ENV}\"\n"),
-        &format!(
-            "api_key_env = \"{KEY_ENV}\"\n{told}tokens_per_minute = 0\nrate_window_ms = {}\nworkers = {WORKERS}\n",
-            WINDOW.as_millis()
-        ),
-        1,
-    );
-    std::fs::write(&w.config, config).unwrap();
-    let docs: String = (0..pages)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"id": format!("wiki/page-{i}"), "kind": "text",
-                       "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
-            )
-        })
-        .collect();
-    std::fs::write(w.dir.join("wiki.jsonl"), docs).unwrap();
+    w.set_provider_lines(&format!(
+        "{told}tokens_per_minute = 0\nrate_window_ms = {}\nworkers = {WORKERS}\n",
+        WINDOW.as_millis()
+    ));
+    w.write_runbook_pages(pages);
     w.run(&["fetch"]).await;
     let keys = w.batch_keys("wiki").await;
     let expected = w.chunk_ids(&keys).await.len();
@@ -162,18 +133,9 @@ async fn run(mode: &str, learning: bool, limit: usize, pages: usize, timeline: b
             cmd.spawn().unwrap()
         })
         .collect();
-    let started = Instant::now();
-    let mut drained_at = None;
-    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "listeners did not finish"
-        );
-        if drained_at.is_none() && visible_messages(&w).await == 0 {
-            drained_at = Some(Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let drained_at = w
+        .wait_for_listeners(&mut children, Duration::from_secs(600))
+        .await;
     let mut failed = 0;
     for child in &mut children {
         if !child.wait().unwrap().success() {

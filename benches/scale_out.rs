@@ -102,16 +102,7 @@ async fn main() {
     // One request per batch file of 4 chunks, one at a time per worker: the worker waits on
     // the provider as it does on a remote one.
     let w = World::start(options, "[embed]\nbatch_size = 4\nmax_in_flight = 1\n").await;
-    let docs: String = (0..pages)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"id": format!("wiki/page-{i}"), "kind": "text",
-                       "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
-            )
-        })
-        .collect();
-    std::fs::write(w.dir.join("wiki.jsonl"), docs).unwrap();
+    w.write_runbook_pages(pages as usize);
     w.run(&["fetch"]).await;
     let keys = w.batch_keys("wiki").await;
     let chunks = w.chunk_ids(&keys).await.len();

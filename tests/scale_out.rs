@@ -172,25 +172,11 @@ async fn three_listeners_share_one_provider_budget() {
     strict.window = window;
     let w = World::start(strict, "[embed]\nbatch_size = 3\n").await;
     // The account's limit, shared by three workers, counted over the test's short window.
-    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
-        &format!("api_key_env = \"{KEY_ENV}\"\n"),
-        &format!(
-            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = {LIMIT}\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = {WORKERS}\n",
-            window.as_millis()
-        ),
-        1,
-    );
-    std::fs::write(&w.config, config).unwrap();
-    let docs: String = (0..300)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"id": format!("wiki/page-{i}"), "kind": "text",
-                       "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
-            )
-        })
-        .collect();
-    std::fs::write(w.dir.join("wiki.jsonl"), docs).unwrap();
+    w.set_provider_lines(&format!(
+        "requests_per_minute = {LIMIT}\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = {WORKERS}\n",
+        window.as_millis()
+    ));
+    w.write_runbook_pages(300);
     w.setup_triggers("slack,wiki").await;
     w.run(&["fetch"]).await;
     let mut keys = w.batch_keys("slack").await;
@@ -217,20 +203,10 @@ async fn three_listeners_share_one_provider_budget() {
             .unwrap()
         })
         .collect();
-    // The moment no message is left waiting: until then every worker has work.
-    let mut drained_at = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let mut children = listeners;
-    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "listeners did not finish"
-        );
-        if drained_at.is_none() && visible_messages(&w).await == 0 {
-            drained_at = Some(std::time::Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let drained_at = w
+        .wait_for_listeners(&mut children, Duration::from_secs(120))
+        .await;
     for (i, child) in children.iter_mut().enumerate() {
         let status = child.wait().unwrap();
         let log = std::fs::read_to_string(w.dir.join(format!("listener-{i}.log"))).unwrap();
@@ -295,25 +271,11 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
     strict.window = window;
     strict.latency = Duration::from_millis(20);
     let w = World::start(strict, "[embed]\nbatch_size = 3\n").await;
-    let config = std::fs::read_to_string(&w.config).unwrap().replacen(
-        &format!("api_key_env = \"{KEY_ENV}\"\n"),
-        &format!(
-            "api_key_env = \"{KEY_ENV}\"\nrequests_per_minute = 0\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 3\n",
-            window.as_millis()
-        ),
-        1,
-    );
-    std::fs::write(&w.config, config).unwrap();
-    let docs: String = (0..900)
-        .map(|i| {
-            format!(
-                "{}\n",
-                json!({"id": format!("wiki/page-{i}"), "kind": "text",
-                       "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
-            )
-        })
-        .collect();
-    std::fs::write(w.dir.join("wiki.jsonl"), docs).unwrap();
+    w.set_provider_lines(&format!(
+        "requests_per_minute = 0\ntokens_per_minute = 0\nrate_window_ms = {}\nworkers = 3\n",
+        window.as_millis()
+    ));
+    w.write_runbook_pages(900);
     w.run(&["fetch"]).await;
     let keys = w.batch_keys("wiki").await;
     let expected = w.chunk_ids(&keys).await;
@@ -335,18 +297,9 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
             .unwrap()
         })
         .collect();
-    let mut drained_at = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "listeners did not finish"
-        );
-        if drained_at.is_none() && visible_messages(&w).await == 0 {
-            drained_at = Some(std::time::Instant::now());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let drained_at = w
+        .wait_for_listeners(&mut children, Duration::from_secs(300))
+        .await;
     for (i, child) in children.iter_mut().enumerate() {
         let status = child.wait().unwrap();
         let log = std::fs::read_to_string(w.dir.join(format!("listener-{i}.log"))).unwrap();
@@ -374,21 +327,6 @@ async fn three_listeners_learn_a_limit_their_config_does_not_know() {
         "the limit was not learned: {late} of the later half's {late_sent} requests answered 429 \
          (learning: 3-4 %; with KASS_ADAPTIVE_LEARNING=off: 47-48 %)"
     );
-}
-
-async fn visible_messages(w: &World) -> u64 {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    w.sqs
-        .get_queue_attributes()
-        .queue_url(&w.queue_url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&A::ApproximateNumberOfMessages]
-        .parse()
-        .unwrap()
 }
 
 const SLACK_TOKEN: &str = "xoxb-3333-kass-scale-out-token";

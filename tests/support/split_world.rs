@@ -258,26 +258,83 @@ api_key_env = "{KEY_ENV}"
             .unwrap_or_else(|| panic!("no count in {text}"))
     }
 
+    /// Adds `lines` (TOML, each ending in a newline) to the provider's table of the config:
+    /// rates, windows, `workers`.
+    pub fn set_provider_lines(&self, lines: &str) {
+        let key_line = format!("api_key_env = \"{KEY_ENV}\"\n");
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        assert!(config.contains(&key_line), "no provider table in {config}");
+        std::fs::write(
+            &self.config,
+            config.replacen(&key_line, &format!("{key_line}{lines}"), 1),
+        )
+        .unwrap();
+    }
+
+    /// `wiki.jsonl`: `pages` short runbook pages, one chunk each, for a `jsonl` source `wiki`.
+    pub fn write_runbook_pages(&self, pages: usize) {
+        let docs: String = (0..pages)
+            .map(|i| {
+                format!(
+                    "{}\n",
+                    json!({"id": format!("wiki/page-{i}"), "kind": "text",
+                           "text": format!("Runbook page {i}: restart worker {i} after the deploy of service {}.", i * 7)})
+                )
+            })
+            .collect();
+        std::fs::write(self.dir.join("wiki.jsonl"), docs).unwrap();
+    }
+
+    /// Waits until every child has exited (panics after `limit`); returns when the queue first
+    /// had no message waiting, the moment from which not every worker has work.
+    pub async fn wait_for_listeners(
+        &self,
+        children: &mut [std::process::Child],
+        limit: std::time::Duration,
+    ) -> Option<std::time::Instant> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut drained_at = None;
+        while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "listeners did not finish"
+            );
+            if drained_at.is_none() && self.visible_messages().await == 0 {
+                drained_at = Some(std::time::Instant::now());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        drained_at
+    }
+
     /// Messages in the queue, visible or in flight.
     pub async fn queue_depth(&self) -> u64 {
         use aws_sdk_sqs::types::QueueAttributeName as A;
+        self.message_count(&[
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ])
+        .await
+    }
+
+    /// Messages waiting to be received (not those a worker holds in flight).
+    pub async fn visible_messages(&self) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        self.message_count(&[A::ApproximateNumberOfMessages]).await
+    }
+
+    /// The sum of the queue's counts `names`.
+    async fn message_count(&self, names: &[aws_sdk_sqs::types::QueueAttributeName]) -> u64 {
         let attrs = self
             .sqs
             .get_queue_attributes()
             .queue_url(&self.queue_url)
-            .attribute_names(A::ApproximateNumberOfMessages)
-            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .set_attribute_names(Some(names.to_vec()))
             .send()
             .await
             .unwrap()
             .attributes
             .unwrap();
-        [
-            A::ApproximateNumberOfMessages,
-            A::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|a| attrs[a].parse::<u64>().unwrap())
-        .sum()
+        names.iter().map(|a| attrs[a].parse::<u64>().unwrap()).sum()
     }
 }
